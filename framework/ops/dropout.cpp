@@ -1,0 +1,61 @@
+// Inverted dropout as an OpenMP kernel. Each element's keep/drop decision is a hash of
+// (seed, call number, element index), so masks are reproducible and thread-independent.
+#include <atomic>
+
+#include "graft/ops.h"
+#include "ops/op_util.h"
+
+namespace graft::ops {
+namespace {
+
+std::atomic<std::uint64_t> g_seed{0x5eed};
+std::atomic<std::uint64_t> g_calls{0};
+
+std::uint64_t mix(std::uint64_t z) {  // splitmix64 finaliser
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+class DropoutOp : public Op {
+ public:
+  explicit DropoutOp(float p) : p_(p), stream_(mix(g_seed.load() ^ mix(g_calls.fetch_add(1) + 1))) {}
+  std::string_view name() const override { return "dropout"; }
+  std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
+    require_floating("dropout", in[0]);
+    const Tensor x = as_f32(in[0]);
+    Tensor y = Tensor::empty(x.shape());
+    const float keep_scale = 1.f / (1.f - p_);
+    const auto threshold = static_cast<std::uint64_t>(static_cast<double>(p_) * 18446744073709551616.0);
+    const float* xp = x.data<float>();
+    float* yp = y.data<float>();
+    const std::int64_t n = x.numel();
+#pragma omp parallel for if (n > 65536)
+    for (std::int64_t i = 0; i < n; ++i) yp[i] = mix(stream_ + static_cast<std::uint64_t>(i)) >= threshold ? xp[i] * keep_scale : 0.f;
+    return {y};
+  }
+  std::vector<Tensor> backward(const std::vector<Tensor>& in, const std::vector<Tensor>&, const std::vector<Tensor>& gout,
+                               const std::vector<bool>&) override {
+    // The same hash regenerates the mask: nothing but the stream id was stored.
+    return forward({gout[0]});
+  }
+
+ private:
+  float p_;
+  std::uint64_t stream_;
+};
+
+}  // namespace
+
+void manual_seed(std::uint64_t seed) {
+  g_seed = seed;
+  g_calls = 0;
+}
+
+Tensor dropout(const Tensor& x, float p, bool training) {
+  if (p < 0.f || p >= 1.f) throw ConfigError("dropout", fmt::format("probability {} is outside [0, 1)", p));
+  if (!training || p == 0.f) return x;
+  return autograd::apply1(make_op<DropoutOp>(p), {x});
+}
+
+}  // namespace graft::ops

@@ -1,0 +1,167 @@
+// matmul and linear on oneDNN's matmul primitive. oneDNN 2.6 has no matmul backward:
+// each gradient is another matmul, with transposes expressed as strides (no copies).
+// linear's three passes are cached under their own roles (linear.fwd, .bwd_data,
+// .bwd_weights), so a frozen weight provably never builds a weight-gradient primitive.
+#include "graft/ops.h"
+#include "ops/op_util.h"
+#include "ops/primitive_cache.h"
+#include "tensor/dnnl_bridge.h"
+
+namespace graft::ops {
+namespace {
+
+namespace bridge = dnnl_bridge;
+using dnnl::memory;
+
+std::int64_t batch_of(const Shape& s) {
+  std::int64_t b = 1;
+  for (std::size_t i = 0; i + 2 < s.size(); ++i) b *= s[i];
+  return b;
+}
+
+Shape batch_shape(const Shape& s) { return Shape(s.begin(), s.end() - 2); }
+
+// 3-D descriptor of op(X) for X stored row-major as [batch, rows, cols].
+memory::desc operand_desc(std::int64_t batch, std::int64_t rows, std::int64_t cols, bool transposed, DType dtype) {
+  if (!transposed) return bridge::strided_desc({batch, rows, cols}, dtype, {rows * cols, cols, 1});
+  return bridge::strided_desc({batch, cols, rows}, dtype, {rows * cols, 1, cols});
+}
+
+bool bf16_matmul_supported() {
+  static const bool supported = [] {
+    try {
+      auto md = bridge::plain_desc({1, 16, 16}, DType::bf16);
+      dnnl::matmul::primitive_desc(dnnl::matmul::desc(md, md, bridge::plain_desc({1, 16, 16}, DType::f32)), bridge::engine());
+      return true;
+    } catch (const dnnl::error&) {
+      return false;  // dnnl_unimplemented on CPUs without bf16 support: run in f32
+    }
+  }();
+  return supported;
+}
+
+// C = op(A)·op(B) (+ bias [N]) for A [..., *, *], B [..., *, *]; batch axes equal or
+// one side 2-D. Runs bf16 when either operand is bf16 (and the CPU has it), else f32.
+Tensor mm(const char* role, Tensor a, Tensor b, bool ta, bool tb, Tensor bias = Tensor()) {
+  if (a.ndim() < 2 || b.ndim() < 2)
+    throw ShapeError(role, fmt::format("matmul needs at least 2-D operands, got {} and {}", shape_str(a.shape()), shape_str(b.shape())));
+  const std::int64_t M = ta ? a.dim(-1) : a.dim(-2), Ka = ta ? a.dim(-2) : a.dim(-1);
+  const std::int64_t Kb = tb ? b.dim(-1) : b.dim(-2), N = tb ? b.dim(-2) : b.dim(-1);
+  if (Ka != Kb)
+    throw ShapeError(role, fmt::format("inner dimensions differ: {}{} · {}{} ({} vs {})", shape_str(a.shape()), ta ? "ᵀ" : "",
+                                       shape_str(b.shape()), tb ? "ᵀ" : "", Ka, Kb));
+  std::int64_t batch_a = batch_of(a.shape()), batch_b = batch_of(b.shape());
+  Shape out_batch = a.ndim() > 2 ? batch_shape(a.shape()) : batch_shape(b.shape());
+  if (a.ndim() > 2 && b.ndim() > 2 && batch_shape(a.shape()) != batch_shape(b.shape()))
+    throw ShapeError(role, fmt::format("batch axes differ: {} vs {}", shape_str(a.shape()), shape_str(b.shape())),
+                     "batch axes must be equal, or one operand 2-D");
+
+  DType compute = (a.dtype() == DType::bf16 || b.dtype() == DType::bf16) && bf16_matmul_supported() ? DType::bf16 : DType::f32;
+  if (a.dtype() != compute) a = to_dtype(a, compute);
+  if (b.dtype() != compute) b = to_dtype(b, compute);
+
+  // A batch of rows times one shared matrix is a single 2-D product.
+  std::int64_t rows = M, batch = std::max(batch_a, batch_b);
+  if (batch_b == 1 && batch_a > 1 && !ta) {
+    rows = M * batch_a;
+    batch = batch_a = 1;
+  }
+  const std::int64_t K = Ka;
+  const memory::desc a_md = operand_desc(batch_a, ta ? K : rows, ta ? rows : K, ta, compute);
+  const memory::desc b_md = operand_desc(batch_b, tb ? N : K, tb ? K : N, tb, compute);
+  const memory::desc c_md = bridge::plain_desc({batch, rows, N}, DType::f32);
+  const memory::desc bias_md = bias.defined() ? bridge::plain_desc({1, 1, N}, DType::f32) : memory::desc();
+
+  const std::string key = fmt::format("{}|{}{}|{}{}|{}x{}x{}x{}|bias{}", role, key_of(a), ta ? "T" : "", key_of(b), tb ? "T" : "",
+                                      batch, rows, K, N, bias.defined());
+  const auto& cached = cached_primitive(key, [&] {
+    return bridge::guarded(role, [&] {
+      return make_cached<dnnl::matmul>(dnnl::matmul::primitive_desc(
+          bias.defined() ? dnnl::matmul::desc(a_md, b_md, bias_md, c_md) : dnnl::matmul::desc(a_md, b_md, c_md), bridge::engine()));
+    });
+  });
+  Shape out_shape = out_batch;
+  out_shape.push_back(M);
+  out_shape.push_back(N);
+  Tensor c = Tensor::empty(out_shape);
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, bridge::memory(a, a_md)},
+                                       {DNNL_ARG_WEIGHTS, bridge::memory(b, b_md)},
+                                       {DNNL_ARG_DST, bridge::memory(c, c_md)}};
+  Tensor bias32;
+  if (bias.defined()) {
+    bias32 = as_f32(bias);
+    args.emplace(DNNL_ARG_BIAS, bridge::memory(bias32, bias_md));
+  }
+  bridge::guarded(role, [&] {
+    cached.primitive.execute(bridge::stream(), args);
+    bridge::stream().wait();
+  });
+  return c;
+}
+
+class MatmulOp : public Op {
+ public:
+  MatmulOp(bool ta, bool tb) : ta_(ta), tb_(tb) {}
+  std::string_view name() const override { return "matmul"; }
+  std::vector<Tensor> forward(const std::vector<Tensor>& in) override { return {mm("matmul.fwd", in[0], in[1], ta_, tb_)}; }
+  std::vector<Tensor> backward(const std::vector<Tensor>& in, const std::vector<Tensor>&, const std::vector<Tensor>& gout,
+                               const std::vector<bool>& needs) override {
+    const Tensor &a = in[0], &b = in[1], &g = gout[0];
+    std::vector<Tensor> grads(2);
+    // With C = A'B' (A' = op(A), B' = op(B)): dA' = dC B'ᵀ and dB' = A'ᵀ dC.
+    if (needs[0]) {
+      Tensor da = ta_ ? mm("matmul.bwd", b, g, tb_, true) : mm("matmul.bwd", g, b, false, !tb_);
+      grads[0] = sum_to_shape(da, a.shape());
+    }
+    if (needs[1]) {
+      Tensor db = tb_ ? mm("matmul.bwd", g, a, true, ta_) : mm("matmul.bwd", a, g, !ta_, false);
+      grads[1] = sum_to_shape(db, b.shape());
+    }
+    return grads;
+  }
+
+ private:
+  bool ta_, tb_;
+};
+
+class LinearOp : public Op {
+ public:
+  std::string_view name() const override { return "linear"; }
+  std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
+    const Tensor &x = in[0], &w = in[1], &bias = in[2];
+    if (w.ndim() != 2 || x.ndim() < 1 || x.dim(-1) != w.dim(1))
+      throw ShapeError("linear", fmt::format("input {} does not fit weight {} (expects [..., in] and [out, in])",
+                                             shape_str(x.shape()), shape_str(w.shape())));
+    if (bias.defined() && bias.shape() != Shape{w.dim(0)})
+      throw ShapeError("linear", fmt::format("bias {} does not fit weight {}", shape_str(bias.shape()), shape_str(w.shape())));
+    Shape out_shape = x.shape();
+    out_shape.back() = w.dim(0);
+    return {mm("linear.fwd", x.view({x.numel() / x.dim(-1), x.dim(-1)}), w, false, true, bias).view(out_shape)};
+  }
+  std::vector<Tensor> backward(const std::vector<Tensor>& in, const std::vector<Tensor>&, const std::vector<Tensor>& gout,
+                               const std::vector<bool>& needs) override {
+    const Tensor &x = in[0], &w = in[1];
+    const Tensor g = gout[0].view({gout[0].numel() / w.dim(0), w.dim(0)});
+    std::vector<Tensor> grads(3);
+    if (needs[0]) grads[0] = mm("linear.bwd_data", g, w, false, false).view(x.shape());
+    if (needs[1]) grads[1] = mm("linear.bwd_weights", g, x.view({g.dim(0), x.dim(-1)}), true, false);
+    if (needs[2]) grads[2] = sum_to_shape(g, {w.dim(0)});
+    return grads;
+  }
+};
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b) {
+  require_floating("matmul", a);
+  require_floating("matmul", b);
+  return autograd::apply1(make_op<MatmulOp>(transpose_a, transpose_b), {a, b});
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  require_floating("linear", x);
+  require_floating("linear", weight);
+  return autograd::apply1(make_op<LinearOp>(), {x, weight, bias});
+}
+
+}  // namespace graft::ops

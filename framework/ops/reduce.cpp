@@ -1,0 +1,139 @@
+// sum / mean over axes on oneDNN's reduction primitive; their backward (and every
+// broadcast an op has to undo) uses broadcast_to / sum_to_shape defined here.
+#include <algorithm>
+#include <cstring>
+
+#include "graft/ops.h"
+#include "ops/op_util.h"
+#include "ops/primitive_cache.h"
+#include "tensor/dnnl_bridge.h"
+
+namespace graft::ops {
+namespace {
+
+namespace bridge = dnnl_bridge;
+using dnnl::algorithm;
+
+// Reduces f32 `x` to `kept` (same rank, 1 on reduced axes).
+Tensor reduce(algorithm alg, const Tensor& x, const Shape& kept) {
+  Tensor out = Tensor::empty(kept);
+  if (kept == x.shape()) {
+    std::memcpy(out.raw(), x.raw(), x.nbytes());
+    return out;
+  }
+  const std::string key = fmt::format("reduction.{}|{}|{}", alg == algorithm::reduction_sum ? "sum" : "mean",
+                                      key_of(x), key_of(kept, DType::f32));
+  const auto& cached = cached_primitive(key, [&] {
+    return bridge::guarded("reduction", [&] {
+      return make_cached<dnnl::reduction>(dnnl::reduction::primitive_desc(
+          dnnl::reduction::desc(alg, bridge::plain_desc(x.shape(), DType::f32), bridge::plain_desc(kept, DType::f32), 0.f, 0.f),
+          bridge::engine()));
+    });
+  });
+  bridge::guarded("reduction", [&] {
+    cached.primitive.execute(bridge::stream(), {{DNNL_ARG_SRC, bridge::memory(x)}, {DNNL_ARG_DST, bridge::memory(out)}});
+    bridge::stream().wait();
+  });
+  return out;
+}
+
+struct Reduction {
+  Shape kept;    // input rank, 1 on reduced axes
+  Shape result;  // what the caller sees (kept, or with reduced axes dropped)
+  std::int64_t count = 1;
+};
+
+Reduction plan(const char* op, const Shape& shape, const std::vector<int>& axes, bool keepdim) {
+  Reduction r;
+  r.kept = shape;
+  std::vector<bool> reduced(shape.size(), axes.empty());
+  for (int a : axes) reduced[normalize_axis(op, a, static_cast<int>(shape.size()))] = true;
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (reduced[i]) {
+      r.count *= shape[i];
+      r.kept[i] = 1;
+      if (keepdim) r.result.push_back(1);
+    } else {
+      r.result.push_back(shape[i]);
+    }
+  }
+  return r;
+}
+
+class ReduceOp : public Op {
+ public:
+  ReduceOp(bool mean, std::vector<int> axes, bool keepdim) : mean_(mean), axes_(std::move(axes)), keepdim_(keepdim) {}
+  std::string_view name() const override { return mean_ ? "mean" : "sum"; }
+  std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
+    require_floating(mean_ ? "mean" : "sum", in[0]);
+    const Tensor x = as_f32(in[0]);
+    const Reduction r = plan(mean_ ? "mean" : "sum", x.shape(), axes_, keepdim_);
+    return {reduce(mean_ ? algorithm::reduction_mean : algorithm::reduction_sum, x, r.kept).view(r.result)};
+  }
+  std::vector<Tensor> backward(const std::vector<Tensor>& in, const std::vector<Tensor>&,
+                               const std::vector<Tensor>& gout, const std::vector<bool>&) override {
+    const Reduction r = plan(mean_ ? "mean" : "sum", in[0].shape(), axes_, keepdim_);
+    Tensor g = broadcast_to(as_f32(gout[0]).view(r.kept), in[0].shape());
+    return {mean_ ? scale(g, 1.f / static_cast<float>(r.count)) : g};
+  }
+
+ private:
+  bool mean_;
+  std::vector<int> axes_;
+  bool keepdim_;
+};
+
+}  // namespace
+
+Tensor sum(const Tensor& x, const std::vector<int>& axes, bool keepdim) {
+  return autograd::apply1(make_op<ReduceOp>(false, axes, keepdim), {x});
+}
+
+Tensor mean(const Tensor& x, const std::vector<int>& axes, bool keepdim) {
+  return autograd::apply1(make_op<ReduceOp>(true, axes, keepdim), {x});
+}
+
+Tensor sum_to_shape(const Tensor& g, const Shape& shape) {
+  if (g.shape() == shape) return g;
+  const Tensor x = as_f32(g);
+  Shape kept = pad_to_rank(shape, x.shape().size());
+  if (kept.size() != x.shape().size())
+    throw ShapeError("sum_to_shape", fmt::format("cannot reduce {} to {}", shape_str(x.shape()), shape_str(shape)));
+  return reduce(algorithm::reduction_sum, x, kept).view(shape);
+}
+
+Tensor broadcast_to(const Tensor& x_in, const Shape& shape) {
+  const Tensor x = as_f32(x_in);
+  const Shape src = pad_to_rank(x.shape(), shape.size());
+  if (src.size() != shape.size())
+    throw ShapeError("broadcast_to", fmt::format("cannot broadcast {} to {}", shape_str(x.shape()), shape_str(shape)));
+  const int rank = static_cast<int>(shape.size());
+  // Source stride per output axis; 0 where the source axis is broadcast.
+  std::vector<std::int64_t> stride(rank, 0);
+  std::int64_t s = 1;
+  for (int i = rank - 1; i >= 0; --i) {
+    if (src[i] != 1 && src[i] != shape[i])
+      throw ShapeError("broadcast_to", fmt::format("cannot broadcast {} to {}", shape_str(x.shape()), shape_str(shape)));
+    stride[i] = src[i] == 1 ? 0 : s;
+    s *= src[i];
+  }
+  Tensor out = Tensor::empty(shape);
+  const float* in = x.data<float>();
+  float* o = out.data<float>();
+  const std::int64_t inner = rank ? shape[rank - 1] : 1;
+  const std::int64_t rows = out.numel() / std::max<std::int64_t>(inner, 1);
+  const std::int64_t inner_stride = rank ? stride[rank - 1] : 0;
+#pragma omp parallel for if (rows > 256)
+  for (std::int64_t row = 0; row < rows; ++row) {
+    std::int64_t rem = row, offset = 0;
+    for (int i = rank - 2; i >= 0; --i) {
+      offset += (rem % shape[i]) * stride[i];
+      rem /= shape[i];
+    }
+    float* dst = o + row * inner;
+    for (std::int64_t j = 0; j < inner; ++j) dst[j] = in[offset + j * inner_stride];
+  }
+  return out;
+}
+
+}  // namespace graft::ops

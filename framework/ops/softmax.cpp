@@ -1,0 +1,74 @@
+// softmax(x + mask) over the last axis on oneDNN's softmax primitives. The additive
+// mask (padding, causal) broadcasts onto x through the binary primitive first.
+#include "graft/ops.h"
+#include "ops/op_util.h"
+#include "ops/primitive_cache.h"
+#include "tensor/dnnl_bridge.h"
+
+namespace graft::ops {
+namespace {
+
+namespace bridge = dnnl_bridge;
+using dnnl::prop_kind;
+
+dnnl::softmax_forward::primitive_desc forward_pd(prop_kind prop, const dnnl::memory::desc& md, int axis) {
+  return dnnl::softmax_forward::primitive_desc(dnnl::softmax_forward::desc(prop, md, axis), bridge::engine());
+}
+
+class SoftmaxOp : public Op {
+ public:
+  std::string_view name() const override { return "softmax"; }
+  std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
+    require_floating("softmax", in[0]);
+    Tensor x = as_f32(in[0]);
+    if (x.ndim() == 0) x = x.view({1});
+    if (in[1].defined()) x = add(x, in[1]);
+    if (x.shape() != in[0].shape() && in[0].ndim() > 0)
+      throw ShapeError("softmax", fmt::format("mask {} broadcasts {} up to {}", shape_str(in[1].shape()),
+                                              shape_str(in[0].shape()), shape_str(x.shape())),
+                       "the mask must broadcast onto the scores, not enlarge them");
+    const prop_kind prop = autograd::recording() ? prop_kind::forward_training : prop_kind::forward_inference;
+    const auto md = bridge::plain_desc(x.shape(), DType::f32);
+    const int axis = x.ndim() - 1;
+    const auto& cached = cached_primitive(
+        fmt::format("softmax.{}|{}", prop == prop_kind::forward_training ? "fwd_training" : "fwd_inference", key_of(x)),
+        [&] { return bridge::guarded("softmax", [&] { return make_cached<dnnl::softmax_forward>(forward_pd(prop, md, axis)); }); });
+    Tensor y = Tensor::empty(in[0].shape());
+    bridge::guarded("softmax", [&] {
+      cached.primitive.execute(bridge::stream(), {{DNNL_ARG_SRC, bridge::memory(x, md)}, {DNNL_ARG_DST, bridge::memory(y, md)}});
+      bridge::stream().wait();
+    });
+    return {y};
+  }
+  std::vector<Tensor> backward(const std::vector<Tensor>& in, const std::vector<Tensor>& out, const std::vector<Tensor>& gout,
+                               const std::vector<bool>& needs) override {
+    const Tensor& y = out[0];
+    const Tensor g = as_f32(gout[0]);
+    const auto md = bridge::plain_desc(y.ndim() ? y.shape() : Shape{1}, DType::f32);
+    const int axis = std::max(y.ndim(), 1) - 1;
+    const auto& cached = cached_primitive(fmt::format("softmax.bwd|{}", key_of(y)), [&] {
+      return bridge::guarded("softmax", [&] {
+        auto hint = forward_pd(prop_kind::forward_training, md, axis);
+        return make_cached<dnnl::softmax_backward>(
+            dnnl::softmax_backward::primitive_desc(dnnl::softmax_backward::desc(md, md, axis), bridge::engine(), hint));
+      });
+    });
+    Tensor dx = Tensor::empty(y.shape());
+    bridge::guarded("softmax", [&] {
+      cached.primitive.execute(bridge::stream(), {{DNNL_ARG_DST, bridge::memory(y, md)},
+                                                  {DNNL_ARG_DIFF_DST, bridge::memory(g, md)},
+                                                  {DNNL_ARG_DIFF_SRC, bridge::memory(dx, md)}});
+      bridge::stream().wait();
+    });
+    std::vector<Tensor> grads(2);
+    if (needs[0]) grads[0] = dx;
+    if (needs[1]) grads[1] = sum_to_shape(dx, in[1].shape());
+    return grads;
+  }
+};
+
+}  // namespace
+
+Tensor softmax(const Tensor& x, const Tensor& mask) { return autograd::apply1(make_op<SoftmaxOp>(), {x, mask}); }
+
+}  // namespace graft::ops

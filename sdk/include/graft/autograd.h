@@ -1,0 +1,63 @@
+// Reverse-mode autograd. Every op implements one contract:
+//   forward(inputs) -> outputs
+//   backward(inputs, outputs, grad_outputs, needs_grad) -> one gradient per input,
+//   defined only where needs_grad is true.
+// `apply` runs an op and records a node only when grad mode is on and some input
+// requires a gradient, so frozen branches never enter the tape.
+#pragma once
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "graft/tensor.h"
+
+namespace graft {
+
+class Op {
+ public:
+  virtual ~Op() = default;
+  virtual std::string_view name() const = 0;
+  virtual std::vector<Tensor> forward(const std::vector<Tensor>& inputs) = 0;
+  virtual std::vector<Tensor> backward(const std::vector<Tensor>& inputs,
+                                       const std::vector<Tensor>& outputs,
+                                       const std::vector<Tensor>& grad_outputs,
+                                       const std::vector<bool>& needs_grad) = 0;
+};
+
+struct Node {
+  std::shared_ptr<Op> op;
+  std::vector<Tensor> inputs;
+  std::vector<std::weak_ptr<TensorImpl>> outputs;  // weak: outputs own the node
+  std::vector<bool> needs_grad;
+};
+
+namespace autograd {
+
+// Runs `op` on `inputs`; records it on the tape when some input needs a gradient.
+std::vector<Tensor> apply(std::shared_ptr<Op> op, std::vector<Tensor> inputs);
+Tensor apply1(std::shared_ptr<Op> op, std::vector<Tensor> inputs);
+
+// True while an op's forward runs on the tape: ops then pick forward_training and
+// keep what backward needs; otherwise they run forward_inference.
+bool recording();
+bool grad_enabled();
+
+// Gradients flow from `root` (seeded with ones when `seed` is undefined) to every leaf
+// that requires a gradient; leaf gradients accumulate across calls (micro-batches).
+void backward(const Tensor& root, const Tensor& seed = Tensor());
+
+}  // namespace autograd
+
+// Inference scope: nothing is recorded while one is alive.
+class NoGradGuard {
+ public:
+  NoGradGuard();
+  ~NoGradGuard();
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+}  // namespace graft

@@ -1,0 +1,72 @@
+// Differentiable operations. Each runs on oneDNN primitives where oneDNN has one
+// (matmul, binary, eltwise, softmax, layer norm, reduction, concat, reorder) and on a
+// plain OpenMP kernel where it has none (gather, RMS norm, RoPE, dropout, losses).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "graft/tensor.h"
+
+namespace graft::ops {
+
+// C = op(A) · op(B) over the last two axes; leading (batch) axes are equal on both,
+// or one side is 2-D and is shared by every batch. bf16 operands multiply in bf16
+// with f32 accumulation; the result is f32.
+Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false,
+              bool transpose_b = false);
+// y = x Wᵀ + b with W [out, in]; x [..., in]. `bias` may be undefined.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+
+// Elementwise with NumPy broadcasting.
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor scale(const Tensor& x, float factor);
+
+enum class GeluApprox { erf, tanh };
+Tensor gelu(const Tensor& x, GeluApprox approx = GeluApprox::erf);
+Tensor relu(const Tensor& x);
+Tensor silu(const Tensor& x);
+Tensor tanh(const Tensor& x);
+
+// softmax(x + mask) over the last axis; `mask` (additive, e.g. 0 / -inf-ish) broadcasts
+// onto x and may be undefined.
+Tensor softmax(const Tensor& x, const Tensor& mask = Tensor());
+
+// Normalise over the last axis. gamma/beta (layer norm) and weight (RMS norm) have the
+// size of that axis; beta may be undefined.
+Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps);
+Tensor rms_norm(const Tensor& x, const Tensor& weight, float eps);
+
+// Rows of `table` [vocab, dim] picked by integer `ids` (i32 or i64): [..., dim].
+Tensor embedding(const Tensor& table, const Tensor& ids);
+
+Tensor concat(const std::vector<Tensor>& parts, int axis);
+Tensor slice(const Tensor& x, int axis, std::int64_t start, std::int64_t length);
+Tensor permute(const Tensor& x, const std::vector<int>& order);
+Tensor transpose(const Tensor& x, int axis_a, int axis_b);
+Tensor reshape(const Tensor& x, Shape shape);  // one axis may be -1
+Tensor to_dtype(const Tensor& x, DType dtype);
+
+Tensor sum(const Tensor& x, const std::vector<int>& axes = {}, bool keepdim = false);
+Tensor mean(const Tensor& x, const std::vector<int>& axes = {}, bool keepdim = false);
+
+// Inverted dropout: kept values are scaled by 1/(1-p). Identity when !training or p == 0.
+// The mask is a pure function of (seed, call counter, element index): runs reproduce.
+Tensor dropout(const Tensor& x, float p, bool training);
+void manual_seed(std::uint64_t seed);
+
+// Mean cross-entropy of logits [N, C] against integer targets [N]; rows whose target
+// equals `ignore_index` count neither in the sum nor in the mean.
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets,
+                     std::int64_t ignore_index = -100);
+// Mean squared error over all elements.
+Tensor mse(const Tensor& prediction, const Tensor& target);
+
+// Rotary position embedding on x [batch, seq, heads, head_dim] at `positions` [seq]
+// (i32/i64). `interleaved` rotates pairs (2i, 2i+1) as llama2.c and Meta's LLaMA do;
+// otherwise halves (i, i + d/2) as Hugging Face's rotate_half does.
+Tensor rope(const Tensor& x, const Tensor& positions, float theta = 10000.f,
+            bool interleaved = false);
+
+}  // namespace graft::ops
