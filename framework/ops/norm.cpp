@@ -1,7 +1,7 @@
 // Layer norm on oneDNN's layer_normalization primitives; RMS norm (which oneDNN 2.6
 // lacks) as an OpenMP kernel. Both normalise over the last axis in f32.
 // When gamma/beta are frozen, layer norm's backward runs prop_kind::backward_data,
-// which computes no scale/shift gradients.
+// which builds no scale/shift-gradient computation.
 #include <cmath>
 
 #include "graft/ops.h"
@@ -60,28 +60,34 @@ class LayerNormOp : public Op {
 
   std::vector<Tensor> backward(const std::vector<Tensor>& in, const std::vector<Tensor>&, const std::vector<Tensor>& gout,
                                const std::vector<bool>& needs) override {
-    const Tensor x = as_f32(in[0]), g = as_f32(gout[0]), gamma = as_f32(in[1]);
+    const Tensor x = as_f32(in[0]), gamma = as_f32(in[1]);
     const std::int64_t C = x.dim(-1), rows = x.numel() / C;
     const auto md = bridge::plain_desc({rows, C}, DType::f32);
     const bool affine = needs[1] || (in[2].defined() && needs[2]);
+    // oneDNN 2.6 offers backward_data only without scale/shift, so the frozen-affine
+    // path folds gamma into the incoming gradient: d(xhat) = g·gamma.
+    const Tensor g = affine ? as_f32(gout[0]) : mul(as_f32(gout[0]), gamma);
+    const normalization_flags used = affine ? flags() : normalization_flags::none;
     const prop_kind prop = affine ? prop_kind::backward : prop_kind::backward_data;
     const auto& cached = cached_primitive(
         fmt::format("layer_norm.{}|{}|{}|{}", affine ? "bwd" : "bwd_data", rows, C, eps_), [&] {
           return bridge::guarded("layer_norm", [&] {
-            auto hint = forward_pd(prop_kind::forward_training, md);
+            auto hint = forward_pd(prop_kind::forward_training, md, used);
             return make_cached<dnnl::layer_normalization_backward>(dnnl::layer_normalization_backward::primitive_desc(
-                dnnl::layer_normalization_backward::desc(prop, md, md, eps_, flags()), bridge::engine(), hint));
+                dnnl::layer_normalization_backward::desc(prop, md, md, eps_, used), bridge::engine(), hint));
           });
         });
     Tensor dx = Tensor::empty(x.shape());
-    std::unordered_map<int, dnnl::memory> args{
-        {DNNL_ARG_SRC, bridge::memory(x, md)},       {DNNL_ARG_DIFF_DST, bridge::memory(g, md)},
-        {DNNL_ARG_MEAN, bridge::memory(mean_)},      {DNNL_ARG_VARIANCE, bridge::memory(variance_)},
-        {DNNL_ARG_SCALE, bridge::memory(gamma)},     {DNNL_ARG_DIFF_SRC, bridge::memory(dx, md)}};
-    Tensor dgamma, dbeta;
+    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, bridge::memory(x, md)}, {DNNL_ARG_DIFF_DST, bridge::memory(g, md)},
+                                               {DNNL_ARG_MEAN, bridge::memory(mean_)}, {DNNL_ARG_VARIANCE, bridge::memory(variance_)},
+                                               {DNNL_ARG_DIFF_SRC, bridge::memory(dx, md)}};
+    Tensor dgamma, dbeta, beta;
     if (affine) {
       dgamma = Tensor::empty({C});
       dbeta = Tensor::empty({C});
+      beta = in[2].defined() ? as_f32(in[2]) : Tensor::zeros({C});
+      args.emplace(DNNL_ARG_SCALE, bridge::memory(gamma));
+      args.emplace(DNNL_ARG_SHIFT, bridge::memory(beta));  // unused by the math, required by oneDNN 2.6
       args.emplace(DNNL_ARG_DIFF_SCALE, bridge::memory(dgamma));
       args.emplace(DNNL_ARG_DIFF_SHIFT, bridge::memory(dbeta));
     }
@@ -98,9 +104,10 @@ class LayerNormOp : public Op {
 
  private:
   static normalization_flags flags() { return normalization_flags::use_scale | normalization_flags::use_shift; }
-  dnnl::layer_normalization_forward::primitive_desc forward_pd(prop_kind prop, const dnnl::memory::desc& md) const {
+  dnnl::layer_normalization_forward::primitive_desc forward_pd(prop_kind prop, const dnnl::memory::desc& md,
+                                                               normalization_flags used = flags()) const {
     return dnnl::layer_normalization_forward::primitive_desc(
-        dnnl::layer_normalization_forward::desc(prop, md, eps_, flags()), bridge::engine());
+        dnnl::layer_normalization_forward::desc(prop, md, eps_, used), bridge::engine());
   }
 
   float eps_;
