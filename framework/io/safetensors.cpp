@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <tuple>
 
 #include "graft/error.h"
 #include "io/atomic_file.h"
@@ -171,7 +172,10 @@ TensorInfo parse_entry(const Reader& r, const std::string& name, const json& ent
 
   const json& offsets = field(r, name, entry, "data_offsets");
   std::optional<std::uint64_t> begin, end;
-  if (offsets.is_array() && offsets.size() == 2) begin = as_u64(offsets[0]), end = as_u64(offsets[1]);
+  if (offsets.is_array() && offsets.size() == 2) {
+    begin = as_u64(offsets[0]);
+    end = as_u64(offsets[1]);
+  }
   if (!begin || !end)
     r.fail(name, fmt::format("'data_offsets' must be two non-negative integers, found {}", offsets.dump()), hint_keys);
   if (*begin > *end)
