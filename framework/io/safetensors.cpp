@@ -185,7 +185,7 @@ TensorInfo parse_entry(const Reader& r, const std::string& name, const json& ent
            "the file is truncated or its header is corrupted");
   if (overflow || expected != *end - *begin)
     r.fail(name, fmt::format("size mismatch: shape {} of {} needs {} bytes but data_offsets [{}, {}] span {}",
-                             shape_str(info.shape), dtype->name, overflow ? std::string("too many") : std::to_string(expected),
+                             shape_str(info.shape), dtype->name, overflow ? std::string("more than 2^64") : std::to_string(expected),
                              *begin, *end, *end - *begin),
            kCorruptHint);
   info.offset = *begin;
@@ -246,7 +246,7 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
     r.fail(fmt::format("file is {} bytes, shorter than the 8-byte header length (truncated)", size),
            "the file was cut off while downloading or writing; fetch or write it again");
   }
-  void* addr = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  void* addr = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
   int err = errno;
   ::close(fd);  // the mapping holds its own reference to the file
   if (addr == MAP_FAILED) io_fail("map", path, err);
@@ -258,12 +258,14 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
 
   std::uint64_t header_len;
   std::memcpy(&header_len, bytes, 8);
-  if (header_len > size - 8)
-    r.fail(fmt::format("header length {} runs past the end of the file ({} bytes)", header_len, size),
-           "the file is truncated or is not a safetensors file");
+  // The absurd case first: 8 bytes of some other format read as a length are huge,
+  // and "not safetensors" is the better diagnosis for them than "truncated".
   if (header_len > kMaxHeaderBytes)
     r.fail(fmt::format("header length {} is absurd (limit {} bytes)", header_len, kMaxHeaderBytes),
            "this is not a safetensors file, or its first 8 bytes are corrupted");
+  if (header_len > size - 8)
+    r.fail(fmt::format("header length {} runs past the end of the file ({} bytes)", header_len, size),
+           "the file is truncated: fetch or write it again");
 
   const json header = parse_header(r, {reinterpret_cast<const char*>(bytes) + 8, header_len});
   if (!header.is_object())
@@ -319,7 +321,7 @@ Tensor SafetensorsFile::get(std::string_view name) const {
     }
     return out;
   }
-  // The mapping is PROT_READ; the const_cast only satisfies Tensor's untyped pointer.
+  // The mapping is private copy-on-write: writing into a view never reaches the file.
   Tensor view = Tensor::borrow(const_cast<std::byte*>(p), t.shape, t.dtype, mapping_);
   // The format does not promise aligned offsets; a misaligned typed pointer is UB in
   // C++ and slow in oneDNN, so such a tensor is copied into aligned storage.

@@ -42,8 +42,8 @@ class SafetensorsFile {
   // FormatError naming the file and the tensor, with a hint listing a few names.
   const TensorInfo& info(std::string_view name) const;
   // F32/BF16/I32/I64: a view of the mapping, which the tensor keeps alive (it may
-  // outlive this object). F16: a fresh f32 tensor. The mapping is read-only: do not
-  // write into a returned view; clone() it first.
+  // outlive this object). F16: a fresh f32 tensor. The mapping is private
+  // copy-on-write: writing into a view changes this process's copy, never the file.
   Tensor get(std::string_view name) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
 

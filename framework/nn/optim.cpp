@@ -68,6 +68,9 @@ void AdamW::step() {
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
     const Tensor g = f32_grad(parameters_[i].tensor);
     if (!g.defined()) continue;
+    if (g.shape() != parameters_[i].tensor.shape())
+      throw ShapeError("adamw", fmt::format("gradient of '{}' has shape {}, the parameter {}", parameters_[i].name,
+                                            shape_str(g.shape()), shape_str(parameters_[i].tensor.shape())));
     Moments& m = moments_[i];
     const auto t = static_cast<double>(++m.steps);
     const float step_size = static_cast<float>(-lr / (1.0 - std::pow(beta1, t)));

@@ -1,0 +1,46 @@
+// A frozen pre-trained transformer: its description, its sites, its weights and a
+// forward pass that calls the hooks at every site.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "graft/nn.h"
+#include "graft/site.h"
+#include "graft/tensor.h"
+
+namespace graft {
+
+struct BackboneInfo {
+  std::string architecture;  // "bert", "roberta", "llama"
+  std::string source;        // the folder or file it was loaded from
+  int num_layers = 0;
+  std::int64_t hidden_size = 0, num_heads = 0, num_kv_heads = 0, intermediate_size = 0;
+  std::int64_t vocab_size = 0, max_positions = 0;
+  std::int64_t parameter_count = 0;
+  DType dtype = DType::f32;  // how the frozen weights are held
+  bool causal = false;       // decoder (causal attention) or encoder
+};
+
+// A tokenised batch: ids [B, T] (i64), attention mask [B, T] (1 token, 0 padding),
+// token type ids [B, T] (encoders with segment embeddings; may be undefined).
+struct Batch {
+  Tensor input_ids;
+  Tensor attention_mask;
+  Tensor token_type_ids;
+};
+
+class Backbone {
+ public:
+  virtual ~Backbone() = default;
+  virtual const BackboneInfo& info() const = 0;
+  virtual const std::vector<Site>& sites() const = 0;
+  // Final hidden states [B, T', hidden]; T' > T when a hook prepended virtual tokens.
+  // `mask_out`, when given, receives the key mask [B, T'] that matches them.
+  virtual Tensor forward(const Batch& batch, SiteHooks* hooks = nullptr, Tensor* mask_out = nullptr) = 0;
+  // Every frozen weight, under its checkpoint name (for full fine-tuning and checks).
+  virtual std::vector<nn::NamedParameter> parameters() const = 0;
+};
+
+}  // namespace graft
