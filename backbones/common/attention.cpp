@@ -1,0 +1,60 @@
+#include "common/attention.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "graft/error.h"
+#include "graft/ops.h"
+
+namespace graft::backbones {
+
+// Large enough that exp() underflows to exactly 0, small enough that a fully hidden
+// row stays finite (uniform) instead of turning into NaN.
+constexpr float kHidden = -1e30f;
+
+Tensor site_linear(const Site& site, SiteHooks* hooks, const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  Tensor y = ops::linear(x, weight, bias);
+  return hooks ? hooks->linear(site, x, y) : y;
+}
+
+Tensor site_sublayer(const Site& site, SiteHooks* hooks, const Tensor& h) {
+  return hooks ? hooks->sublayer_output(site, h) : h;
+}
+
+Tensor ones_mask(std::int64_t batch, std::int64_t length) {
+  return Tensor::from_ints(std::vector<std::int64_t>(static_cast<std::size_t>(batch * length), 1), {batch, length});
+}
+
+Tensor additive_mask(const Tensor& key_mask, std::int64_t queries, bool causal) {
+  const std::int64_t B = key_mask.dim(0), S = key_mask.dim(1), offset = S - queries;
+  const std::vector<std::int64_t> keep = key_mask.to_ints();
+  Tensor mask = Tensor::empty({B, 1, causal ? queries : 1, S});
+  float* m = mask.data<float>();
+  const std::int64_t rows = causal ? queries : 1;
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t t = 0; t < rows; ++t)
+      for (std::int64_t s = 0; s < S; ++s) {
+        const bool visible = keep[b * S + s] != 0 && (!causal || s <= t + offset);
+        m[(b * rows + t) * S + s] = visible ? 0.f : kHidden;
+      }
+  return mask;
+}
+
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, float dropout_p, bool training) {
+  const std::int64_t B = q.dim(0), H = q.dim(1), T = q.dim(2), D = q.dim(3);
+  const std::int64_t KV = k.dim(1), S = k.dim(2);
+  if (H % KV != 0)
+    throw ShapeError("attention", fmt::format("{} query heads do not share {} key/value heads evenly", H, KV));
+  const std::int64_t group = H / KV;
+  // Query heads of one group are consecutive: view them as one longer sequence so each
+  // group multiplies its own key/value head without copying k or v.
+  Tensor qg = q.view({B, KV, group * T, D});
+  Tensor scores = ops::scale(ops::matmul(qg, k, false, true), 1.f / std::sqrt(static_cast<float>(D)));
+  Tensor probs = ops::softmax(ops::reshape(scores, {B, H, T, S}), mask);
+  probs = ops::dropout(probs, dropout_p, training);
+  Tensor context = ops::matmul(ops::reshape(probs, {B, KV, group * T, S}), v);  // [B, KV, group·T, D]
+  return ops::reshape(ops::permute(ops::reshape(context, {B, H, T, D}), {0, 2, 1, 3}), {B, T, H * D});
+}
+
+}  // namespace graft::backbones
