@@ -102,18 +102,19 @@ Tensor LlamaModel::logits(const Tensor& hidden) const { return ops::linear(hidde
 Tensor LlamaModel::run(const Tensor& ids, const Tensor& key_mask, std::int64_t past, KvCache* cache, SiteHooks* hooks,
                        Tensor* mask_out) {
   if (ids.ndim() != 2) throw ShapeError("llama", fmt::format("input ids must be [batch, seq], got {}", shape_str(ids.shape())));
-  const std::int64_t B = ids.dim(0), T = ids.dim(1), H = config_.n_heads, KV = config_.n_kv_heads, D = config_.dim / H;
-  if (past + T > config_.max_seq_len)
-    throw ShapeError("llama", fmt::format("{} tokens exceed the model's context of {}", past + T, config_.max_seq_len),
-                     "shorten the input or the number of generated tokens");
-  std::vector<std::int64_t> pos(static_cast<std::size_t>(T));
-  for (std::int64_t t = 0; t < T; ++t) pos[t] = past + t;
-  const Tensor positions = Tensor::from_ints(pos, {T});
-
+  const std::int64_t B = ids.dim(0), H = config_.n_heads, KV = config_.n_kv_heads, D = config_.dim / H;
   Tensor h = ops::embedding(weights_.embed, ids);
   Tensor keys_mask = key_mask;
   if (hooks) hooks->input_embeddings(sites_[0], h, keys_mask);
-  const std::int64_t Tq = h.dim(1);  // queries, virtual tokens included
+  // Virtual tokens prepended by a hook are part of the sequence: positions count them,
+  // as in Hugging Face PEFT, so adapters move between the two unchanged.
+  const std::int64_t Tq = h.dim(1);
+  if (past + Tq > config_.max_seq_len)
+    throw ShapeError("llama", fmt::format("{} tokens exceed the model's context of {}", past + Tq, config_.max_seq_len),
+                     "shorten the input or the number of generated tokens");
+  std::vector<std::int64_t> pos(static_cast<std::size_t>(Tq));
+  for (std::int64_t t = 0; t < Tq; ++t) pos[t] = past + t;
+  const Tensor positions = Tensor::from_ints(pos, {Tq});
   Tensor mask = additive_mask(keys_mask, Tq, true);
 
   for (int l = 0; l < config_.n_layers; ++l) {
@@ -122,17 +123,9 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor& key_mask, std::int64_t p
     Tensor q = site_linear(site(l, kQuery), hooks, x, w.wq);
     Tensor k = site_linear(site(l, kKey), hooks, x, w.wk);
     Tensor v = site_linear(site(l, kValue), hooks, x, w.wv);
-    // Prompt-tuning tokens (prepended by the hook) take no position of their own:
-    // real tokens keep positions 0.., virtual ones share position 0.
-    Tensor rope_pos = positions;
-    if (Tq != T) {
-      std::vector<std::int64_t> p(static_cast<std::size_t>(Tq - T), 0);
-      p.insert(p.end(), pos.begin(), pos.end());
-      rope_pos = Tensor::from_ints(p, {Tq});
-    }
-    q = ops::permute(ops::rope(ops::reshape(q, {B, Tq, H, D}), rope_pos, config_.rope_theta, config_.rope_interleaved),
+    q = ops::permute(ops::rope(ops::reshape(q, {B, Tq, H, D}), positions, config_.rope_theta, config_.rope_interleaved),
                      {0, 2, 1, 3});
-    k = ops::permute(ops::rope(ops::reshape(k, {B, Tq, KV, D}), rope_pos, config_.rope_theta, config_.rope_interleaved),
+    k = ops::permute(ops::rope(ops::reshape(k, {B, Tq, KV, D}), positions, config_.rope_theta, config_.rope_interleaved),
                      {0, 2, 1, 3});
     v = ops::permute(ops::reshape(v, {B, Tq, KV, D}), {0, 2, 1, 3});
     if (cache) {

@@ -39,7 +39,7 @@ Llama2cTokenizer Llama2cTokenizer::load(const std::filesystem::path& path, std::
   return tok;
 }
 
-std::vector<std::int64_t> Llama2cTokenizer::encode(std::string_view text, bool bos, bool eos) const {
+std::vector<std::int64_t> Llama2cTokenizer::encode_ids(std::string_view text, bool bos, bool eos) const {
   std::vector<std::int64_t> tokens;
   if (bos) tokens.push_back(bos_id());
   if (!text.empty()) {
@@ -88,6 +88,15 @@ std::string Llama2cTokenizer::decode(std::int64_t previous, std::int64_t token) 
   unsigned int byte = 0;
   if (piece.size() == 6 && std::sscanf(piece.c_str(), "<0x%02X>", &byte) == 1) return std::string(1, static_cast<char>(byte));
   return piece;
+}
+
+Encoding Llama2cTokenizer::encode(std::string_view text, std::string_view pair, bool has_pair, std::size_t max_length) const {
+  Encoding e;
+  e.ids = has_pair ? encode_ids(std::string(text) + " " + std::string(pair), true, false) : encode_ids(text, true, false);
+  if (e.ids.size() > max_length) e.ids.resize(max_length);
+  e.token_type_ids.assign(e.ids.size(), 0);
+  e.attention_mask.assign(e.ids.size(), 1);
+  return e;
 }
 
 std::string Llama2cTokenizer::decode(const std::vector<std::int64_t>& ids) const {

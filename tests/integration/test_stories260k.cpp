@@ -54,7 +54,7 @@ TEST(Stories260K, DescribesItself) {
 TEST(Stories260K, TokenizerRoundTrip) {
   auto tok = Llama2cTokenizer::load(kModelDir / "tok512.bin", 512);
   const std::string text = "Lily saw a big red ball.";
-  const auto ids = tok.encode(text, true, false);
+  const auto ids = tok.encode_ids(text, true, false);
   EXPECT_EQ(ids.front(), 1);
   EXPECT_EQ(tok.decode(ids), text);
 }

@@ -37,9 +37,9 @@ class SiteHooks {
   // attention_kv: keys and values [B, kv_heads, S, head_dim] and the additive mask
   // [B, 1, T, S]; prepend rows to k and v and matching columns to the mask.
   virtual void attention_kv(const Site& site, Tensor& k, Tensor& v, Tensor& mask) {}
-  // input_embeddings: x [B, T, hidden] and the key mask [B, T] (1 keep, 0 pad); prepend
-  // virtual tokens to both. Positions of real tokens are assigned by the backbone
-  // before this hook, so prepended tokens do not shift them.
+  // input_embeddings: token embeddings x [B, T, hidden] (before positions are added)
+  // and the key mask [B, T] (1 keep, 0 pad); prepend virtual tokens to both. Positions
+  // are assigned after this hook, so virtual tokens take the first ones, as in PEFT.
   virtual void input_embeddings(const Site& site, Tensor& x, Tensor& mask) {}
 };
 

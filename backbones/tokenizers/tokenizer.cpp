@@ -1,0 +1,23 @@
+#include "tokenizers/tokenizer.h"
+
+#include <algorithm>
+
+namespace graft::backbones {
+
+Batch make_batch(const std::vector<Encoding>& encodings, std::int64_t pad_id) {
+  std::size_t length = 1;
+  for (const auto& e : encodings) length = std::max(length, e.ids.size());
+  const auto B = static_cast<std::int64_t>(encodings.size()), T = static_cast<std::int64_t>(length);
+  std::vector<std::int64_t> ids(B * T, pad_id), types(B * T, 0), mask(B * T, 0);
+  for (std::int64_t b = 0; b < B; ++b) {
+    const Encoding& e = encodings[b];
+    for (std::size_t t = 0; t < e.ids.size(); ++t) {
+      ids[b * T + t] = e.ids[t];
+      types[b * T + t] = t < e.token_type_ids.size() ? e.token_type_ids[t] : 0;
+      mask[b * T + t] = t < e.attention_mask.size() ? e.attention_mask[t] : 1;
+    }
+  }
+  return {Tensor::from_ints(ids, {B, T}), Tensor::from_ints(mask, {B, T}), Tensor::from_ints(types, {B, T})};
+}
+
+}  // namespace graft::backbones

@@ -1,0 +1,32 @@
+// What every tokenizer offers the rest of graft: text (or a text pair) to ids with a
+// mask and segment ids, ids back to text, and batching with padding.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "graft/backbone.h"
+
+namespace graft::backbones {
+
+struct Encoding {
+  std::vector<std::int64_t> ids, token_type_ids, attention_mask;
+};
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+  // Special tokens included ([CLS]/[SEP] for encoders, BOS for decoders); at most
+  // `max_length` ids, truncated the way the model's own tokenizer does.
+  virtual Encoding encode(std::string_view text, std::string_view pair = {}, bool has_pair = false,
+                          std::size_t max_length = 512) const = 0;
+  virtual std::string decode(const std::vector<std::int64_t>& ids) const = 0;
+  virtual std::int64_t pad_id() const = 0;
+  virtual std::size_t vocab_size() const = 0;
+};
+
+// Right-pads encodings to the longest and stacks them into a Batch.
+Batch make_batch(const std::vector<Encoding>& encodings, std::int64_t pad_id);
+
+}  // namespace graft::backbones
