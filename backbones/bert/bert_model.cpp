@@ -2,8 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <cmath>
-
 #include "common/attention.h"
 #include "graft/error.h"
 
@@ -147,29 +145,6 @@ Tensor BertModel::forward(const Batch& batch, SiteHooks* hooks, Tensor* mask_out
   }
   if (mask_out) *mask_out = key_mask;
   return h;
-}
-
-Tensor pool(const Tensor& hidden, const Tensor& mask, Pooling pooling) {
-  const std::int64_t B = hidden.dim(0), T = hidden.dim(1), H = hidden.dim(2);
-  if (pooling == Pooling::cls) return ops::reshape(ops::slice(hidden, 1, 0, 1), {B, H});
-  std::vector<float> weights(static_cast<std::size_t>(B * T));
-  const auto keep = mask.to_ints();
-  for (std::int64_t b = 0; b < B; ++b) {
-    std::int64_t count = 0;
-    for (std::int64_t t = 0; t < T; ++t) count += keep[b * T + t] != 0;
-    for (std::int64_t t = 0; t < T; ++t)
-      weights[b * T + t] = keep[b * T + t] != 0 ? 1.f / static_cast<float>(std::max<std::int64_t>(count, 1)) : 0.f;
-  }
-  // Σ_t w_t·h_t as a batched [1, T]·[T, H] product per row.
-  return ops::reshape(ops::matmul(Tensor::from_floats(weights, {B, 1, T}), hidden), {B, H});
-}
-
-// For inference: the norm is computed off the tape and treated as a constant.
-Tensor l2_normalize(const Tensor& x) {
-  Tensor norm = ops::sum(ops::mul(x, x), {-1}, true);
-  std::vector<float> inv = norm.to_floats();
-  for (auto& v : inv) v = 1.f / std::max(std::sqrt(v), 1e-12f);  // torch.nn.functional.normalize's eps
-  return ops::mul(x, Tensor::from_floats(inv, norm.shape()));
 }
 
 }  // namespace graft::backbones

@@ -58,10 +58,4 @@ class BertModel : public Backbone {
 // A Hugging Face folder whose config.json has model_type bert or roberta.
 std::unique_ptr<BertModel> load_hf_bert(const std::filesystem::path& folder, DType dtype = DType::f32);
 
-// Sentence embeddings from final hidden states: mean over the mask (or the first
-// token), optionally L2-normalised, as sentence-transformers' Pooling + Normalize do.
-enum class Pooling { mean, cls };
-Tensor pool(const Tensor& hidden, const Tensor& mask, Pooling pooling);
-Tensor l2_normalize(const Tensor& x);
-
 }  // namespace graft::backbones

@@ -36,7 +36,7 @@ std::filesystem::path find_weights_file(const std::filesystem::path& folder) {
   if (std::filesystem::exists(st)) return st;
   if (std::filesystem::exists(folder / "pytorch_model.bin"))
     throw FormatError("checkpoint", fmt::format("'{}' has only pytorch_model.bin", folder.string()),
-                      "convert it once with scripts/convert_to_safetensors.py (see docs/backbones.md)");
+                      "convert it once: python3 scripts/convert_to_safetensors.py MODEL_DIR");
   throw IoError("checkpoint", fmt::format("'{}' has no model.safetensors", folder.string()),
                 "pass a Hugging Face model folder (config.json + model.safetensors)");
 }

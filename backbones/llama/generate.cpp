@@ -60,7 +60,7 @@ std::vector<std::int64_t> generate(LlamaModel& model, const std::vector<std::int
   for (std::int64_t step = 0; step < budget; ++step) {
     Tensor hidden = model.forward_cached(input, cache);
     Tensor last = ops::slice(hidden, 1, hidden.dim(1) - 1, 1);
-    const std::int64_t next = pick_next(model.logits(last).to_floats(), config, uniform(rng));
+    const std::int64_t next = pick_next(model.lm_logits(last).to_floats(), config, uniform(rng));
     if (std::find(config.stop_ids.begin(), config.stop_ids.end(), next) != config.stop_ids.end()) break;
     out.push_back(next);
     if (on_token) on_token(next);

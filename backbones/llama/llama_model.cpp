@@ -97,7 +97,7 @@ Tensor LlamaModel::forward_cached(const Tensor& input_ids, KvCache& cache, SiteH
   return run(input_ids, cache.key_mask, past, &cache, hooks, nullptr);
 }
 
-Tensor LlamaModel::logits(const Tensor& hidden) const { return ops::linear(hidden, weights_.lm_head); }
+Tensor LlamaModel::lm_logits(const Tensor& hidden) const { return ops::linear(hidden, weights_.lm_head); }
 
 Tensor LlamaModel::run(const Tensor& ids, const Tensor& key_mask, std::int64_t past, KvCache* cache, SiteHooks* hooks,
                        Tensor* mask_out) {

@@ -46,8 +46,7 @@ class LlamaModel : public Backbone {
 
   // Forward over new tokens, reading and extending `cache` (generation).
   Tensor forward_cached(const Tensor& input_ids, KvCache& cache, SiteHooks* hooks = nullptr);
-  // Next-token logits [.., vocab] from final hidden states.
-  Tensor logits(const Tensor& hidden) const;
+  Tensor lm_logits(const Tensor& hidden) const override;
 
   const LlamaConfig& config() const { return config_; }
   // Holds the matmul weights in bf16 (norms and embeddings stay f32).

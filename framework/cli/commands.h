@@ -9,5 +9,13 @@ namespace graft::cli {
 
 // graft inspect FILE.safetensors: one row per tensor (name, dtype, shape, bytes).
 int cmd_inspect(const std::vector<std::string>& args);
+// graft info --backbone PATH: architecture, sizes, parameters and the site catalogue.
+int cmd_info(const std::vector<std::string>& args);
+// graft embed --backbone DIR TEXT...: pooled, normalised sentence embeddings.
+int cmd_embed(const std::vector<std::string>& args);
+// graft generate --backbone PATH --prompt TEXT: greedy / temperature / top-p sampling.
+int cmd_generate(const std::vector<std::string>& args);
+// graft plugins [--plugin-dir DIR]... [--json]: the plugins found, and the files that failed.
+int cmd_plugins(const std::vector<std::string>& args);
 
 }  // namespace graft::cli

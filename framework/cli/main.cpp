@@ -27,6 +27,10 @@ struct Command {
 const std::map<std::string, Command>& commands() {
   static const std::map<std::string, Command> table = {
       {"inspect", {graft::cli::cmd_inspect, "inspect FILE.safetensors", "list the tensors of a safetensors file"}},
+      {"info", {graft::cli::cmd_info, "info --backbone PATH", "describe a backbone and its sites"}},
+      {"embed", {graft::cli::cmd_embed, "embed --backbone DIR TEXT...", "sentence embeddings from an encoder"}},
+      {"generate", {graft::cli::cmd_generate, "generate --backbone PATH --prompt TEXT", "continue a text with a decoder"}},
+      {"plugins", {graft::cli::cmd_plugins, "plugins [--plugin-dir DIR]... [--json]", "list the plugins found and why others failed"}},
   };
   return table;
 }

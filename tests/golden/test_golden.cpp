@@ -12,61 +12,23 @@
 
 #include "graft/nn.h"
 #include "graft/ops.h"
+#include "golden/fixture.h"
 #include "nn/optim.h"
 
 using nlohmann::json;
 using namespace graft;
+using graft::testing::expect_close;
+using graft::testing::tensor_of;
+using graft::testing::tol_of;
+using graft::testing::Tolerance;
 
 namespace {
 
 const std::string kFixtures = std::string(GRAFT_SOURCE_DIR) + "/tests/golden/fixtures.json";
 
 const json& fixtures() {
-  static const json doc = [] {
-    std::ifstream in(kFixtures);
-    return in ? json::parse(in) : json();
-  }();
+  static const json doc = graft::testing::load_fixture(kFixtures);
   return doc;
-}
-
-DType dtype_of(const std::string& name) {
-  if (name == "f32") return DType::f32;
-  if (name == "bf16") return DType::bf16;
-  if (name == "i64") return DType::i64;
-  throw std::runtime_error("fixture dtype " + name);
-}
-
-Tensor tensor_of(const json& j) {
-  const Shape shape = j.at("shape").get<Shape>();
-  const DType dtype = dtype_of(j.at("dtype"));
-  if (dtype == DType::i64) return Tensor::from_ints(j.at("data").get<std::vector<std::int64_t>>(), shape);
-  return Tensor::from_floats(j.at("data").get<std::vector<float>>(), shape, dtype);
-}
-
-struct Tolerance {
-  double abs, rel;
-};
-Tolerance tol_of(const json& j) { return {j.at("abs").get<double>(), j.at("rel").get<double>()}; }
-
-// Compares elementwise; reports the first few violations and the largest deviation.
-// Returns the largest |got - want| so callers can print what was measured.
-double expect_close(const std::string& what, const Tensor& got, const json& want, Tolerance tol) {
-  EXPECT_EQ(got.shape(), want.at("shape").get<Shape>()) << what << ": shape";
-  const std::vector<float> g = got.to_floats();
-  const auto w = want.at("data").get<std::vector<float>>();
-  if (g.size() != w.size()) return INFINITY;
-  double max_abs = 0, max_rel = 0;
-  int reported = 0;
-  for (std::size_t i = 0; i < w.size(); ++i) {
-    const double d = std::fabs(static_cast<double>(g[i]) - w[i]);
-    max_abs = std::max(max_abs, d);
-    if (w[i] != 0) max_rel = std::max(max_rel, d / std::fabs(w[i]));
-    if (!(d <= tol.abs + tol.rel * std::fabs(w[i])) && reported++ < 5)
-      ADD_FAILURE() << what << "[" << i << "]: got " << g[i] << ", PyTorch " << w[i] << " (|diff| " << d
-                    << " > abs " << tol.abs << " + rel " << tol.rel << ")";
-  }
-  std::printf("  %-48s max |diff| %.3g, max rel %.3g\n", what.c_str(), max_abs, max_rel);
-  return max_abs;
 }
 
 // Runs the case's op on graft tensors named as in the fixture.

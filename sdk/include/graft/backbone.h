@@ -41,6 +41,9 @@ class Backbone {
   virtual Tensor forward(const Batch& batch, SiteHooks* hooks = nullptr, Tensor* mask_out = nullptr) = 0;
   // Every frozen weight, under its checkpoint name (for full fine-tuning and checks).
   virtual std::vector<nn::NamedParameter> parameters() const = 0;
+  // Next-token logits [.., vocab] from final hidden states, for models with an LM head
+  // (decoders); encoders throw a ConfigError.
+  virtual Tensor lm_logits(const Tensor& hidden) const;
 };
 
 }  // namespace graft

@@ -1,0 +1,49 @@
+// graft generate --backbone PATH [--prompt TEXT] [--temperature T] [--top-p P]
+//                [--max-tokens N] [--seed S] [--dtype f32|bf16]
+#include <fmt/format.h>
+
+#include <cstdio>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "graft/error.h"
+#include "llama/generate.h"
+#include "llama/llama_model.h"
+#include "registry.h"
+#include "tokenizers/llama2c_tokenizer.h"
+
+namespace graft::cli {
+
+int cmd_generate(const std::vector<std::string>& argv) {
+  Args args("generate", argv,
+            {{"backbone", true, "a llama2.c .bin or a LLaMA folder"}, {"prompt", true, "text to continue"},
+             {"temperature", true, "0 = greedy"}, {"top-p", true, "nucleus mass in (0, 1]"},
+             {"max-tokens", true, "tokens to generate"}, {"seed", true, "sampling seed"}, {"dtype", true, "f32 or bf16"}});
+  auto loaded = backbones::load_backbone(args.require("backbone"), backbones::parse_dtype(args.get("dtype", "f32")));
+  auto* model = dynamic_cast<backbones::LlamaModel*>(loaded.model.get());
+  if (!model)
+    throw ConfigError("generate", fmt::format("a {} backbone cannot generate text", loaded.model->info().architecture),
+                      "use a decoder (llama2.c or LLaMA) backbone");
+  auto* tokenizer = dynamic_cast<backbones::Llama2cTokenizer*>(loaded.tokenizer.get());
+  if (!tokenizer)
+    throw ConfigError("generate", "no tokenizer found beside the model",
+                      "put the llama2.c tokenizer (tokN.bin or tokenizer.bin) next to the checkpoint");
+  backbones::GenerationConfig config;
+  config.temperature = static_cast<float>(args.number("temperature", 0.0));
+  config.top_p = static_cast<float>(args.number("top-p", 1.0));
+  config.max_new_tokens = args.integer("max-tokens", 128);
+  config.seed = static_cast<std::uint64_t>(args.integer("seed", 0));
+  const std::string prompt = args.get("prompt");
+  const std::vector<std::int64_t> ids = tokenizer->encode_ids(prompt, true, false);
+  fmt::print("{}", prompt);
+  std::int64_t previous = ids.back();
+  backbones::generate(*model, ids, config, [&](std::int64_t id) {
+    fmt::print("{}", tokenizer->decode(previous, id));
+    std::fflush(stdout);
+    previous = id;
+  });
+  fmt::print("\n");
+  return 0;
+}
+
+}  // namespace graft::cli

@@ -1,0 +1,50 @@
+// graft info --backbone PATH [--dtype f32|bf16]: the model and its site catalogue.
+#include <fmt/format.h>
+
+#include <map>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "registry.h"
+
+namespace graft::cli {
+
+int cmd_info(const std::vector<std::string>& argv) {
+  Args args("info", argv,
+            {{"backbone", true, "a model folder or llama2.c .bin"}, {"dtype", true, "f32 or bf16"}});
+  const auto loaded = backbones::load_backbone(args.require("backbone"), backbones::parse_dtype(args.get("dtype", "f32")));
+  const BackboneInfo& info = loaded.model->info();
+  fmt::print("backbone      {}\n", info.source);
+  fmt::print("architecture  {} ({})\n", info.architecture, info.causal ? "decoder" : "encoder");
+  fmt::print("layers        {}\n", info.num_layers);
+  fmt::print("hidden size   {}\n", info.hidden_size);
+  fmt::print("heads         {} query, {} key/value\n", info.num_heads, info.num_kv_heads);
+  fmt::print("ffn size      {}\n", info.intermediate_size);
+  fmt::print("vocabulary    {}\n", info.vocab_size);
+  fmt::print("positions     {}\n", info.max_positions);
+  fmt::print("parameters    {} ({:.2f} M), frozen weights in {}\n", info.parameter_count, info.parameter_count / 1e6,
+             dtype_name(info.dtype));
+  fmt::print("tokenizer     {}\n", loaded.tokenizer ? fmt::format("{} tokens", loaded.tokenizer->vocab_size()) : "none found");
+
+  // Sites, grouped: one line per module, with the layers it appears in.
+  std::map<std::pair<int, std::string>, std::vector<int>> groups;
+  for (const Site& s : loaded.model->sites()) groups[{static_cast<int>(s.kind), s.module}].push_back(s.layer);
+  fmt::print("\nsites ({} in all; name = layers.N.<module>, or the module alone outside layers)\n", loaded.model->sites().size());
+  fmt::print("  {:<18} {:<20} {:<10} {}\n", "kind", "module", "layers", "shape");
+  for (const auto& [key, layers] : groups) {
+    const Site* example = nullptr;
+    for (const Site& s : loaded.model->sites())
+      if (static_cast<int>(s.kind) == key.first && s.module == key.second) example = &s;
+    const std::string where = layers.front() < 0 ? "-" : fmt::format("0-{}", layers.back());
+    const std::string shape = example->kind == SiteKind::head ? fmt::format("{} -> the task's outputs", example->in_features)
+                              : example->kind == SiteKind::linear
+                                  ? fmt::format("{} -> {}", example->in_features, example->out_features)
+                                  : example->kind == SiteKind::attention_kv
+                                        ? fmt::format("{} kv heads x {}", example->num_kv_heads, example->head_dim)
+                                        : fmt::format("hidden {}", example->out_features);
+    fmt::print("  {:<18} {:<20} {:<10} {}\n", site_kind_name(example->kind), key.second, where, shape);
+  }
+  return 0;
+}
+
+}  // namespace graft::cli

@@ -1,0 +1,149 @@
+#include "peft/adapter_set.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "graft/error.h"
+#include "peft/site_select.h"
+
+namespace graft {
+namespace {
+
+class Context : public AttachContext {
+ public:
+  Context(const std::string& name, const Backbone& backbone, std::uint64_t seed,
+          std::unordered_map<const Site*, std::vector<std::shared_ptr<AdapterHook>>>& hooks)
+      : name_(name), backbone_(backbone), seed_(seed), hooks_(hooks) {}
+  const std::string& adapter_name() const override { return name_; }
+  const Backbone& backbone() const override { return backbone_; }
+  std::vector<const Site*> select(SiteKind kind, const std::vector<std::string>& patterns,
+                                  const std::vector<std::int64_t>& layers) const override {
+    return select_sites(backbone_.sites(), kind, patterns, layers, fmt::format("adapter '{}'", name_));
+  }
+  void register_hook(const Site& site, std::shared_ptr<AdapterHook> hook) override {
+    const auto& sites = backbone_.sites();
+    if (&site < sites.data() || &site >= sites.data() + sites.size())
+      throw Error("peft", fmt::format("adapter '{}' registered a hook on a site that is not this backbone's", name_),
+                  "pass the Site references that select() returned");
+    hooks_[&site].push_back(std::move(hook));
+  }
+  std::uint64_t seed() const override { return seed_; }
+
+ private:
+  const std::string& name_;
+  const Backbone& backbone_;
+  std::uint64_t seed_;
+  std::unordered_map<const Site*, std::vector<std::shared_ptr<AdapterHook>>>& hooks_;
+};
+
+}  // namespace
+
+void AdapterSet::add(const std::string& name, const std::string& method_name, std::shared_ptr<PeftMethod> method,
+                     std::uint64_t seed) {
+  if (name.empty()) throw ConfigError("peft", "an adapter needs a name");
+  if (contains(name))
+    throw ConfigError("peft", fmt::format("an adapter named '{}' is already attached", name), "choose another --name");
+  Attached attached{method_name, std::move(method), {}};
+  Context context(name, backbone_, seed, attached.hooks);
+  try {
+    attached.method->attach(context);
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw PluginError("peft", fmt::format("attaching adapter '{}' (method '{}') failed: {}", name, method_name, e.what()),
+                      "the method's attach() threw; the backbone is unchanged");
+  }
+  adapters_.emplace(name, std::move(attached));
+}
+
+void AdapterSet::remove(const std::string& name) {
+  get(name);
+  adapters_.erase(name);
+  selection_.erase(std::remove(selection_.begin(), selection_.end(), name), selection_.end());
+  per_row_.erase(name);
+}
+
+const AdapterSet::Attached& AdapterSet::get(const std::string& name) const {
+  auto it = adapters_.find(name);
+  if (it == adapters_.end())
+    throw ConfigError("peft", fmt::format("no adapter named '{}' is attached", name),
+                      fmt::format("attached: {}", fmt::join(names(), ", ")));
+  return it->second;
+}
+
+PeftMethod& AdapterSet::method(const std::string& name) const { return *get(name).method; }
+const std::string& AdapterSet::method_name(const std::string& name) const { return get(name).method_name; }
+
+std::vector<std::string> AdapterSet::names() const {
+  std::vector<std::string> out;
+  for (const auto& [name, a] : adapters_) out.push_back(name);
+  return out;
+}
+
+void AdapterSet::select_stack(const std::vector<std::string>& names) {
+  for (const auto& n : names) get(n);
+  selection_ = names;
+  per_row_.clear();
+}
+
+void AdapterSet::select_per_row(const std::vector<std::string>& row_adapters) {
+  std::map<std::string, std::vector<float>> masks;
+  for (std::size_t b = 0; b < row_adapters.size(); ++b) {
+    if (row_adapters[b].empty()) continue;
+    get(row_adapters[b]);
+    auto& m = masks[row_adapters[b]];
+    m.resize(row_adapters.size(), 0.f);
+    m[b] = 1.f;
+  }
+  selection_.clear();
+  per_row_.clear();
+  for (auto& [name, m] : masks) {
+    selection_.push_back(name);
+    per_row_[name] = Tensor::from_floats(m, {static_cast<std::int64_t>(m.size())});
+  }
+}
+
+std::vector<nn::NamedParameter> AdapterSet::parameters() const {
+  std::vector<nn::NamedParameter> out;
+  for (const auto& name : selection_)
+    for (auto& p : get(name).method->parameters()) out.push_back({name + "." + p.name, p.tensor});
+  return out;
+}
+
+std::vector<AdapterSet::Active> AdapterSet::active_at(const Site& site) const {
+  std::vector<Active> out;
+  for (const auto& name : selection_) {
+    const Attached& a = get(name);
+    if (!a.hooks.count(&site)) continue;
+    auto mask = per_row_.find(name);
+    out.push_back({&a, Rows{mask == per_row_.end() ? Tensor() : mask->second}});
+  }
+  return out;
+}
+
+Tensor AdapterSet::linear(const Site& site, const Tensor& x, const Tensor& y) {
+  Tensor out = y;
+  for (const Active& a : active_at(site))
+    for (const auto& hook : a.adapter->hooks.at(&site)) out = hook->linear(site, x, out, a.rows);
+  return out;
+}
+
+Tensor AdapterSet::sublayer_output(const Site& site, const Tensor& h) {
+  Tensor out = h;
+  for (const Active& a : active_at(site))
+    for (const auto& hook : a.adapter->hooks.at(&site)) out = hook->sublayer_output(site, out, a.rows);
+  return out;
+}
+
+void AdapterSet::attention_kv(const Site& site, Tensor& k, Tensor& v, Tensor& mask) {
+  for (const Active& a : active_at(site))
+    for (const auto& hook : a.adapter->hooks.at(&site)) hook->attention_kv(site, k, v, mask, a.rows);
+}
+
+void AdapterSet::input_embeddings(const Site& site, Tensor& x, Tensor& mask) {
+  for (const Active& a : active_at(site))
+    for (const auto& hook : a.adapter->hooks.at(&site)) hook->input_embeddings(site, x, mask, a.rows);
+}
+
+}  // namespace graft

@@ -1,0 +1,64 @@
+// The host side of PEFT: adapters attached to one frozen backbone under their names,
+// and the active selection a forward pass runs with — none (the bare backbone), one
+// adapter for the whole batch, a stack applied in order, or one adapter per row.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "graft/peft.h"
+
+namespace graft {
+
+class AdapterSet : public SiteHooks {
+ public:
+  explicit AdapterSet(const Backbone& backbone) : backbone_(backbone) {}
+
+  // Attaches `method` under `name`. If attach throws, nothing of it stays registered
+  // and the error names the adapter and the method.
+  void add(const std::string& name, const std::string& method_name, std::shared_ptr<PeftMethod> method,
+           std::uint64_t seed);
+  void remove(const std::string& name);
+  bool contains(const std::string& name) const { return adapters_.count(name) > 0; }
+  PeftMethod& method(const std::string& name) const;
+  const std::string& method_name(const std::string& name) const;
+  std::vector<std::string> names() const;
+
+  void select_none() { selection_ = {}; per_row_.clear(); }
+  void select(const std::string& name) { select_stack({name}); }
+  void select_stack(const std::vector<std::string>& names);
+  // One adapter name per batch row; "" leaves that row on the bare backbone.
+  void select_per_row(const std::vector<std::string>& row_adapters);
+  const std::vector<std::string>& selection() const { return selection_; }
+
+  // The trainable parameters of the selected adapters.
+  std::vector<nn::NamedParameter> parameters() const;
+
+  // SiteHooks: dispatch to the hooks of the selected adapters at each site.
+  Tensor linear(const Site& site, const Tensor& x, const Tensor& y) override;
+  Tensor sublayer_output(const Site& site, const Tensor& h) override;
+  void attention_kv(const Site& site, Tensor& k, Tensor& v, Tensor& mask) override;
+  void input_embeddings(const Site& site, Tensor& x, Tensor& mask) override;
+
+ private:
+  struct Attached {
+    std::string method_name;
+    std::shared_ptr<PeftMethod> method;
+    std::unordered_map<const Site*, std::vector<std::shared_ptr<AdapterHook>>> hooks;
+  };
+  struct Active {
+    const Attached* adapter;
+    Rows rows;
+  };
+  std::vector<Active> active_at(const Site& site) const;
+  const Attached& get(const std::string& name) const;
+
+  const Backbone& backbone_;
+  std::map<std::string, Attached> adapters_;
+  std::vector<std::string> selection_;        // in application order
+  std::map<std::string, Tensor> per_row_;     // adapter -> row mask, when selecting per row
+};
+
+}  // namespace graft

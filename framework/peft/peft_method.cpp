@@ -1,0 +1,53 @@
+// Defaults of the PEFT method interface that plugins inherit.
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "graft/error.h"
+#include "graft/ops.h"
+#include "graft/peft.h"
+
+namespace graft {
+
+Tensor Rows::gate(const Tensor& delta) const {
+  if (all()) return delta;
+  Shape shape(delta.ndim(), 1);
+  shape[0] = delta.dim(0);
+  return ops::mul(delta, mask.view(shape));
+}
+
+std::vector<std::pair<std::string, Tensor>> PeftMethod::state() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (const auto& p : parameters()) out.emplace_back(p.name, p.tensor);
+  return out;
+}
+
+void PeftMethod::load_state(const std::map<std::string, Tensor>& tensors) {
+  const auto params = parameters();
+  // Check everything before changing anything: a failed load leaves the adapter as it was.
+  for (const auto& p : params) {
+    auto it = tensors.find(p.name);
+    if (it == tensors.end())
+      throw FormatError("adapter", fmt::format("the saved adapter has no tensor '{}'", p.name),
+                        "the file was saved by another method or another configuration");
+    if (it->second.shape() != p.tensor.shape())
+      throw FormatError("adapter", fmt::format("tensor '{}' has shape {}, the adapter expects {}", p.name,
+                                               shape_str(it->second.shape()), shape_str(p.tensor.shape())),
+                        "the adapter was trained on another backbone or with another config");
+  }
+  if (tensors.size() != params.size()) {
+    for (const auto& [name, t] : tensors) {
+      bool known = false;
+      for (const auto& p : params) known = known || p.name == name;
+      if (!known)
+        throw FormatError("adapter", fmt::format("the saved adapter has a tensor '{}' this configuration does not create", name),
+                          "check adapter_config.json against the file");
+    }
+  }
+  for (const auto& p : params) {
+    const Tensor src = ops::to_dtype(tensors.at(p.name), DType::f32);
+    std::memcpy(p.tensor.raw(), src.raw(), p.tensor.nbytes());
+  }
+}
+
+}  // namespace graft

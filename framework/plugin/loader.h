@@ -1,0 +1,62 @@
+// The run-time plugin loader: finds plugin libraries, gates them on the ABI before
+// touching anything else in them, and creates PEFT methods from them. A bad plugin
+// never takes the host down: scan() records it and goes on, load() and create() throw
+// a graft::PluginError (or the ConfigError of a rejected config) naming the file.
+#pragma once
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "graft/peft.h"
+
+namespace graft::plugin {
+
+struct PluginRecord {
+  std::string name, version, description, schema_json;
+  std::filesystem::path file;
+};
+
+struct LoadFailure {
+  std::filesystem::path file;  // the library, or the directory that could not be listed
+  std::string message;         // the full error text, hint included
+};
+
+// The directories searched, in order, duplicates dropped: each of `plugin_dirs`
+// (--plugin-dir), each entry of GRAFT_PLUGIN_PATH (':'-separated), then the build
+// tree's and the install prefix's plugin directories where they exist.
+std::vector<std::filesystem::path> search_path(const std::vector<std::filesystem::path>& plugin_dirs);
+
+class PluginRegistry {
+ public:
+  PluginRegistry();
+  ~PluginRegistry();
+  PluginRegistry(const PluginRegistry&) = delete;
+  PluginRegistry& operator=(const PluginRegistry&) = delete;
+
+  // Loads every *.so in `dirs` (not recursive; by file name within a directory). Never
+  // throws for a bad plugin or directory: each failure is recorded and the scan goes on.
+  void scan(const std::vector<std::filesystem::path>& dirs);
+  // Loads one file (again: returns the record already loaded); PluginError on failure.
+  // Records are returned by reference: valid until the next load() or scan().
+  const PluginRecord& load(const std::filesystem::path& file);
+
+  const std::vector<PluginRecord>& plugins() const { return records_; }
+  const std::vector<LoadFailure>& failures() const { return failures_; }
+  // PluginError "no plugin named X" listing what was loaded and what failed.
+  const PluginRecord& find(const std::string& name) const;
+
+  // Validates `config_json` ("" means {}) against the plugin's schema (ConfigError
+  // naming the key), then calls the plugin's create. The method's deleter holds the
+  // library, so it stays loaded while the method lives, even past this registry.
+  std::shared_ptr<PeftMethod> create(const std::string& name, const std::string& config_json,
+                                     const std::string& origin) const;
+
+ private:
+  struct Loaded;  // the library handle, the gated info and the parsed schema
+  std::vector<PluginRecord> records_;
+  std::vector<std::shared_ptr<const Loaded>> loaded_;  // parallel to records_
+  std::vector<LoadFailure> failures_;
+};
+
+}  // namespace graft::plugin

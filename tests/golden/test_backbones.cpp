@@ -1,0 +1,121 @@
+// Backbones against Hugging Face's own implementations (fixtures written by
+// tests/golden/make_backbone_fixtures.py): tiny random BERT, RoBERTa and LLaMA in the
+// HF format, the real stories260K, and the real all-MiniLM-L6-v2.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "bert/bert_model.h"
+#include "common/pooling.h"
+#include "golden/fixture.h"
+#include "graft/autograd.h"
+#include "graft/ops.h"
+#include "llama/generate.h"
+#include "llama/llama_model.h"
+#include "registry.h"
+
+namespace graft::backbones {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::expect_close;
+using testing::json;
+using testing::tensor_of;
+
+const fs::path kFixtures = fs::path(GRAFT_SOURCE_DIR) / "tests" / "golden" / "backbones";
+
+fs::path minilm_dir() {
+  if (const char* env = std::getenv("GRAFT_MINILM_DIR")) return env;
+  return fs::path(GRAFT_SOURCE_DIR) / ".cache" / "models" / "all-MiniLM-L6-v2";
+}
+
+Batch batch_of(const json& ref) {
+  Batch b{tensor_of(ref.at("input_ids")), Tensor(), Tensor()};
+  if (ref.contains("attention_mask")) b.attention_mask = tensor_of(ref.at("attention_mask"));
+  if (ref.contains("token_type_ids")) b.token_type_ids = tensor_of(ref.at("token_type_ids"));
+  return b;
+}
+
+void check_encoder(const std::string& name) {
+  const json ref = graft::testing::load_fixture((kFixtures / name / "reference.json").string());
+  const double abs = ref.at("tolerance").at("f32_abs");
+  NoGradGuard no_grad;
+  auto f32 = load_hf_bert(kFixtures / name);
+  expect_close(name + " last_hidden_state f32", f32->forward(batch_of(ref)), ref.at("last_hidden_state"), {abs, 0});
+  // bf16 weights: graft's bf16 matmul also rounds the activations, as the fixture's
+  // bf16matmul reference does.
+  auto bf16 = load_hf_bert(kFixtures / name, DType::bf16);
+  expect_close(name + " last_hidden_state bf16", bf16->forward(batch_of(ref)), ref.at("last_hidden_state_bf16matmul"),
+               {ref.at("tolerance").at("bf16matmul_abs").get<double>(), 0});
+}
+
+TEST(HfBackbones, TinyBertMatchesTransformers) { check_encoder("tiny_bert"); }
+TEST(HfBackbones, TinyRobertaMatchesTransformers) { check_encoder("tiny_roberta"); }
+
+TEST(HfBackbones, TinyLlamaLogitsAndGreedyMatchTransformers) {
+  const json ref = graft::testing::load_fixture((kFixtures / "tiny_llama" / "reference.json").string());
+  NoGradGuard no_grad;
+  auto model = load_hf_llama(kFixtures / "tiny_llama");
+  const Tensor ids = tensor_of(ref.at("input_ids"));
+  expect_close("tiny_llama logits f32", model->lm_logits(model->forward({ids, Tensor(), Tensor()})), ref.at("logits"),
+               {ref.at("tolerance").at("f32_abs").get<double>(), 0});
+  GenerationConfig greedy;
+  greedy.max_new_tokens = 10;
+  greedy.stop_ids = {};
+  const auto continuation = generate(*model, tensor_of(ref.at("prompt")).to_ints(), greedy);
+  EXPECT_EQ(continuation, ref.at("greedy_continuation").at("data").get<std::vector<std::int64_t>>());
+
+  auto bf16 = load_hf_llama(kFixtures / "tiny_llama", DType::bf16);
+  expect_close("tiny_llama logits bf16", bf16->lm_logits(bf16->forward({ids, Tensor(), Tensor()})),
+               ref.at("logits_bf16matmul"), {ref.at("tolerance").at("bf16matmul_abs").get<double>(), 0});
+}
+
+TEST(HfBackbones, Stories260KLogitsMatchIndependentTorchForward) {
+  const json ref = graft::testing::load_fixture((kFixtures / "stories260k_reference.json").string());
+  NoGradGuard no_grad;
+  auto model = load_llama2c(fs::path(GRAFT_SHARED_DIR) / "models" / "stories260K" / "stories260K.bin");
+  const Tensor ids = tensor_of(ref.at("tokens")).view({1, 8});
+  const Tensor logits = model->lm_logits(model->forward({ids, Tensor(), Tensor()}));
+  expect_close("stories260K logits", logits.view({8, 512}), ref.at("logits"), {ref.at("tolerance").at("logits_abs").get<double>(), 0});
+}
+
+double cosine(const std::vector<float>& a, const std::vector<float>& b) {
+  double dot = 0, na = 0, nb = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) dot += double(a[i]) * b[i], na += double(a[i]) * a[i], nb += double(b[i]) * b[i];
+  return dot / std::sqrt(na * nb);
+}
+
+TEST(MiniLM, EmbeddingsAndTokensMatchSentenceTransformers) {
+  ASSERT_TRUE(fs::exists(minilm_dir() / "model.safetensors"))
+      << "all-MiniLM-L6-v2 is not at " << minilm_dir() << ": run `make models` (or set GRAFT_MINILM_DIR)";
+  const json ref = graft::testing::load_fixture((kFixtures / "minilm_embeddings.json").string());
+  auto loaded = load_backbone(minilm_dir());
+  ASSERT_TRUE(loaded.tokenizer);
+  NoGradGuard no_grad;
+  int checked = 0;
+  for (const json& c : ref.at("cases")) {
+    const std::string name = c.at("name");
+    const bool pair = c.at("kind") == "pair";
+    const Encoding enc = loaded.tokenizer->encode(c.at("text").get<std::string>(), pair ? c.at("text_pair").get<std::string>() : "",
+                                                  pair, ref.at("model").at("max_seq_length").get<std::size_t>());
+    EXPECT_EQ(enc.ids, c.at("input_ids").at("data").get<std::vector<std::int64_t>>()) << name << ": token ids";
+    EXPECT_EQ(enc.token_type_ids, c.at("token_type_ids").at("data").get<std::vector<std::int64_t>>()) << name;
+    const Batch batch = make_batch({enc}, loaded.tokenizer->pad_id());
+    const Tensor hidden = loaded.model->forward(batch);
+    if (c.contains("last_hidden_state"))
+      expect_close(name + " last_hidden_state", hidden.view({hidden.dim(1), hidden.dim(2)}), c.at("last_hidden_state"),
+                   {ref.at("tolerance").at("last_hidden_state_abs").get<double>(), 0});
+    const Tensor embedding = l2_normalize(pool(hidden, batch.attention_mask, Pooling::mean));
+    const auto want = c.at("embedding").at("data").get<std::vector<float>>();
+    const double cos = cosine(embedding.to_floats(), want);
+    EXPECT_GE(cos, 0.9999) << name;
+    expect_close(name + " embedding", embedding.view({embedding.dim(1)}), c.at("embedding"),
+                 {ref.at("tolerance").at("embedding_abs").get<double>(), 0});
+    ++checked;
+  }
+  EXPECT_GE(checked, 8);
+}
+
+}  // namespace
+}  // namespace graft::backbones

@@ -1,0 +1,97 @@
+// The loader's test plugins: one source, one case per build (-DCASE_<NAME>). They are
+// not PEFT methods, only enough to exercise the loader's gates and the host's handling
+// of a plugin that throws.
+#include <cstdint>
+#include <stdexcept>
+
+#include "graft/plugin.h"
+
+namespace {
+
+class NullMethod : public graft::PeftMethod {
+ public:
+  explicit NullMethod(const graft::Config& c) : r_(c.integer("r")), mode_(c.string("mode")) {}
+  void attach(graft::AttachContext&) override {
+#ifdef CASE_THROWING_ATTACH
+    throw std::runtime_error("attach exploded");
+#endif
+  }
+  std::vector<graft::nn::NamedParameter> parameters() const override { return {}; }
+  std::string describe() const override { return "null method r=" + std::to_string(r_) + " mode=" + mode_; }
+  std::string adapter_config_json() const override { return R"({"peft_type": "NULL"})"; }
+
+ private:
+  std::int64_t r_;
+  std::string mode_;
+};
+
+[[maybe_unused]] constexpr const char* kSchema = R"({
+  "type": "object",
+  "properties": {
+    "r": {"type": "integer", "default": 8, "minimum": 1, "description": "rank"},
+    "mode": {"type": "string", "default": "a", "enum": ["a", "b"]}
+  }
+})";
+
+[[maybe_unused]] graft::PeftMethod* create(const graft::Config& c) {
+#ifdef CASE_THROWING_FACTORY
+  throw std::runtime_error("boom");
+#endif
+  return new NullMethod(c);
+}
+
+}  // namespace
+
+#if defined(CASE_GOOD)
+GRAFT_PLUGIN("test_good", "1.0.0", "a plugin that loads", kSchema, create)
+#elif defined(CASE_GOOD_TWIN)
+GRAFT_PLUGIN("test_good", "2.0.0", "another file with the same name", kSchema, create)
+#elif defined(CASE_THROWING_FACTORY)
+GRAFT_PLUGIN("test_throwing_factory", "1.0.0", "create throws", kSchema, create)
+#elif defined(CASE_THROWING_ATTACH)
+GRAFT_PLUGIN("test_throwing_attach", "1.0.0", "attach throws", kSchema, create)
+#elif defined(CASE_UNRESOLVED)
+// Needs a symbol that no library defines, as a plugin built against another libgraft
+// would: RTLD_NOW makes that a load error instead of a crash at the first call.
+extern "C" int graft_symbol_nobody_defines();
+namespace {
+graft::PeftMethod* create_unresolved(const graft::Config& c) { return graft_symbol_nobody_defines() ? create(c) : nullptr; }
+}  // namespace
+GRAFT_PLUGIN("test_unresolved", "1.0.0", "needs a missing symbol", kSchema, create_unresolved)
+#elif defined(CASE_NO_ENTRY)
+// A valid library that exports something, but not the entry.
+extern "C" int graft_not_the_entry() { return 42; }
+#elif defined(CASE_WRONG_ABI) || defined(CASE_WRONG_SIZE) || defined(CASE_NULL_INFO) || defined(CASE_MISSING_FIELDS) || \
+    defined(CASE_BAD_SCHEMA)
+// Written by hand: what a plugin of another ABI (or other headers, or a buggy one)
+// would export. The wrong-ABI struct's other fields are garbage on purpose: the gate
+// must not read them.
+namespace {
+const GraftPluginInfo* entry() {
+  using Create = graft::PeftMethod* (*)(const graft::Config*);
+  using Destroy = void (*)(graft::PeftMethod*);
+  [[maybe_unused]] auto* garbage = reinterpret_cast<const char*>(std::uintptr_t{0x1});
+#if defined(CASE_WRONG_ABI)
+  static const GraftPluginInfo info = {999, 12, garbage, garbage, garbage, garbage, nullptr, nullptr};
+#elif defined(CASE_WRONG_SIZE)
+  static const GraftPluginInfo info = {GRAFT_PLUGIN_ABI_VERSION, sizeof(GraftPluginInfo) - 8, garbage, garbage, garbage,
+                                       garbage, nullptr, nullptr};
+#elif defined(CASE_MISSING_FIELDS)
+  static const GraftPluginInfo info = {GRAFT_PLUGIN_ABI_VERSION, sizeof(GraftPluginInfo), "test_missing_fields", "1.0.0",
+                                       nullptr, kSchema, Create{}, Destroy{}};
+#elif defined(CASE_BAD_SCHEMA)
+  static const GraftPluginInfo info = {GRAFT_PLUGIN_ABI_VERSION, sizeof(GraftPluginInfo), "test_bad_schema", "1.0.0", "",
+                                       "{not json", [](const graft::Config* c) { return create(*c); },
+                                       [](graft::PeftMethod* m) { delete m; }};
+#else
+  return nullptr;  // CASE_NULL_INFO
+#endif
+#ifndef CASE_NULL_INFO
+  return &info;
+#endif
+}
+}  // namespace
+BOOST_DLL_ALIAS(entry, graft_plugin_entry)
+#else
+#error "build with -DCASE_<NAME>"
+#endif

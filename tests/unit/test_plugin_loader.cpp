@@ -1,0 +1,259 @@
+// The plugin loader against the test plugins of tests/plugins: every way a plugin can
+// be broken gives its own message naming the file, the host goes on, and what loaded
+// keeps working — even after the registry that loaded it is gone.
+#include <dlfcn.h>
+#include <sys/wait.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+
+#include "graft/error.h"
+#include "plugin/loader.h"
+
+namespace fs = std::filesystem;
+using graft::plugin::PluginRegistry;
+
+#define EXPECT_HAS(text, part) EXPECT_NE((text).find(part), std::string::npos) << "missing '" << (part) << "' in:\n" << (text)
+
+namespace {
+
+const fs::path kRoot = GRAFT_TEST_PLUGIN_ROOT;
+fs::path dir_of(const std::string& c) { return kRoot / c; }
+fs::path lib_of(const std::string& c) { return dir_of(c) / ("lib" + c + ".so"); }
+
+// Scans the one folder of a broken case: nothing loads, one failure naming the file
+// and every `part`; load() of the file throws a PluginError with that same text.
+void expect_rejected(const std::string& c, std::initializer_list<std::string> parts) {
+  SCOPED_TRACE(c);
+  PluginRegistry registry;
+  registry.scan({dir_of(c)});
+  EXPECT_TRUE(registry.plugins().empty());
+  ASSERT_EQ(registry.failures().size(), 1u);
+  const auto& failure = registry.failures()[0];
+  EXPECT_EQ(failure.file, lib_of(c));
+  EXPECT_HAS(failure.message, lib_of(c).string());
+  for (const auto& part : parts) EXPECT_HAS(failure.message, part);
+  try {
+    registry.load(lib_of(c));
+    ADD_FAILURE() << "load did not throw";
+  } catch (const graft::PluginError& e) {
+    EXPECT_EQ(e.component(), "plugin");
+    EXPECT_EQ(std::string(e.what()), failure.message);
+    EXPECT_FALSE(e.hint().empty());
+  }
+}
+
+bool is_mapped(const fs::path& file) {
+  void* handle = ::dlopen(file.c_str(), RTLD_NOW | RTLD_NOLOAD);
+  if (handle) ::dlclose(handle);
+  return handle != nullptr;
+}
+
+// A context attach() can be called with; the test methods use none of it.
+class NoContext : public graft::AttachContext {
+ public:
+  const std::string& adapter_name() const override { return name_; }
+  const graft::Backbone& backbone() const override { throw std::logic_error("no backbone in this test"); }
+  std::vector<const graft::Site*> select(graft::SiteKind, const std::vector<std::string>&,
+                                         const std::vector<std::int64_t>&) const override {
+    return {};
+  }
+  void register_hook(const graft::Site&, std::shared_ptr<graft::AdapterHook>) override {}
+  std::uint64_t seed() const override { return 0; }
+
+ private:
+  std::string name_ = "test";
+};
+
+template <class E>
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no exception of the expected type";
+  return {};
+}
+
+}  // namespace
+
+TEST(PluginLoader, MissingFileAndDirectory) {
+  PluginRegistry registry;
+  const std::string text = error_of<graft::PluginError>([&] { registry.load(kRoot / "nowhere" / "libghost.so"); });
+  EXPECT_HAS(text, "libghost.so: no such file");
+  registry.scan({kRoot / "nowhere"});
+  ASSERT_EQ(registry.failures().size(), 1u);
+  EXPECT_HAS(registry.failures()[0].message, "nowhere: no such directory");
+}
+
+TEST(PluginLoader, EachBrokenPluginHasItsOwnMessage) {
+  expect_rejected("not_a_library", {"not a shared library", "invalid ELF header"});
+  expect_rejected("unresolved", {"has unresolved symbols", "undefined symbol: graft_symbol_nobody_defines"});
+  expect_rejected("no_entry", {"no entry symbol 'graft_plugin_entry'", "GRAFT_PLUGIN"});
+  expect_rejected("wrong_abi", {"plugin ABI version 999, this graft supports 1", "rebuild the plugin"});
+  expect_rejected("wrong_size", {"struct size", "rebuild the plugin"});
+  expect_rejected("null_info", {"graft_plugin_entry returned null"});
+  expect_rejected("missing_fields", {"plugin info has no description, create, destroy"});
+  expect_rejected("bad_schema", {"test_bad_schema", "not JSON"});
+}
+
+TEST(PluginLoader, DuplicateNameKeepsTheFirst) {
+  PluginRegistry registry;
+  registry.scan({dir_of("good"), dir_of("good_twin")});
+  ASSERT_EQ(registry.plugins().size(), 1u);
+  EXPECT_EQ(registry.plugins()[0].version, "1.0.0");
+  EXPECT_EQ(registry.plugins()[0].file, lib_of("good"));
+  ASSERT_EQ(registry.failures().size(), 1u);
+  const std::string& text = registry.failures()[0].message;
+  EXPECT_HAS(text, "duplicate plugin name 'test_good'");
+  EXPECT_HAS(text, lib_of("good").string());
+  EXPECT_HAS(text, lib_of("good_twin").string());
+}
+
+TEST(PluginLoader, SameFileTwiceIsNotADuplicate) {
+  PluginRegistry registry;
+  registry.scan({dir_of("good"), dir_of("good") / ".." / "good"});
+  EXPECT_EQ(registry.plugins().size(), 1u);
+  EXPECT_TRUE(registry.failures().empty());
+  EXPECT_EQ(&registry.load(lib_of("good")), &registry.plugins()[0]);
+}
+
+TEST(PluginLoader, ThrowingPluginsDoNotTakeTheHostDown) {
+  PluginRegistry registry;
+  registry.scan({dir_of("throwing_factory"), dir_of("throwing_attach")});
+  ASSERT_EQ(registry.plugins().size(), 2u);
+  const std::string text =
+      error_of<graft::PluginError>([&] { registry.create("test_throwing_factory", "", "--config"); });
+  EXPECT_HAS(text, "plugin 'test_throwing_factory' failed to create its method: boom");
+  EXPECT_HAS(text, lib_of("throwing_factory").string());
+
+  // attach throwing is the host's to handle; here: it arrives as a plain exception.
+  auto method = registry.create("test_throwing_attach", "{}", "--config");
+  NoContext context;
+  EXPECT_THROW(method->attach(context), std::runtime_error);
+  EXPECT_EQ(method->describe(), "null method r=8 mode=a");  // still usable, and destroyed cleanly
+}
+
+TEST(PluginLoader, AfterScanningEveryCaseTheGoodPluginWorks) {
+  PluginRegistry registry;
+  std::vector<fs::path> dirs;
+  for (const auto& entry : fs::directory_iterator(kRoot)) dirs.push_back(entry.path());
+  std::sort(dirs.begin(), dirs.end());  // "good" before "good_twin"
+  registry.scan(dirs);
+  std::vector<std::string> names;
+  for (const auto& p : registry.plugins()) names.push_back(p.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"test_good", "test_throwing_attach", "test_throwing_factory"}));
+  EXPECT_EQ(registry.failures().size(), 9u);
+
+  const auto& good = registry.find("test_good");
+  EXPECT_EQ(good.description, "a plugin that loads");
+  EXPECT_HAS(good.schema_json, "\"minimum\": 1");
+
+  auto method = registry.create("test_good", R"({"r": 4})", "--config");
+  NoContext context;
+  method->attach(context);
+  EXPECT_EQ(method->describe(), "null method r=4 mode=a");
+  EXPECT_EQ(registry.create("test_good", "", "--config")->describe(), "null method r=8 mode=a");
+
+  std::string text = error_of<graft::ConfigError>([&] { registry.create("test_good", R"({"r": 0})", "--config"); });
+  EXPECT_HAS(text, "key 'r' = 0 is out of range [1, inf]");
+  EXPECT_HAS(text, "--config");
+  text = error_of<graft::ConfigError>([&] { registry.create("test_good", R"({"rank": 4})", "--config"); });
+  EXPECT_HAS(text, "unknown key 'rank'");
+  EXPECT_HAS(text, "accepted keys: mode, r");
+  text = error_of<graft::ConfigError>([&] { registry.create("test_good", R"({"mode": "c"})", "--config"); });
+  EXPECT_HAS(text, "key 'mode' = \"c\" is not one of [\"a\",\"b\"]");
+  text = error_of<graft::ConfigError>([&] { registry.create("test_good", R"({"r": "four"})", "--config"); });
+  EXPECT_HAS(text, "key 'r' must be \"integer\"");
+  EXPECT_THROW(registry.create("test_good", "{r: 4", "--config"), graft::FormatError);
+
+  text = error_of<graft::PluginError>([&] { registry.find("lora"); });
+  EXPECT_HAS(text, "no plugin named 'lora' (loaded: test_good, test_throwing_attach, test_throwing_factory)");
+  EXPECT_HAS(text, lib_of("wrong_abi").string());
+  EXPECT_HAS(text, "--plugin-dir or GRAFT_PLUGIN_PATH");
+}
+
+TEST(PluginLoader, MethodKeepsItsLibraryLoaded) {
+  std::shared_ptr<graft::PeftMethod> method;
+  {
+    PluginRegistry registry;
+    registry.load(lib_of("good"));
+    method = registry.create("test_good", R"({"r": 2, "mode": "b"})", "test");
+  }
+  ASSERT_TRUE(is_mapped(lib_of("good")));
+  EXPECT_EQ(method->describe(), "null method r=2 mode=b");  // its code is still there
+  method.reset();
+  EXPECT_FALSE(is_mapped(lib_of("good")));
+}
+
+TEST(PluginLoader, RepeatedLoadAndUnload) {
+  for (int i = 0; i < 20; ++i) {
+    PluginRegistry registry;
+    registry.scan({dir_of("good")});
+    ASSERT_EQ(registry.create("test_good", "{}", "test")->describe(), "null method r=8 mode=a");
+  }
+  EXPECT_FALSE(is_mapped(lib_of("good")));
+}
+
+TEST(PluginLoader, SearchPathOrder) {
+  const char* saved = std::getenv("GRAFT_PLUGIN_PATH");
+  const std::string restore = saved ? saved : "";
+  ::setenv("GRAFT_PLUGIN_PATH", "/env/a::/env/b:/cli/x", 1);
+  const auto dirs = graft::plugin::search_path({"/cli/x", "/cli/y"});
+  ASSERT_GE(dirs.size(), 4u);
+  EXPECT_EQ(std::vector<fs::path>(dirs.begin(), dirs.begin() + 4),
+            (std::vector<fs::path>{"/cli/x", "/cli/y", "/env/a", "/env/b"}));  // /cli/x only once
+  for (std::size_t i = 4; i < dirs.size(); ++i) EXPECT_TRUE(fs::is_directory(dirs[i])) << dirs[i];
+  ::unsetenv("GRAFT_PLUGIN_PATH");
+  EXPECT_EQ(graft::plugin::search_path({"/cli/x"}).front(), fs::path("/cli/x"));
+  if (saved) ::setenv("GRAFT_PLUGIN_PATH", restore.c_str(), 1);
+}
+
+namespace {
+
+int run(const std::string& command, std::string& out) {
+  out.clear();
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (!pipe) return -1;
+  char buffer[4096];
+  for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) out.append(buffer, n);
+  const int status = ::pclose(pipe);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace
+
+TEST(PluginsCommand, ListsPluginsAndFailures) {
+  const std::string cli = std::string("GRAFT_PLUGIN_PATH= ") + GRAFT_CLI + " plugins";
+  const std::string dirs = " --plugin-dir " + dir_of("good").string() + " --plugin-dir=" + dir_of("wrong_abi").string();
+  std::string out;
+  ASSERT_EQ(run(cli + dirs + " --json", out), 0) << out;
+  const auto doc = nlohmann::json::parse(out);
+  ASSERT_GE(doc["plugins"].size(), 1u);
+  EXPECT_EQ(doc["plugins"][0]["name"], "test_good");
+  EXPECT_EQ(doc["plugins"][0]["file"], lib_of("good").string());
+  EXPECT_EQ(doc["plugins"][0]["config_schema"]["properties"]["r"]["default"], 8);
+  ASSERT_GE(doc["failures"].size(), 1u);
+  EXPECT_EQ(doc["failures"][0]["file"], lib_of("wrong_abi").string());
+  EXPECT_HAS(doc["failures"][0]["message"].get<std::string>(), "ABI version 999");
+
+  ASSERT_EQ(run(cli + dirs + " 2>&1", out), 0) << out;
+  EXPECT_HAS(out, "test_good 1.0.0");
+  EXPECT_HAS(out, "r     integer = 8 in [1, inf]");
+  EXPECT_HAS(out, "mode  string = \"a\" one of [\"a\",\"b\"]");
+  EXPECT_HAS(out, "1 failed to load");
+  EXPECT_HAS(out, "ABI version 999, this graft supports 1");
+
+  EXPECT_EQ(run(cli + " --plugin-dir 2>&1", out), 1);
+  EXPECT_HAS(out, "needs a value");
+  EXPECT_EQ(run(cli + " extra 2>&1", out), 1);
+  EXPECT_HAS(out, "unexpected argument 'extra'");
+}
