@@ -104,7 +104,7 @@ Tensor BertModel::position_ids(const Batch& batch, std::int64_t virtual_tokens, 
   return Tensor::from_ints(pos, {B, length});
 }
 
-Tensor BertModel::forward(const Batch& batch, SiteHooks* hooks, Tensor* mask_out) {
+Tensor BertModel::forward(const Batch& batch, SiteHooks* hooks, Tensor* mask_out) const {
   const Tensor& ids = batch.input_ids;
   if (ids.ndim() != 2) throw ShapeError("bert", fmt::format("input ids must be [batch, seq], got {}", shape_str(ids.shape())));
   const std::int64_t B = ids.dim(0), T = ids.dim(1), H = config_.hidden, heads = config_.heads, D = H / heads;

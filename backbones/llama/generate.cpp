@@ -44,7 +44,7 @@ std::int64_t pick_next(const std::vector<float>& logits, const GenerationConfig&
   return order[keep - 1];
 }
 
-std::vector<std::int64_t> generate(LlamaModel& model, const std::vector<std::int64_t>& prompt, const GenerationConfig& config,
+std::vector<std::int64_t> generate(const LlamaModel& model, const std::vector<std::int64_t>& prompt, const GenerationConfig& config,
                                    const std::function<void(std::int64_t)>& on_token) {
   if (prompt.empty()) throw ConfigError("generate", "the prompt is empty", "start it with the BOS id (1)");
   if (config.temperature < 0.f) throw ConfigError("generate", fmt::format("temperature {} is negative", config.temperature));

@@ -19,7 +19,7 @@ struct GenerationConfig {
 
 // Continues `prompt` (which should start with BOS); calls `on_token` for each new id as
 // it is produced. Returns the new ids (a stop id is not included).
-std::vector<std::int64_t> generate(LlamaModel& model, const std::vector<std::int64_t>& prompt, const GenerationConfig& config,
+std::vector<std::int64_t> generate(const LlamaModel& model, const std::vector<std::int64_t>& prompt, const GenerationConfig& config,
                                    const std::function<void(std::int64_t)>& on_token = {});
 
 // The next id from logits [vocab] under `config`, drawing from `uniform01` when sampling.

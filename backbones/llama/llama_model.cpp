@@ -80,13 +80,13 @@ void LlamaModel::convert_weights(DType dtype) {
   info_.dtype = dtype;
 }
 
-Tensor LlamaModel::forward(const Batch& batch, SiteHooks* hooks, Tensor* mask_out) {
+Tensor LlamaModel::forward(const Batch& batch, SiteHooks* hooks, Tensor* mask_out) const {
   const Tensor& ids = batch.input_ids;
   Tensor mask = batch.attention_mask.defined() ? batch.attention_mask : ones_mask(ids.dim(0), ids.dim(1));
   return run(ids, mask, 0, nullptr, hooks, mask_out);
 }
 
-Tensor LlamaModel::forward_cached(const Tensor& input_ids, KvCache& cache, SiteHooks* hooks) {
+Tensor LlamaModel::forward_cached(const Tensor& input_ids, KvCache& cache, SiteHooks* hooks) const {
   const std::int64_t past = cache.length();
   Tensor new_mask = ones_mask(input_ids.dim(0), input_ids.dim(1));
   cache.key_mask = past ? ops::concat({cache.key_mask, new_mask}, 1) : new_mask;
@@ -100,7 +100,7 @@ Tensor LlamaModel::forward_cached(const Tensor& input_ids, KvCache& cache, SiteH
 Tensor LlamaModel::lm_logits(const Tensor& hidden) const { return ops::linear(hidden, weights_.lm_head); }
 
 Tensor LlamaModel::run(const Tensor& ids, const Tensor& key_mask, std::int64_t past, KvCache* cache, SiteHooks* hooks,
-                       Tensor* mask_out) {
+                       Tensor* mask_out) const {
   if (ids.ndim() != 2) throw ShapeError("llama", fmt::format("input ids must be [batch, seq], got {}", shape_str(ids.shape())));
   const std::int64_t B = ids.dim(0), H = config_.n_heads, KV = config_.n_kv_heads, D = config_.dim / H;
   Tensor h = ops::embedding(weights_.embed, ids);

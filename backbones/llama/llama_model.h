@@ -41,11 +41,11 @@ class LlamaModel : public Backbone {
 
   const BackboneInfo& info() const override { return info_; }
   const std::vector<Site>& sites() const override { return sites_; }
-  Tensor forward(const Batch& batch, SiteHooks* hooks = nullptr, Tensor* mask_out = nullptr) override;
+  Tensor forward(const Batch& batch, SiteHooks* hooks = nullptr, Tensor* mask_out = nullptr) const override;
   std::vector<nn::NamedParameter> parameters() const override;
 
   // Forward over new tokens, reading and extending `cache` (generation).
-  Tensor forward_cached(const Tensor& input_ids, KvCache& cache, SiteHooks* hooks = nullptr);
+  Tensor forward_cached(const Tensor& input_ids, KvCache& cache, SiteHooks* hooks = nullptr) const;
   Tensor lm_logits(const Tensor& hidden) const override;
 
   const LlamaConfig& config() const { return config_; }
@@ -54,7 +54,7 @@ class LlamaModel : public Backbone {
 
  private:
   Tensor run(const Tensor& ids, const Tensor& key_mask, std::int64_t past, KvCache* cache, SiteHooks* hooks,
-             Tensor* mask_out);
+             Tensor* mask_out) const;
   const Site& site(int layer, int slot) const { return sites_[1 + layer * kSitesPerLayer + slot]; }
   void declare_sites();
 

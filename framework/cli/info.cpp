@@ -5,13 +5,17 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/method_options.h"
+#include "peft/adapter_io.h"
 #include "registry.h"
 
 namespace graft::cli {
 
 int cmd_info(const std::vector<std::string>& argv) {
   Args args("info", argv,
-            {{"backbone", true, "a model folder or llama2.c .bin"}, {"dtype", true, "f32 or bf16"}});
+            {{"backbone", true, "a model folder or llama2.c .bin"}, {"dtype", true, "f32 or bf16"},
+             {"method", true, "a PEFT method (plugin name) to attach"}, {"config", true, "the method's config: JSON or @file"},
+             {"plugin-dir", true, "extra plugin folder"}});
   const auto loaded = backbones::load_backbone(args.require("backbone"), backbones::parse_dtype(args.get("dtype", "f32")));
   const BackboneInfo& info = loaded.model->info();
   fmt::print("backbone      {}\n", info.source);
@@ -43,6 +47,19 @@ int cmd_info(const std::vector<std::string>& argv) {
                                         ? fmt::format("{} kv heads x {}", example->num_kv_heads, example->head_dim)
                                         : fmt::format("hidden {}", example->out_features);
     fmt::print("  {:<18} {:<20} {:<10} {}\n", site_kind_name(example->kind), key.second, where, shape);
+  }
+
+  if (args.has("method")) {
+    const plugin::PluginRegistry plugins = load_plugins(args);
+    AdapterSet set(*loaded.model);
+    const MethodConfig config = method_config(args);
+    attach_method(set, plugins, "task", args.get("method"), config.json, config.origin, 0);
+    set.select("task");
+    std::int64_t trainable = 0;
+    for (const auto& p : set.parameters()) trainable += p.tensor.numel();
+    fmt::print("\nmethod {}: {}\n", args.get("method"), set.method("task").describe());
+    fmt::print("trainable parameters {} = {:.3f}% of the backbone's {}\n", trainable,
+               100.0 * static_cast<double>(trainable) / static_cast<double>(info.parameter_count), info.parameter_count);
   }
   return 0;
 }

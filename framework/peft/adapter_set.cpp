@@ -40,11 +40,11 @@ class Context : public AttachContext {
 }  // namespace
 
 void AdapterSet::add(const std::string& name, const std::string& method_name, std::shared_ptr<PeftMethod> method,
-                     std::uint64_t seed) {
+                     const std::string& config_json, std::uint64_t seed) {
   if (name.empty()) throw ConfigError("peft", "an adapter needs a name");
   if (contains(name))
     throw ConfigError("peft", fmt::format("an adapter named '{}' is already attached", name), "choose another --name");
-  Attached attached{method_name, std::move(method), {}};
+  Attached attached{method_name, config_json, std::move(method), {}};
   Context context(name, backbone_, seed, attached.hooks);
   try {
     attached.method->attach(context);
@@ -74,6 +74,7 @@ const AdapterSet::Attached& AdapterSet::get(const std::string& name) const {
 
 PeftMethod& AdapterSet::method(const std::string& name) const { return *get(name).method; }
 const std::string& AdapterSet::method_name(const std::string& name) const { return get(name).method_name; }
+const std::string& AdapterSet::method_config_json(const std::string& name) const { return get(name).config_json; }
 
 std::vector<std::string> AdapterSet::names() const {
   std::vector<std::string> out;

@@ -18,12 +18,15 @@ class AdapterSet : public SiteHooks {
 
   // Attaches `method` under `name`. If attach throws, nothing of it stays registered
   // and the error names the adapter and the method.
+  // `config_json` is the validated config the method was created with (it is saved
+  // with the adapter).
   void add(const std::string& name, const std::string& method_name, std::shared_ptr<PeftMethod> method,
-           std::uint64_t seed);
+           const std::string& config_json, std::uint64_t seed);
   void remove(const std::string& name);
   bool contains(const std::string& name) const { return adapters_.count(name) > 0; }
   PeftMethod& method(const std::string& name) const;
   const std::string& method_name(const std::string& name) const;
+  const std::string& method_config_json(const std::string& name) const;
   std::vector<std::string> names() const;
 
   void select_none() { selection_ = {}; per_row_.clear(); }
@@ -45,6 +48,9 @@ class AdapterSet : public SiteHooks {
  private:
   struct Attached {
     std::string method_name;
+    std::string config_json;
+    // Declared before `hooks`, so destroyed after them: hooks are objects of the
+    // plugin's code, which the method's deleter keeps loaded.
     std::shared_ptr<PeftMethod> method;
     std::unordered_map<const Site*, std::vector<std::shared_ptr<AdapterHook>>> hooks;
   };

@@ -15,6 +15,7 @@ bool type_matches(const std::string& type, const nlohmann::json& v, const nlohma
   if (type == "boolean") return v.is_boolean();
   if (type == "string") return v.is_string();
   if (type == "null") return v.is_null();
+  if (type == "object") return v.is_object();  // e.g. PEFT's "rank_pattern": {} (checked with enum)
   if (type == "array") {
     if (!v.is_array()) return false;
     const std::string item = spec.contains("items") ? spec["items"].value("type", "") : "";

@@ -114,6 +114,8 @@ std::vector<fs::path> search_path(const std::vector<fs::path>& plugin_dirs) {
 
 PluginRegistry::PluginRegistry() = default;
 PluginRegistry::~PluginRegistry() = default;
+PluginRegistry::PluginRegistry(PluginRegistry&&) noexcept = default;
+PluginRegistry& PluginRegistry::operator=(PluginRegistry&&) noexcept = default;
 
 void PluginRegistry::scan(const std::vector<fs::path>& dirs) {
   for (const auto& dir : dirs) {
@@ -193,12 +195,13 @@ const PluginRecord& PluginRegistry::find(const std::string& name) const {
 }
 
 std::shared_ptr<PeftMethod> PluginRegistry::create(const std::string& name, const std::string& config_json,
-                                                   const std::string& origin) const {
+                                                   const std::string& origin, std::string* resolved_config) const {
   const PluginRecord& record = find(name);
   const std::shared_ptr<const Loaded> loaded = loaded_[&record - records_.data()];
   const std::string where = origin.empty() ? "config" : origin;
   const nlohmann::json given = config_json.empty() ? nlohmann::json::object() : io::parse_json(config_json, where);
   const Config config = validate_config(loaded->schema, given, name, where);
+  if (resolved_config) *resolved_config = config.to_json();
 
   PeftMethod* method = nullptr;
   // Errors are copied into host-made exceptions: the plugin's exception object must

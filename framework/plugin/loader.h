@@ -33,6 +33,8 @@ class PluginRegistry {
   ~PluginRegistry();
   PluginRegistry(const PluginRegistry&) = delete;
   PluginRegistry& operator=(const PluginRegistry&) = delete;
+  PluginRegistry(PluginRegistry&&) noexcept;
+  PluginRegistry& operator=(PluginRegistry&&) noexcept;
 
   // Loads every *.so in `dirs` (not recursive; by file name within a directory). Never
   // throws for a bad plugin or directory: each failure is recorded and the scan goes on.
@@ -49,8 +51,9 @@ class PluginRegistry {
   // Validates `config_json` ("" means {}) against the plugin's schema (ConfigError
   // naming the key), then calls the plugin's create. The method's deleter holds the
   // library, so it stays loaded while the method lives, even past this registry.
-  std::shared_ptr<PeftMethod> create(const std::string& name, const std::string& config_json,
-                                     const std::string& origin) const;
+  // `resolved_config`, when given, receives the validated config with defaults filled.
+  std::shared_ptr<PeftMethod> create(const std::string& name, const std::string& config_json, const std::string& origin,
+                                     std::string* resolved_config = nullptr) const;
 
  private:
   struct Loaded;  // the library handle, the gated info and the parsed schema

@@ -1,0 +1,58 @@
+#include "data/batching.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+
+#include "graft/error.h"
+
+namespace graft::data {
+
+std::vector<LabeledBatch> make_batches(const Dataset& data, const backbones::Tokenizer& tokenizer, std::size_t batch_size,
+                                       std::size_t max_length, bool shuffle, std::uint64_t seed) {
+  if (batch_size == 0) throw ConfigError("data", "batch size must be at least 1");
+  if (data.kind == TaskKind::token_classification)
+    throw ConfigError("data", "token classification batches need word-aligned labels", "not supported by make_batches yet");
+  std::vector<std::size_t> order(data.examples.size());
+  std::iota(order.begin(), order.end(), 0);
+  if (shuffle) {
+    std::mt19937_64 rng(seed);
+    std::shuffle(order.begin(), order.end(), rng);
+  }
+  std::vector<LabeledBatch> out;
+  for (std::size_t start = 0; start < order.size(); start += batch_size) {
+    const std::size_t end = std::min(order.size(), start + batch_size);
+    std::vector<backbones::Encoding> encodings;
+    std::vector<std::int64_t> class_labels;
+    std::vector<float> targets;
+    LabeledBatch lb;
+    for (std::size_t i = start; i < end; ++i) {
+      const Example& ex = data.examples[order[i]];
+      encodings.push_back(tokenizer.encode(ex.text, ex.text_pair, ex.has_pair, max_length));
+      lb.tokens += encodings.back().ids.size();
+      class_labels.push_back(static_cast<std::int64_t>(ex.label));
+      targets.push_back(static_cast<float>(ex.label));
+    }
+    lb.batch = backbones::make_batch(encodings, tokenizer.pad_id());
+    const auto B = static_cast<std::int64_t>(encodings.size());
+    switch (data.kind) {
+      case TaskKind::classification: lb.labels = Tensor::from_ints(class_labels, {B}); break;
+      case TaskKind::regression: lb.labels = Tensor::from_floats(targets, {B}); break;
+      case TaskKind::causal_lm: {
+        std::vector<std::int64_t> ids = lb.batch.input_ids.to_ints();
+        const std::vector<std::int64_t> mask = lb.batch.attention_mask.to_ints();
+        for (std::size_t i = 0; i < ids.size(); ++i)
+          if (mask[i] == 0) ids[i] = -100;
+        lb.labels = Tensor::from_ints(ids, lb.batch.input_ids.shape());
+        break;
+      }
+      case TaskKind::token_classification: break;
+    }
+    out.push_back(std::move(lb));
+  }
+  return out;
+}
+
+}  // namespace graft::data

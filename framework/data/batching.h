@@ -1,0 +1,26 @@
+// From rows to model inputs: tokenise, pad each batch to its longest row, and build the
+// label tensor the task head's loss expects.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "data/dataset.h"
+#include "graft/backbone.h"
+#include "tokenizers/tokenizer.h"
+
+namespace graft::data {
+
+struct LabeledBatch {
+  Batch batch;
+  // classification: i64 [B]; regression: f32 [B]; causal LM: ids [B, T] with -100 at
+  // padding; token classification: i64 [B, T] with -100 off first word pieces.
+  Tensor labels;
+  std::size_t tokens = 0;  // real (unpadded) tokens in the batch
+};
+
+// Batches of `batch_size` rows in file order, or shuffled by `seed` (the same seed
+// gives the same order).
+std::vector<LabeledBatch> make_batches(const Dataset& data, const backbones::Tokenizer& tokenizer, std::size_t batch_size,
+                                       std::size_t max_length, bool shuffle, std::uint64_t seed);
+
+}  // namespace graft::data

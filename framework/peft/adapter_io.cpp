@@ -1,0 +1,189 @@
+#include "peft/adapter_io.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "graft/error.h"
+#include "io/atomic_file.h"
+#include "io/json_config.h"
+#include "io/safetensors.h"
+#include "peft/config_impl.h"
+
+namespace graft {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kManifest = "graft_adapter.json";
+
+// PEFT bookkeeping keys that carry no meaning for the computation.
+const std::vector<std::string> kPeftBookkeeping = {"peft_type", "task_type", "base_model_name_or_path", "revision",
+                                                    "inference_mode", "auto_mapping", "peft_version"};
+
+std::string method_for_peft_type(const std::string& peft_type, const std::string& origin) {
+  if (peft_type == "LORA") return "lora";
+  if (peft_type == "PREFIX_TUNING") return "prefix_tuning";
+  if (peft_type == "PROMPT_TUNING") return "prompt_tuning";
+  if (peft_type == "IA3") return "ia3";
+  throw ConfigError("adapter", fmt::format("{}: peft_type '{}' has no graft method", origin, peft_type),
+                    "graft reads LORA, PREFIX_TUNING, PROMPT_TUNING and IA3 adapters saved by PEFT");
+}
+
+json backbone_fingerprint(const Backbone& backbone) {
+  const BackboneInfo& i = backbone.info();
+  return {{"architecture", i.architecture}, {"num_layers", i.num_layers}, {"hidden_size", i.hidden_size},
+          {"num_heads", i.num_heads}, {"vocab_size", i.vocab_size}, {"parameter_count", i.parameter_count}};
+}
+
+json head_json(const HeadConfig& h) {
+  return {{"task", task_kind_name(h.kind)}, {"num_labels", h.num_labels}, {"pooling", backbones::pooling_name(h.pooling)},
+          {"dropout", h.dropout}};
+}
+
+HeadConfig head_from_json(const json& j, const std::string& origin) {
+  HeadConfig h;
+  h.kind = parse_task_kind(io::require_key<std::string>(j, "task", origin));
+  h.num_labels = io::require_key<std::int64_t>(j, "num_labels", origin);
+  h.pooling = backbones::parse_pooling(io::optional_key<std::string>(j, "pooling", "mean", origin));
+  h.dropout = io::optional_key<float>(j, "dropout", 0.1f, origin);
+  return h;
+}
+
+std::map<std::string, Tensor> read_tensors(const fs::path& file) {
+  const auto st = io::SafetensorsFile::open(file);
+  std::map<std::string, Tensor> out;
+  for (const auto& info : st.tensors()) out.emplace(info.name, st.get(info.name));
+  return out;
+}
+
+// Moves `staged` into place as `folder`, replacing an existing one only once the new
+// one is complete.
+void publish(const fs::path& staged, const fs::path& folder) {
+  const fs::path old = folder.string() + fmt::format(".old.{}", ::getpid());
+  const bool existed = fs::exists(folder);
+  if (existed) fs::rename(folder, old);
+  fs::rename(staged, folder);
+  if (existed) fs::remove_all(old);
+}
+
+}  // namespace
+
+void save_adapter(const fs::path& folder, const AdapterSet& set, const std::string& name, const Backbone& backbone,
+                  const TaskHead* head) {
+  PeftMethod& method = set.method(name);
+  if (!folder.parent_path().empty() && !fs::exists(folder.parent_path()))
+    throw IoError("adapter", fmt::format("cannot save to '{}': its parent folder does not exist", folder.string()));
+  const fs::path staged = folder.string() + fmt::format(".tmp.{}", ::getpid());
+  fs::remove_all(staged);
+  fs::create_directories(staged);
+  try {
+    io::write_file_atomic(staged / "adapter_config.json", json::parse(method.adapter_config_json()).dump(2) + "\n");
+    io::save_safetensors(staged / "adapter_model.safetensors", method.state(), {{"format", "pt"}});
+    json manifest = {{"format", "graft-adapter/1"},
+                     {"method", set.method_name(name)},
+                     {"config", json::parse(set.method_config_json(name))},
+                     {"backbone", backbone_fingerprint(backbone)}};
+    if (head) {
+      manifest["head"] = head_json(head->config());
+      std::vector<std::pair<std::string, Tensor>> tensors;
+      for (const auto& p : head->parameters()) tensors.emplace_back(p.name, p.tensor);
+      if (!tensors.empty()) io::save_safetensors(staged / "head.safetensors", tensors);
+    }
+    io::write_file_atomic(staged / kManifest, manifest.dump(2) + "\n");
+    publish(staged, folder);
+  } catch (...) {
+    fs::remove_all(staged);
+    throw;
+  }
+}
+
+SavedAdapter read_adapter_manifest(const fs::path& folder, const plugin::PluginRegistry& plugins) {
+  if (!fs::is_directory(folder))
+    throw IoError("adapter", fmt::format("'{}' is not an adapter folder", folder.string()),
+                  "an adapter is a folder with adapter_config.json and adapter_model.safetensors");
+  SavedAdapter out;
+  const fs::path manifest_path = folder / kManifest;
+  if (fs::exists(manifest_path)) {
+    const json m = io::load_json(manifest_path);
+    const std::string origin = manifest_path.string();
+    out.method = io::require_key<std::string>(m, "method", origin);
+    out.config_json = io::require_key<json>(m, "config", origin).dump();
+    if (m.contains("head")) {
+      out.has_head = true;
+      out.head = head_from_json(m.at("head"), origin);
+    }
+    return out;
+  }
+  // Saved by Hugging Face PEFT: the method follows from peft_type, the config is
+  // adapter_config.json less PEFT's bookkeeping keys.
+  const fs::path config_path = folder / "adapter_config.json";
+  const json config = io::load_json(config_path);
+  out.method = method_for_peft_type(io::require_key<std::string>(config, "peft_type", config_path.string()), config_path.string());
+  json filtered = json::object();
+  const auto schema = parse_schema(plugins.find(out.method).schema_json, out.method);
+  for (auto it = config.begin(); it != config.end(); ++it) {
+    const bool bookkeeping = std::find(kPeftBookkeeping.begin(), kPeftBookkeeping.end(), it.key()) != kPeftBookkeeping.end();
+    if (bookkeeping && !schema.at("properties").contains(it.key())) continue;
+    filtered[it.key()] = *it;
+  }
+  out.config_json = filtered.dump();
+  return out;
+}
+
+SavedAdapter load_adapter(const fs::path& folder, AdapterSet& set, const std::string& name, const plugin::PluginRegistry& plugins,
+                          const Backbone& backbone, std::unique_ptr<TaskHead>* head_out, std::uint64_t seed) {
+  SavedAdapter saved = read_adapter_manifest(folder, plugins);
+  const fs::path manifest_path = folder / kManifest;
+  if (fs::exists(manifest_path)) {
+    const json m = io::load_json(manifest_path);
+    const json expected = m.value("backbone", json::object()), actual = backbone_fingerprint(backbone);
+    for (auto it = expected.begin(); it != expected.end(); ++it)
+      if (actual.contains(it.key()) && actual.at(it.key()) != *it)
+        throw ConfigError("adapter",
+                          fmt::format("'{}' was trained on another backbone: {} {} there, {} here", folder.string(), it.key(),
+                                      it->dump(), actual.at(it.key()).dump()),
+                          fmt::format("this backbone: {}; load the adapter onto the backbone it was trained on", actual.dump()));
+  }
+  std::string resolved;
+  auto method = plugins.create(saved.method, saved.config_json, (folder / "adapter_config.json").string(), &resolved);
+  set.add(name, saved.method, method, resolved, seed);
+  try {
+    method->load_state(read_tensors(folder / "adapter_model.safetensors"));
+    if (saved.has_head && head_out) {
+      auto head = std::make_unique<TaskHead>(saved.head, backbone, seed);
+      if (!head->parameters().empty()) {
+        const auto tensors = read_tensors(folder / "head.safetensors");
+        for (const auto& p : head->parameters()) {
+          auto it = tensors.find(p.name);
+          if (it == tensors.end() || it->second.shape() != p.tensor.shape())
+            throw FormatError("adapter", fmt::format("'{}': head tensor '{}' is missing or has the wrong shape",
+                                                     (folder / "head.safetensors").string(), p.name));
+          std::memcpy(p.tensor.raw(), it->second.raw(), p.tensor.nbytes());
+        }
+      }
+      *head_out = std::move(head);
+    }
+  } catch (...) {
+    set.remove(name);
+    throw;
+  }
+  return saved;
+}
+
+}  // namespace graft
+
+namespace graft {
+
+void attach_method(AdapterSet& set, const plugin::PluginRegistry& plugins, const std::string& name, const std::string& method,
+                   const std::string& config_json, const std::string& origin, std::uint64_t seed) {
+  std::string resolved;
+  auto created = plugins.create(method, config_json, origin, &resolved);
+  set.add(name, method, std::move(created), resolved, seed);
+}
+
+}  // namespace graft

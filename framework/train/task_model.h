@@ -1,0 +1,18 @@
+// One task's forward pass: the shared frozen backbone, the selected adapters as its
+// site hooks, and the task head.
+#pragma once
+#include "data/batching.h"
+#include "graft/backbone.h"
+#include "peft/adapter_set.h"
+#include "peft/task_head.h"
+
+namespace graft::train {
+
+// Logits of `head` for `batch` (see TaskHead::forward for shapes). `adapters` may be
+// null (the bare backbone). `training` turns dropout on in the head.
+Tensor task_logits(const Backbone& backbone, AdapterSet* adapters, const TaskHead& head, const Batch& batch, bool training);
+// The head's loss for a labelled batch.
+Tensor task_loss(const Backbone& backbone, AdapterSet* adapters, const TaskHead& head, const data::LabeledBatch& batch,
+                 bool training);
+
+}  // namespace graft::train

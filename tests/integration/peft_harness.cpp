@@ -1,0 +1,124 @@
+#include "peft_harness.h"
+
+#include <fmt/format.h>
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "data/glue.h"
+#include "graft/autograd.h"
+#include "graft/error.h"
+#include "graft/ops.h"
+#include "nn/optim.h"
+#include "peft/adapter_io.h"
+#include "train/task_model.h"
+
+namespace graft::testing {
+namespace fs = std::filesystem;
+
+const plugin::PluginRegistry& plugins() {
+  static const plugin::PluginRegistry registry = [] {
+    plugin::PluginRegistry r;
+    r.scan(plugin::search_path({}));
+    return r;
+  }();
+  return registry;
+}
+
+namespace {
+
+backbones::LoadedBackbone& cached(const fs::path& path) {
+  static std::map<std::string, backbones::LoadedBackbone> loaded;
+  auto it = loaded.find(path.string());
+  if (it == loaded.end()) it = loaded.emplace(path.string(), backbones::load_backbone(path)).first;
+  return it->second;
+}
+
+const fs::path kShared = GRAFT_SHARED_DIR;
+const fs::path kGolden = fs::path(GRAFT_SOURCE_DIR) / "tests" / "golden" / "backbones";
+
+data::Dataset sst2_rows(const std::string& split, std::size_t first, std::size_t count) {
+  data::Dataset ds = data::read_glue(kShared / "data" / "glue", "sst2", split);
+  if (first + count > ds.examples.size())
+    throw ConfigError("harness", fmt::format("SST-2 {} has {} rows, asked for [{}, {})", split, ds.examples.size(), first, first + count));
+  ds.examples = std::vector<data::Example>(ds.examples.begin() + first, ds.examples.begin() + first + count);
+  return ds;
+}
+
+}  // namespace
+
+backbones::LoadedBackbone& minilm() {
+  const char* env = std::getenv("GRAFT_MINILM_DIR");
+  const fs::path dir = env ? fs::path(env) : fs::path(GRAFT_SOURCE_DIR) / ".cache" / "models" / "all-MiniLM-L6-v2";
+  if (!fs::exists(dir / "model.safetensors"))
+    throw IoError("harness", fmt::format("all-MiniLM-L6-v2 is not at {}", dir.string()), "run `make models` (or set GRAFT_MINILM_DIR)");
+  return cached(dir);
+}
+
+backbones::LoadedBackbone& stories260k() { return cached(kShared / "models" / "stories260K" / "stories260K.bin"); }
+backbones::LoadedBackbone& tiny_bert() { return cached(kGolden / "tiny_bert"); }
+backbones::LoadedBackbone& tiny_llama() { return cached(kGolden / "tiny_llama"); }
+
+std::unique_ptr<AdapterSet> attach(const Backbone& backbone, const std::string& method, const std::string& config_json,
+                                   std::uint64_t seed) {
+  auto set = std::make_unique<AdapterSet>(backbone);
+  attach_method(*set, plugins(), "task", method, config_json, "test config", seed);
+  set->select("task");
+  return set;
+}
+
+LabeledBatches sst2(const backbones::Tokenizer& tokenizer, const std::string& split, std::size_t first, std::size_t count,
+                    std::size_t batch_size, std::size_t max_length) {
+  return data::make_batches(sst2_rows(split, first, count), tokenizer, batch_size, max_length, false, 0);
+}
+
+LabeledBatches sst2_text(const backbones::Tokenizer& tokenizer, const std::string& split, std::size_t first, std::size_t count,
+                         std::size_t batch_size, std::size_t max_length) {
+  data::Dataset ds = sst2_rows(split, first, count);
+  ds.kind = TaskKind::causal_lm;
+  return data::make_batches(ds, tokenizer, batch_size, max_length, false, 0);
+}
+
+Evaluation evaluate(const Backbone& backbone, AdapterSet* adapters, const TaskHead& head, const LabeledBatches& data) {
+  NoGradGuard no_grad;
+  Evaluation e;
+  std::size_t correct = 0, rows = 0;
+  for (const auto& b : data) {
+    const Tensor logits = train::task_logits(backbone, adapters, head, b.batch, false);
+    e.loss += head.loss(logits, b.labels).item();
+    if (head.config().kind == TaskKind::classification) {
+      const auto values = logits.to_floats();
+      const auto labels = b.labels.to_ints();
+      const std::int64_t C = logits.dim(1);
+      for (std::size_t r = 0; r < labels.size(); ++r) {
+        const auto row = values.begin() + static_cast<std::ptrdiff_t>(r * C);
+        correct += (std::max_element(row, row + C) - row) == labels[r];
+      }
+      rows += labels.size();
+    }
+  }
+  e.loss /= static_cast<double>(data.size());
+  e.accuracy = rows ? static_cast<double>(correct) / rows : 0;
+  return e;
+}
+
+std::vector<double> train(const Backbone& backbone, AdapterSet* adapters, TaskHead& head, const LabeledBatches& data, int steps,
+                          float lr, std::uint64_t seed) {
+  std::vector<nn::NamedParameter> params = adapters ? adapters->parameters() : std::vector<nn::NamedParameter>{};
+  for (auto& p : head.parameters()) params.push_back({"head." + p.name, p.tensor});
+  nn::AdamW optimizer(params, {lr, 0.9f, 0.999f, 1e-8f, 0.0f});
+  ops::manual_seed(seed);
+  std::vector<double> losses;
+  for (int step = 0; step < steps; ++step) {
+    const auto& b = data[static_cast<std::size_t>(step) % data.size()];
+    Tensor loss = train::task_loss(backbone, adapters, head, b, true);
+    loss.backward();
+    optimizer.step();
+    optimizer.zero_grad();
+    losses.push_back(loss.item());
+  }
+  return losses;
+}
+
+}  // namespace graft::testing

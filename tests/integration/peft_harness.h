@@ -1,0 +1,55 @@
+// Shared by the PEFT method tests: the real and tiny backbones, the plugins of the
+// build tree, attaching a method, real data as tokenised batches, and a short training
+// run with an evaluation on held-out rows.
+#pragma once
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/batching.h"
+#include "graft/backbone.h"
+#include "peft/adapter_set.h"
+#include "peft/task_head.h"
+#include "plugin/loader.h"
+#include "registry.h"
+
+namespace graft::testing {
+
+// The plugins found on graft's default search path (the build tree's plugins/).
+const plugin::PluginRegistry& plugins();
+
+// Loaded once per test binary: all-MiniLM-L6-v2 (fails with a hint if `make models`
+// has not run), stories260K, and the tiny random HF BERT and LLaMA fixtures.
+backbones::LoadedBackbone& minilm();
+backbones::LoadedBackbone& stories260k();
+backbones::LoadedBackbone& tiny_bert();
+backbones::LoadedBackbone& tiny_llama();
+
+// A fresh adapter set on `backbone` with `method` attached as "task" and selected.
+std::unique_ptr<AdapterSet> attach(const Backbone& backbone, const std::string& method, const std::string& config_json,
+                                   std::uint64_t seed = 0);
+
+// Batches of real rows with their labels (data::LabeledBatch: .batch, .labels).
+using LabeledBatches = std::vector<data::LabeledBatch>;
+// SST-2 (../shared/data/glue/SST-2) rows [first, first+count) of `split` ("train"/"dev").
+LabeledBatches sst2(const backbones::Tokenizer& tokenizer, const std::string& split, std::size_t first, std::size_t count,
+                    std::size_t batch_size, std::size_t max_length = 64);
+// SST-2 sentences as text for causal LM (a movie-review domain the stories model has
+// not seen): labels are the ids themselves.
+LabeledBatches sst2_text(const backbones::Tokenizer& tokenizer, const std::string& split, std::size_t first, std::size_t count,
+                         std::size_t batch_size, std::size_t max_length = 48);
+
+struct Evaluation {
+  double loss = 0;      // mean over batches
+  double accuracy = 0;  // classification only
+};
+// Held-out loss (and accuracy) of backbone + selected adapters + head, no gradients.
+Evaluation evaluate(const Backbone& backbone, AdapterSet* adapters, const TaskHead& head, const LabeledBatches& data);
+// `steps` AdamW steps (cycling over the batches) on the selected adapters' parameters
+// and the head's; returns the training loss of each step.
+std::vector<double> train(const Backbone& backbone, AdapterSet* adapters, TaskHead& head, const LabeledBatches& data,
+                          int steps, float lr, std::uint64_t seed = 0);
+
+}  // namespace graft::testing
