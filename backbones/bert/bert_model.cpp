@@ -104,7 +104,7 @@ Tensor BertModel::position_ids(const Batch& batch, std::int64_t virtual_tokens, 
   return Tensor::from_ints(pos, {B, length});
 }
 
-Tensor BertModel::forward(const Batch& batch, SiteHooks* hooks, Tensor* mask_out) const {
+Tensor BertModel::forward(const Batch& batch, SiteHooks* hooks, Tensor* mask_out, bool training) const {
   const Tensor& ids = batch.input_ids;
   if (ids.ndim() != 2) throw ShapeError("bert", fmt::format("input ids must be [batch, seq], got {}", shape_str(ids.shape())));
   const std::int64_t B = ids.dim(0), T = ids.dim(1), H = config_.hidden, heads = config_.heads, D = H / heads;
@@ -123,7 +123,7 @@ Tensor BertModel::forward(const Batch& batch, SiteHooks* hooks, Tensor* mask_out
   }
   x = ops::add(x, ops::embedding(w.position, position_ids(batch, virtual_tokens, L)));
   x = ops::add(x, ops::embedding(w.token_type, Tensor::from_ints(types, {B, L})));
-  Tensor h = ops::dropout(ops::layer_norm(x, w.emb_ln_g, w.emb_ln_b, config_.layer_norm_eps), config_.dropout, training_);
+  Tensor h = ops::dropout(ops::layer_norm(x, w.emb_ln_g, w.emb_ln_b, config_.layer_norm_eps), config_.dropout, training);
   const Tensor mask = additive_mask(key_mask, L, false);
 
   for (int l = 0; l < config_.layers; ++l) {
@@ -135,12 +135,12 @@ Tensor BertModel::forward(const Batch& batch, SiteHooks* hooks, Tensor* mask_out
     Tensor v = heads_first(site_linear(s[kValue], hooks, h, p.wv, p.bv));
     Tensor layer_mask = mask;
     if (hooks) hooks->attention_kv(s[kKv], k, v, layer_mask);
-    Tensor context = attention(q, k, v, layer_mask, config_.attention_dropout, training_);
-    Tensor attn = ops::dropout(site_linear(s[kOutput], hooks, context, p.wo, p.bo), config_.dropout, training_);
+    Tensor context = attention(q, k, v, layer_mask, config_.attention_dropout, training);
+    Tensor attn = ops::dropout(site_linear(s[kOutput], hooks, context, p.wo, p.bo), config_.dropout, training);
     h = ops::layer_norm(ops::add(site_sublayer(s[kAttention], hooks, attn), h), p.attn_ln_g, p.attn_ln_b, config_.layer_norm_eps);
 
     Tensor up = ops::gelu(site_linear(s[kUp], hooks, h, p.w_up, p.b_up), config_.gelu);
-    Tensor down = ops::dropout(site_linear(s[kDown], hooks, up, p.w_down, p.b_down), config_.dropout, training_);
+    Tensor down = ops::dropout(site_linear(s[kDown], hooks, up, p.w_down, p.b_down), config_.dropout, training);
     h = ops::layer_norm(ops::add(site_sublayer(s[kFfn], hooks, down), h), p.ffn_ln_g, p.ffn_ln_b, config_.layer_norm_eps);
   }
   if (mask_out) *mask_out = key_mask;

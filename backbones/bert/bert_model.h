@@ -34,12 +34,11 @@ class BertModel : public Backbone {
 
   const BackboneInfo& info() const override { return info_; }
   const std::vector<Site>& sites() const override { return sites_; }
-  Tensor forward(const Batch& batch, SiteHooks* hooks = nullptr, Tensor* mask_out = nullptr) const override;
+  Tensor forward(const Batch& batch, SiteHooks* hooks = nullptr, Tensor* mask_out = nullptr,
+                 bool training = false) const override;
   std::vector<nn::NamedParameter> parameters() const override;
 
   const BertConfig& config() const { return config_; }
-  // Dropout in the backbone (as Hugging Face's train mode); off by default.
-  void set_training(bool training) { training_ = training; }
   void convert_weights(DType dtype);
 
  private:
@@ -52,7 +51,6 @@ class BertModel : public Backbone {
   std::string prefix_;  // "bert.", "roberta." or "" — as found in the checkpoint
   BackboneInfo info_;
   std::vector<Site> sites_;
-  bool training_ = false;
 };
 
 // A Hugging Face folder whose config.json has model_type bert or roberta.

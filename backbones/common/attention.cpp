@@ -49,7 +49,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor
   const std::int64_t group = H / KV;
   // Query heads of one group are consecutive: view them as one longer sequence so each
   // group multiplies its own key/value head without copying k or v.
-  Tensor qg = q.view({B, KV, group * T, D});
+  Tensor qg = ops::reshape(q, {B, KV, group * T, D});  // reshape, not view: q needs its gradient
   Tensor scores = ops::scale(ops::matmul(qg, k, false, true), 1.f / std::sqrt(static_cast<float>(D)));
   Tensor probs = ops::softmax(ops::reshape(scores, {B, H, T, S}), mask);
   probs = ops::dropout(probs, dropout_p, training);

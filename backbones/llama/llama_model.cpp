@@ -80,7 +80,7 @@ void LlamaModel::convert_weights(DType dtype) {
   info_.dtype = dtype;
 }
 
-Tensor LlamaModel::forward(const Batch& batch, SiteHooks* hooks, Tensor* mask_out) const {
+Tensor LlamaModel::forward(const Batch& batch, SiteHooks* hooks, Tensor* mask_out, bool /*training: no dropout*/) const {
   const Tensor& ids = batch.input_ids;
   Tensor mask = batch.attention_mask.defined() ? batch.attention_mask : ones_mask(ids.dim(0), ids.dim(1));
   return run(ids, mask, 0, nullptr, hooks, mask_out);

@@ -41,7 +41,8 @@ class LlamaModel : public Backbone {
 
   const BackboneInfo& info() const override { return info_; }
   const std::vector<Site>& sites() const override { return sites_; }
-  Tensor forward(const Batch& batch, SiteHooks* hooks = nullptr, Tensor* mask_out = nullptr) const override;
+  Tensor forward(const Batch& batch, SiteHooks* hooks = nullptr, Tensor* mask_out = nullptr,
+                 bool training = false) const override;
   std::vector<nn::NamedParameter> parameters() const override;
 
   // Forward over new tokens, reading and extending `cache` (generation).

@@ -26,7 +26,9 @@ class Tokenizer {
   virtual std::size_t vocab_size() const = 0;
 };
 
-// Right-pads encodings to the longest and stacks them into a Batch.
-Batch make_batch(const std::vector<Encoding>& encodings, std::int64_t pad_id);
+// Right-pads encodings to the longest, rounded up to a multiple of `pad_multiple`, and
+// stacks them into a Batch. Rounding keeps the number of distinct shapes — and so of
+// oneDNN primitives to build and JIT-compile — small across a dataset.
+Batch make_batch(const std::vector<Encoding>& encodings, std::int64_t pad_id, std::size_t pad_multiple = 1);
 
 }  // namespace graft::backbones

@@ -13,6 +13,14 @@ int cmd_inspect(const std::vector<std::string>& args);
 int cmd_info(const std::vector<std::string>& args);
 // graft embed --backbone DIR TEXT...: pooled, normalised sentence embeddings.
 int cmd_embed(const std::vector<std::string>& args);
+// graft train --backbone B --task T --method M --output DIR: one method on one task.
+int cmd_train(const std::vector<std::string>& args);
+// graft compare --backbone B --task T --methods ...: every method, same data and budget.
+int cmd_compare(const std::vector<std::string>& args);
+// graft eval --backbone B --adapter DIR --task T: dev metrics of a saved adapter.
+int cmd_eval(const std::vector<std::string>& args);
+// graft predict --backbone B --adapter DIR TEXT...: predictions on new inputs.
+int cmd_predict(const std::vector<std::string>& args);
 // graft generate --backbone PATH --prompt TEXT: greedy / temperature / top-p sampling.
 int cmd_generate(const std::vector<std::string>& args);
 // graft plugins [--plugin-dir DIR]... [--json]: the plugins found, and the files that failed.

@@ -30,6 +30,10 @@ const std::map<std::string, Command>& commands() {
       {"info", {graft::cli::cmd_info, "info --backbone PATH", "describe a backbone and its sites"}},
       {"embed", {graft::cli::cmd_embed, "embed --backbone DIR TEXT...", "sentence embeddings from an encoder"}},
       {"generate", {graft::cli::cmd_generate, "generate --backbone PATH --prompt TEXT", "continue a text with a decoder"}},
+      {"train", {graft::cli::cmd_train, "train --backbone B --task T --method M --output DIR", "train one PEFT method on a task"}},
+      {"compare", {graft::cli::cmd_compare, "compare --backbone B --task T --methods A,B,...", "train several methods alike and tabulate"}},
+      {"eval", {graft::cli::cmd_eval, "eval --backbone B --adapter DIR --task T", "dev-set metrics of a saved adapter"}},
+      {"predict", {graft::cli::cmd_predict, "predict --backbone B --adapter DIR TEXT...", "predictions of a saved adapter"}},
       {"plugins", {graft::cli::cmd_plugins, "plugins [--plugin-dir DIR]... [--json]", "list the plugins found and why others failed"}},
   };
   return table;

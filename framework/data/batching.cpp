@@ -10,6 +10,9 @@
 
 namespace graft::data {
 
+// Sequence lengths are rounded up to a multiple of this (see backbones::make_batch).
+constexpr std::size_t kPadMultiple = 16;
+
 std::vector<LabeledBatch> make_batches(const Dataset& data, const backbones::Tokenizer& tokenizer, std::size_t batch_size,
                                        std::size_t max_length, bool shuffle, std::uint64_t seed) {
   if (batch_size == 0) throw ConfigError("data", "batch size must be at least 1");
@@ -35,7 +38,7 @@ std::vector<LabeledBatch> make_batches(const Dataset& data, const backbones::Tok
       class_labels.push_back(static_cast<std::int64_t>(ex.label));
       targets.push_back(static_cast<float>(ex.label));
     }
-    lb.batch = backbones::make_batch(encodings, tokenizer.pad_id());
+    lb.batch = backbones::make_batch(encodings, tokenizer.pad_id(), kPadMultiple);
     const auto B = static_cast<std::int64_t>(encodings.size());
     switch (data.kind) {
       case TaskKind::classification: lb.labels = Tensor::from_ints(class_labels, {B}); break;

@@ -4,10 +4,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "graft/error.h"
+#include "graft/ops.h"
 #include "io/atomic_file.h"
 #include "io/json_config.h"
 #include "io/safetensors.h"
@@ -71,36 +73,84 @@ void publish(const fs::path& staged, const fs::path& folder) {
   if (existed) fs::remove_all(old);
 }
 
-}  // namespace
 
-void save_adapter(const fs::path& folder, const AdapterSet& set, const std::string& name, const Backbone& backbone,
-                  const TaskHead* head) {
-  PeftMethod& method = set.method(name);
+// Writes a folder through a staged copy: `fill` writes into the staged folder, which
+// replaces `folder` only once complete.
+void write_folder(const fs::path& folder, const std::function<void(const fs::path&)>& fill) {
   if (!folder.parent_path().empty() && !fs::exists(folder.parent_path()))
     throw IoError("adapter", fmt::format("cannot save to '{}': its parent folder does not exist", folder.string()));
   const fs::path staged = folder.string() + fmt::format(".tmp.{}", ::getpid());
   fs::remove_all(staged);
   fs::create_directories(staged);
   try {
-    io::write_file_atomic(staged / "adapter_config.json", json::parse(method.adapter_config_json()).dump(2) + "\n");
-    io::save_safetensors(staged / "adapter_model.safetensors", method.state(), {{"format", "pt"}});
-    json manifest = {{"format", "graft-adapter/1"},
-                     {"method", set.method_name(name)},
-                     {"config", json::parse(set.method_config_json(name))},
-                     {"backbone", backbone_fingerprint(backbone)}};
-    if (head) {
-      manifest["head"] = head_json(head->config());
-      std::vector<std::pair<std::string, Tensor>> tensors;
-      for (const auto& p : head->parameters()) tensors.emplace_back(p.name, p.tensor);
-      if (!tensors.empty()) io::save_safetensors(staged / "head.safetensors", tensors);
-    }
-    io::write_file_atomic(staged / kManifest, manifest.dump(2) + "\n");
+    fill(staged);
     publish(staged, folder);
   } catch (...) {
     fs::remove_all(staged);
     throw;
   }
 }
+
+void write_head(const fs::path& staged, const TaskHead& head, json& manifest) {
+  manifest["head"] = head_json(head.config());
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const auto& p : head.parameters()) tensors.emplace_back(p.name, p.tensor);
+  if (!tensors.empty()) io::save_safetensors(staged / "head.safetensors", tensors);
+}
+
+void copy_into(const Tensor& dst, const Tensor& src, const fs::path& file, const std::string& name) {
+  if (src.shape() != dst.shape())
+    throw FormatError("adapter", fmt::format("'{}': tensor '{}' has shape {}, expected {}", file.string(), name,
+                                             shape_str(src.shape()), shape_str(dst.shape())),
+                      "the folder was saved for another backbone or task");
+  const Tensor converted = src.dtype() == dst.dtype() ? src : ops::to_dtype(src, dst.dtype());
+  std::memcpy(dst.raw(), converted.raw(), dst.nbytes());
+}
+
+void load_named(const fs::path& file, const std::vector<nn::NamedParameter>& params) {
+  const auto tensors = read_tensors(file);
+  for (const auto& p : params) {
+    auto it = tensors.find(p.name);
+    if (it == tensors.end())
+      throw FormatError("adapter", fmt::format("'{}' has no tensor '{}'", file.string(), p.name),
+                        "the folder was saved for another backbone or task");
+    copy_into(p.tensor, it->second, file, p.name);
+  }
+}
+
+}  // namespace
+
+void save_adapter(const fs::path& folder, const AdapterSet& set, const std::string& name, const Backbone& backbone,
+                  const TaskHead* head) {
+  PeftMethod& method = set.method(name);
+  write_folder(folder, [&](const fs::path& staged) {
+    io::write_file_atomic(staged / "adapter_config.json", json::parse(method.adapter_config_json()).dump(2) + "\n");
+    io::save_safetensors(staged / "adapter_model.safetensors", method.state(), {{"format", "pt"}});
+    json manifest = {{"format", "graft-adapter/1"},
+                     {"method", set.method_name(name)},
+                     {"config", json::parse(set.method_config_json(name))},
+                     {"backbone", backbone_fingerprint(backbone)}};
+    if (head) write_head(staged, *head, manifest);
+    io::write_file_atomic(staged / kManifest, manifest.dump(2) + "\n");
+  });
+}
+
+void save_baseline(const fs::path& folder, const std::string& kind, const Backbone& backbone, const TaskHead& head) {
+  if (kind != kHeadOnly && kind != kFullFineTuning)
+    throw ConfigError("adapter", fmt::format("unknown baseline '{}'", kind), "baselines: head, full");
+  write_folder(folder, [&](const fs::path& staged) {
+    json manifest = {{"format", "graft-adapter/1"}, {"method", kind}, {"config", json::object()},
+                     {"backbone", backbone_fingerprint(backbone)}};
+    if (kind == kFullFineTuning) {
+      std::vector<std::pair<std::string, Tensor>> weights;
+      for (const auto& p : backbone.parameters()) weights.emplace_back(p.name, p.tensor);
+      io::save_safetensors(staged / "model.safetensors", weights);
+    }
+    write_head(staged, head, manifest);
+    io::write_file_atomic(staged / kManifest, manifest.dump(2) + "\n");
+  });
+}
+
 
 SavedAdapter read_adapter_manifest(const fs::path& folder, const plugin::PluginRegistry& plugins) {
   if (!fs::is_directory(folder))
@@ -149,35 +199,29 @@ SavedAdapter load_adapter(const fs::path& folder, AdapterSet& set, const std::st
                                       it->dump(), actual.at(it.key()).dump()),
                           fmt::format("this backbone: {}; load the adapter onto the backbone it was trained on", actual.dump()));
   }
+  auto load_head = [&] {
+    if (!saved.has_head || !head_out) return;
+    auto head = std::make_unique<TaskHead>(saved.head, backbone, seed);
+    if (!head->parameters().empty()) load_named(folder / "head.safetensors", head->parameters());
+    *head_out = std::move(head);
+  };
+  if (saved.method == kHeadOnly || saved.method == kFullFineTuning) {
+    if (saved.method == kFullFineTuning) load_named(folder / "model.safetensors", backbone.parameters());
+    load_head();
+    return saved;
+  }
   std::string resolved;
   auto method = plugins.create(saved.method, saved.config_json, (folder / "adapter_config.json").string(), &resolved);
   set.add(name, saved.method, method, resolved, seed);
   try {
     method->load_state(read_tensors(folder / "adapter_model.safetensors"));
-    if (saved.has_head && head_out) {
-      auto head = std::make_unique<TaskHead>(saved.head, backbone, seed);
-      if (!head->parameters().empty()) {
-        const auto tensors = read_tensors(folder / "head.safetensors");
-        for (const auto& p : head->parameters()) {
-          auto it = tensors.find(p.name);
-          if (it == tensors.end() || it->second.shape() != p.tensor.shape())
-            throw FormatError("adapter", fmt::format("'{}': head tensor '{}' is missing or has the wrong shape",
-                                                     (folder / "head.safetensors").string(), p.name));
-          std::memcpy(p.tensor.raw(), it->second.raw(), p.tensor.nbytes());
-        }
-      }
-      *head_out = std::move(head);
-    }
+    load_head();
   } catch (...) {
     set.remove(name);
     throw;
   }
   return saved;
 }
-
-}  // namespace graft
-
-namespace graft {
 
 void attach_method(AdapterSet& set, const plugin::PluginRegistry& plugins, const std::string& name, const std::string& method,
                    const std::string& config_json, const std::string& origin, std::uint64_t seed) {

@@ -27,6 +27,13 @@ struct SavedAdapter {
   HeadConfig head;
 };
 
+// The built-in baselines, saved in the same folder layout: "head" (a linear probe: only
+// head.safetensors) and "full" (full fine-tuning: every backbone weight in
+// model.safetensors, plus the head). They need no plugin.
+inline constexpr const char* kHeadOnly = "head";
+inline constexpr const char* kFullFineTuning = "full";
+void save_baseline(const std::filesystem::path& folder, const std::string& kind, const Backbone& backbone, const TaskHead& head);
+
 // Writes adapter `name` of `set` (and `head`, if given) to `folder`.
 void save_adapter(const std::filesystem::path& folder, const AdapterSet& set, const std::string& name, const Backbone& backbone,
                   const TaskHead* head);
@@ -36,7 +43,8 @@ SavedAdapter read_adapter_manifest(const std::filesystem::path& folder, const pl
 
 // Creates the adapter's method from its plugin, attaches it to `set` as `name`, loads
 // its tensors; builds and loads its head into `head_out` when it has one. Nothing is
-// left attached on failure. Returns the manifest.
+// left attached on failure. Returns the manifest. A "full" folder overwrites the
+// backbone's weights in place (load it onto a backbone of its own).
 SavedAdapter load_adapter(const std::filesystem::path& folder, AdapterSet& set, const std::string& name,
                           const plugin::PluginRegistry& plugins, const Backbone& backbone, std::unique_ptr<TaskHead>* head_out,
                           std::uint64_t seed = 0);

@@ -4,7 +4,7 @@ namespace graft::train {
 
 Tensor task_logits(const Backbone& backbone, AdapterSet* adapters, const TaskHead& head, const Batch& batch, bool training) {
   Tensor key_mask;
-  const Tensor hidden = backbone.forward(batch, adapters, &key_mask);
+  const Tensor hidden = backbone.forward(batch, adapters, &key_mask, training);
   return head.forward(hidden, key_mask, batch.input_ids.dim(1), training);
 }
 

@@ -9,7 +9,7 @@
 namespace graft::train {
 
 // Logits of `head` for `batch` (see TaskHead::forward for shapes). `adapters` may be
-// null (the bare backbone). `training` turns dropout on in the head.
+// null (the bare backbone). `training` turns dropout on in the backbone and the head.
 Tensor task_logits(const Backbone& backbone, AdapterSet* adapters, const TaskHead& head, const Batch& batch, bool training);
 // The head's loss for a labelled batch.
 Tensor task_loss(const Backbone& backbone, AdapterSet* adapters, const TaskHead& head, const data::LabeledBatch& batch,

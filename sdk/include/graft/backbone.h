@@ -38,7 +38,9 @@ class Backbone {
   virtual const std::vector<Site>& sites() const = 0;
   // Final hidden states [B, T', hidden]; T' > T when a hook prepended virtual tokens.
   // `mask_out`, when given, receives the key mask [B, T'] that matches them.
-  virtual Tensor forward(const Batch& batch, SiteHooks* hooks = nullptr, Tensor* mask_out = nullptr) const = 0;
+  // `training` turns on the checkpoint's own dropout (as a PyTorch model in train mode).
+  virtual Tensor forward(const Batch& batch, SiteHooks* hooks = nullptr, Tensor* mask_out = nullptr,
+                         bool training = false) const = 0;
   // Every frozen weight, under its checkpoint name (for full fine-tuning and checks).
   virtual std::vector<nn::NamedParameter> parameters() const = 0;
   // Next-token logits [.., vocab] from final hidden states, for models with an LM head

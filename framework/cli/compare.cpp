@@ -1,0 +1,113 @@
+// graft compare --backbone B --task T --methods houlsby,pfeiffer,lora,... [train options]
+// Trains every method on the same data with the same seed and budget — each in its own
+// `graft train` process, so memory is measured per method and full fine-tuning cannot
+// touch the weights the others use — then writes DIR/results.json, DIR/results.md and
+// DIR/chart.svg and prints the table.
+#include <fmt/format.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "graft/error.h"
+#include "io/atomic_file.h"
+#include "io/json_config.h"
+#include "train/report.h"
+
+namespace graft::cli {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::vector<OptionSpec> train_option_specs();
+
+namespace {
+
+const char* kDefaultMethods = "houlsby,pfeiffer,lora,prefix_tuning,prompt_tuning,full,head";
+
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+// Runs this executable as `graft train ARGS`; returns its exit status.
+int run_train(const std::vector<std::string>& args) {
+  std::vector<std::string> full = {"graft", "train"};
+  full.insert(full.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : full) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) throw Error("compare", "cannot start a training process (fork failed)");
+  if (pid == 0) {
+    ::execv("/proc/self/exe", argv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+}  // namespace
+
+int cmd_compare(const std::vector<std::string>& argv) {
+  std::vector<OptionSpec> specs = train_option_specs();
+  std::erase_if(specs, [](const OptionSpec& s) { return s.name == "method" || s.name == "config" || s.name == "output"; });
+  specs.push_back({"methods", true, fmt::format("comma-separated (default {})", kDefaultMethods)});
+  specs.push_back({"configs", true, "JSON file: {\"method\": {config}, ...}"});
+  specs.push_back({"output", true, "report folder (default results/compare-TASK)"});
+  const Args args("compare", argv, specs);
+  const std::vector<std::string> methods = split_commas(args.get("methods", kDefaultMethods));
+  const fs::path output = args.get("output", "results/compare-" + args.require("task"));
+  const json configs = args.has("configs") ? io::load_json(args.get("configs")) : json::object();
+  fs::create_directories(output);
+
+  // Every option but the compare-only ones goes to each `graft train` unchanged.
+  std::vector<std::string> shared;
+  for (std::size_t i = 0; i < argv.size(); ++i) {
+    std::string name = argv[i].rfind("--", 0) == 0 ? argv[i].substr(2) : "";
+    const bool inline_value = name.find('=') != std::string::npos;
+    name = name.substr(0, name.find('='));
+    const bool takes_value = std::any_of(specs.begin(), specs.end(), [&](auto& s) { return s.name == name && s.takes_value; });
+    if (name == "methods" || name == "configs" || name == "output") {
+      if (takes_value && !inline_value) ++i;
+      continue;
+    }
+    shared.push_back(argv[i]);
+    if (takes_value && !inline_value && i + 1 < argv.size()) shared.push_back(argv[++i]);
+  }
+
+  json runs = json::array();
+  for (const auto& method : methods) {
+    fmt::print(stderr, "\n== {} ({}/{})\n", method, &method - &methods[0] + 1, methods.size());
+    const fs::path run_dir = output / method;
+    std::vector<std::string> args_for = shared;
+    args_for.insert(args_for.end(), {"--method", method, "--output", run_dir.string()});
+    if (configs.contains(method)) args_for.insert(args_for.end(), {"--config", configs.at(method).dump()});
+    const int status = run_train(args_for);
+    if (status != 0 || !fs::exists(run_dir / "results.json")) {
+      runs.push_back({{"method", method}, {"error", fmt::format("exit status {}", status)}});
+      continue;
+    }
+    runs.push_back(io::load_json(run_dir / "results.json"));
+  }
+
+  const std::string title = fmt::format("graft compare: {} on {}", args.get("task"), fs::path(args.get("backbone")).filename().string());
+  io::write_file_atomic(output / "results.json", runs.dump(2) + "\n");
+  io::write_file_atomic(output / "results.md", fmt::format("# {}\n\n{}", title, train::comparison_table(runs, true)));
+  io::write_file_atomic(output / "chart.svg", train::comparison_svg(runs, title));
+  fmt::print("\n{}\n\n{}\nwritten: {}/results.json, results.md, chart.svg\n", title, train::comparison_table(runs, false),
+             output.string());
+  for (const auto& r : runs)
+    if (r.contains("error")) return 1;
+  return 0;
+}
+
+}  // namespace graft::cli

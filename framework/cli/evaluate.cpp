@@ -1,0 +1,118 @@
+// graft eval --backbone B --adapter DIR --task T   : dev-set metrics of a saved adapter
+// graft predict --backbone B --adapter DIR TEXT... : its predictions on new inputs
+//   (--pair TEXT gives the second sentence for pair tasks; --input FILE reads one row
+//    per line, a tab separating the pair)
+#include <fmt/format.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/method_options.h"
+#include "cli/task_options.h"
+#include "data/batching.h"
+#include "graft/error.h"
+#include "peft/adapter_io.h"
+#include "registry.h"
+#include "train/evaluator.h"
+
+namespace graft::cli {
+namespace {
+
+struct LoadedTask {
+  backbones::LoadedBackbone backbone;
+  std::unique_ptr<AdapterSet> adapters;
+  std::unique_ptr<TaskHead> head;
+  SavedAdapter saved;
+};
+
+LoadedTask load_with_adapter(const Args& args) {
+  LoadedTask t;
+  t.backbone = backbones::load_backbone(args.require("backbone"), backbones::parse_dtype(args.get("dtype", "f32")));
+  if (!t.backbone.tokenizer) throw ConfigError("eval", "the backbone has no tokenizer graft can read");
+  t.adapters = std::make_unique<AdapterSet>(*t.backbone.model);
+  const plugin::PluginRegistry plugins = load_plugins(args);
+  t.saved = load_adapter(args.require("adapter"), *t.adapters, "task", plugins, *t.backbone.model, &t.head);
+  if (!t.head)
+    throw ConfigError("eval", fmt::format("'{}' has no task head", args.get("adapter")),
+                      "evaluate folders written by `graft train` (they hold the head)");
+  if (t.adapters->contains("task")) t.adapters->select("task");
+  return t;
+}
+
+std::vector<OptionSpec> common_specs() {
+  return {{"backbone", true, "model folder or llama2.c .bin"}, {"adapter", true, "adapter folder (from graft train)"},
+          {"dtype", true, "f32 or bf16"}, {"plugin-dir", true, "extra plugin folder"}, {"batch-size", true, "rows per batch"},
+          {"max-length", true, "tokens per row"}};
+}
+
+}  // namespace
+
+int cmd_eval(const std::vector<std::string>& argv) {
+  auto specs = common_specs();
+  const auto task_specs = task_option_specs();
+  specs.insert(specs.end(), task_specs.begin(), task_specs.end());
+  specs.push_back({"json", false, "print the scores as JSON"});
+  const Args args("eval", argv, specs);
+  LoadedTask t = load_with_adapter(args);
+  const TaskData task = load_task(args);
+  const auto batches = data::make_batches(task.dev, *t.backbone.tokenizer, static_cast<std::size_t>(args.integer("batch-size", 32)),
+                                          static_cast<std::size_t>(args.integer("max-length", 128)), false, 0);
+  const train::Scores s = train::evaluate(*t.backbone.model, t.adapters.get(), *t.head, batches, task.dev.metric);
+  if (args.has("json")) {
+    nlohmann::json j = s.values;
+    j["headline"] = s.headline;
+    fmt::print("{}\n", j.dump(2));
+    return 0;
+  }
+  fmt::print("{} ({}) on {} dev, {} rows\n", args.get("adapter"), t.saved.method, task.dev.task, task.dev.examples.size());
+  for (const auto& [name, value] : s.values) fmt::print("  {:<18} {:.4f}{}\n", name, value, name == s.headline ? "  <- headline" : "");
+  return 0;
+}
+
+int cmd_predict(const std::vector<std::string>& argv) {
+  auto specs = common_specs();
+  specs.push_back({"pair", true, "second text, for pair tasks"});
+  specs.push_back({"input", true, "file: one row per line, a tab before the pair"});
+  const Args args("predict", argv, specs);
+  LoadedTask t = load_with_adapter(args);
+  data::Dataset rows;
+  rows.kind = t.head->config().kind;
+  auto add = [&](const std::string& text, const std::string& pair, bool has_pair) {
+    data::Example ex;
+    ex.text = text;
+    ex.text_pair = pair;
+    ex.has_pair = has_pair;
+    rows.examples.push_back(ex);
+  };
+  for (const auto& text : args.positional()) add(text, args.get("pair"), args.has("pair"));
+  if (args.has("input")) {
+    std::ifstream in(args.get("input"));
+    if (!in) throw IoError("predict", fmt::format("cannot read '{}'", args.get("input")));
+    std::string line;
+    std::size_t number = 0;
+    while (std::getline(in, line)) {
+      ++number;
+      data::require_utf8(line, args.get("input"), number);
+      const auto tab = line.find('\t');
+      if (!line.empty()) add(line.substr(0, tab), tab == std::string::npos ? "" : line.substr(tab + 1), tab != std::string::npos);
+    }
+  }
+  if (rows.examples.empty()) throw ConfigError("predict", "nothing to predict", "give TEXT arguments or --input FILE");
+  if (rows.kind != TaskKind::classification && rows.kind != TaskKind::regression)
+    throw ConfigError("predict", fmt::format("predict handles classification and regression heads, not {}", task_kind_name(rows.kind)));
+  const auto batches = data::make_batches(rows, *t.backbone.tokenizer, static_cast<std::size_t>(args.integer("batch-size", 32)),
+                                          static_cast<std::size_t>(args.integer("max-length", 128)), false, 0);
+  std::size_t row = 0;
+  for (const auto& b : batches)
+    for (double value : train::predict(*t.backbone.model, t.adapters.get(), *t.head, b.batch)) {
+      const auto& ex = rows.examples[row++];
+      const std::string shown = ex.has_pair ? ex.text + " ||| " + ex.text_pair : ex.text;
+      if (rows.kind == TaskKind::regression) fmt::print("{:.4f}\t{}\n", value, shown);
+      else fmt::print("{}\t{}\n", static_cast<std::int64_t>(value), shown);
+    }
+  return 0;
+}
+
+}  // namespace graft::cli

@@ -1,0 +1,92 @@
+#include "cli/task_options.h"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "data/glue.h"
+#include "data/tabular.h"
+#include "graft/error.h"
+#include "io/json_config.h"
+#include "peft/adapter_io.h"
+
+namespace graft::cli {
+
+std::vector<OptionSpec> task_option_specs() {
+  return {{"task", true, "sst2, cola, mrpc, stsb, rte, qnli, wnli, csv, jsonl or text"},
+          {"data", true, "the GLUE folder (default ../shared/data/glue)"},
+          {"train-file", true, "training file (csv, jsonl, text tasks)"},
+          {"dev-file", true, "held-out file (csv, jsonl, text tasks)"},
+          {"regression", false, "csv/jsonl labels are numbers"},
+          {"train-rows", true, "keep the first N training rows"},
+          {"dev-rows", true, "keep the first N held-out rows"},
+          {"pooling", true, "mean, cls or last"}};
+}
+
+namespace {
+
+void keep_first(data::Dataset& ds, std::int64_t rows) {
+  if (rows > 0 && static_cast<std::size_t>(rows) < ds.examples.size()) ds.examples.resize(static_cast<std::size_t>(rows));
+}
+
+}  // namespace
+
+TaskData load_task(const Args& args) {
+  const std::string task = args.require("task");
+  TaskData out;
+  if (task == "csv" || task == "jsonl" || task == "text") {
+    const std::string train = args.require("train-file"), dev = args.require("dev-file");
+    if (task == "text") {
+      out.train = data::read_text_lines(train);
+      out.dev = data::read_text_lines(dev);
+    } else {
+      const bool regression = args.has("regression");
+      auto read = task == "csv" ? data::read_csv : data::read_jsonl;
+      out.train = read(train, regression, {});
+      out.dev = read(dev, regression, out.train.label_names);
+    }
+  } else {
+    const std::filesystem::path glue = args.get("data", "../shared/data/glue");
+    out.train = data::read_glue(glue, task, "train");
+    out.dev = data::read_glue(glue, task, "dev");
+  }
+  keep_first(out.train, args.integer("train-rows", 0));
+  keep_first(out.dev, args.integer("dev-rows", 0));
+  return out;
+}
+
+HeadConfig head_for(const data::Dataset& data, const Backbone& backbone, const Args& args) {
+  HeadConfig h;
+  h.kind = data.kind;
+  h.num_labels = data.kind == TaskKind::regression ? 1 : static_cast<std::int64_t>(data.label_names.size());
+  h.pooling = args.has("pooling") ? backbones::parse_pooling(args.get("pooling"))
+                                  : backbone.info().causal ? backbones::Pooling::last : backbones::Pooling::mean;
+  return h;
+}
+
+MethodChoice resolve_method(const std::string& method, const std::string& user_config, const std::string& origin) {
+  nlohmann::json config = user_config.empty() ? nlohmann::json::object() : io::parse_json(user_config, origin);
+  if (!config.is_object()) throw ConfigError("cli", fmt::format("{} must be a JSON object", origin));
+  std::string plugin = method;
+  if (method == "pfeiffer") {
+    // Pfeiffer et al. 2020: one adapter after the FFN block.
+    plugin = "houlsby";
+    nlohmann::json preset = {{"mh_adapter", false}, {"output_adapter", true}};
+    preset.update(config);
+    config = preset;
+  }
+  if ((plugin == kHeadOnly || plugin == kFullFineTuning) && !config.empty())
+    throw ConfigError("cli", fmt::format("the '{}' baseline takes no --config", plugin), "drop --config");
+  return {plugin, config.empty() ? std::string() : config.dump(), origin};
+}
+
+float default_lr(const std::string& method) {
+  if (method == kFullFineTuning) return 5e-5f;
+  if (method == kHeadOnly) return 5e-3f;
+  if (method == "prompt_tuning") return 3e-2f;
+  if (method == "prefix_tuning") return 5e-3f;
+  if (method == "lora" || method == "ia3") return 5e-4f;
+  return 1e-3f;  // bottleneck adapters
+}
+
+}  // namespace graft::cli

@@ -1,0 +1,151 @@
+// graft train --backbone B --task T --method M [--config C] --output DIR [budget options]
+// Trains one method on one task; writes DIR/best (the best model on the dev set, as an
+// adapter folder), DIR/checkpoint (resumable), DIR/log.jsonl and DIR/results.json.
+// Rerunning the same command after an interruption resumes from DIR/checkpoint.
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "cli/method_options.h"
+#include "cli/task_options.h"
+#include "graft/error.h"
+#include "io/atomic_file.h"
+#include "peft/adapter_io.h"
+#include "registry.h"
+#include "train/trainer.h"
+
+namespace graft::cli {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::uintmax_t folder_bytes(const fs::path& dir) {
+  std::uintmax_t total = 0;
+  if (fs::exists(dir))
+    for (const auto& e : fs::recursive_directory_iterator(dir))
+      if (e.is_regular_file()) total += e.file_size();
+  return total;
+}
+
+nn::ScheduleConfig::Decay parse_decay(const std::string& name) {
+  if (name == "linear") return nn::ScheduleConfig::Decay::linear;
+  if (name == "cosine") return nn::ScheduleConfig::Decay::cosine;
+  if (name == "constant") return nn::ScheduleConfig::Decay::constant;
+  throw ConfigError("train", fmt::format("unknown schedule '{}'", name), "use linear, cosine or constant");
+}
+
+}  // namespace
+
+std::vector<OptionSpec> train_option_specs() {
+  std::vector<OptionSpec> specs = task_option_specs();
+  const std::vector<OptionSpec> more = {
+      {"backbone", true, "model folder or llama2.c .bin"}, {"dtype", true, "f32 or bf16 frozen weights"},
+      {"method", true, "plugin name, pfeiffer, head or full"}, {"config", true, "method config: JSON or @file"},
+      {"plugin-dir", true, "extra plugin folder"}, {"output", true, "run folder"},
+      {"epochs", true, "passes over the training set"}, {"max-steps", true, "optimiser steps (overrides epochs)"},
+      {"batch-size", true, "rows per micro-batch"}, {"grad-accum", true, "micro-batches per step"},
+      {"max-length", true, "tokens per row"}, {"lr", true, "peak learning rate"},
+      {"weight-decay", true, "AdamW decoupled weight decay"}, {"warmup", true, "warm-up fraction of the steps"},
+      {"schedule", true, "linear, cosine or constant decay"}, {"max-grad-norm", true, "clip the global gradient norm (0: off)"},
+      {"seed", true, "seed of initialisation, data order and dropout"}, {"eval-every", true, "steps between evaluations"},
+      {"save-every", true, "steps between resumable checkpoints"}, {"no-progress", false, "no progress line"}};
+  specs.insert(specs.end(), more.begin(), more.end());
+  return specs;
+}
+
+int cmd_train(const std::vector<std::string>& argv) {
+  const Args args("train", argv, train_option_specs());
+  const std::string method = args.require("method");
+  const MethodConfig user = method_config(args);
+  const MethodChoice choice = resolve_method(method, user.json, user.origin);
+  const fs::path output = args.require("output");
+  const TaskData task = load_task(args);
+  auto loaded = backbones::load_backbone(args.require("backbone"), backbones::parse_dtype(args.get("dtype", "f32")));
+  if (!loaded.tokenizer) throw ConfigError("train", "the backbone has no tokenizer graft can read");
+  const Backbone& backbone = *loaded.model;
+  const auto seed = static_cast<std::uint64_t>(args.integer("seed", 42));
+
+  TaskHead head(head_for(task.train, backbone, args), backbone, seed);
+  AdapterSet adapters(backbone);
+  const plugin::PluginRegistry plugins = load_plugins(args);
+  train::TrainTarget target;
+  target.backbone = &backbone;
+  target.head = &head;
+  if (choice.plugin == kFullFineTuning) {
+    if (backbone.info().dtype != DType::f32)
+      throw ConfigError("train", "full fine-tuning needs f32 weights", "drop --dtype bf16 for the full baseline");
+    for (auto& p : backbone.parameters()) {
+      Tensor t = p.tensor;
+      t.set_requires_grad(true);
+      target.parameters.push_back({"backbone." + p.name, t});
+    }
+    target.export_best = [&](const fs::path& dir) { save_baseline(dir, kFullFineTuning, backbone, head); };
+  } else if (choice.plugin == kHeadOnly) {
+    target.export_best = [&](const fs::path& dir) { save_baseline(dir, kHeadOnly, backbone, head); };
+  } else {
+    attach_method(adapters, plugins, "task", choice.plugin, choice.config_json, choice.origin, seed);
+    adapters.select("task");
+    target.adapters = &adapters;
+    target.parameters = adapters.parameters();
+    target.export_best = [&](const fs::path& dir) { save_adapter(dir, adapters, "task", backbone, &head); };
+  }
+  for (const auto& p : head.parameters()) target.parameters.push_back({"head." + p.name, p.tensor});
+
+  train::TrainConfig config;
+  config.epochs = args.integer("epochs", 3);
+  config.max_steps = args.integer("max-steps", 0);
+  config.batch_size = static_cast<std::size_t>(args.integer("batch-size", 32));
+  config.grad_accumulation = static_cast<std::size_t>(args.integer("grad-accum", 1));
+  config.max_length = static_cast<std::size_t>(args.integer("max-length", 128));
+  config.lr = static_cast<float>(args.number("lr", default_lr(method)));
+  config.weight_decay = static_cast<float>(args.number("weight-decay", 0.0));
+  config.warmup_ratio = static_cast<float>(args.number("warmup", 0.06));
+  config.decay = parse_decay(args.get("schedule", "linear"));
+  config.max_grad_norm = static_cast<float>(args.number("max-grad-norm", 1.0));
+  config.seed = seed;
+  config.eval_every = args.integer("eval-every", 0);
+  config.save_every = args.integer("save-every", 0);
+  config.output = output;
+  config.progress = !args.has("no-progress");
+  config.label = method;
+
+  std::int64_t trainable = 0;
+  for (const auto& p : target.parameters) trainable += p.tensor.numel();
+  const std::int64_t total = backbone.info().parameter_count;
+  fmt::print(stderr, "{} on {} ({} train / {} dev rows): {} trainable parameters ({:.3f}% of {})\n", method, task.train.task,
+             task.train.examples.size(), task.dev.examples.size(), trainable, 100.0 * trainable / total, total);
+  if (target.adapters) fmt::print(stderr, "  {}\n", adapters.method("task").describe());
+
+  const train::TrainResult r = train::train_model(config, target, task.train, task.dev, *loaded.tokenizer);
+  nlohmann::json results = {
+      {"method", method},
+      {"plugin", choice.plugin},
+      {"config", choice.config_json.empty() ? nlohmann::json::object() : nlohmann::json::parse(choice.config_json)},
+      {"task", task.train.task},
+      {"backbone", backbone.info().source},
+      {"train_rows", task.train.examples.size()},
+      {"dev_rows", task.dev.examples.size()},
+      {"trainable_parameters", trainable},
+      {"backbone_parameters", total},
+      {"trainable_percent", 100.0 * trainable / total},
+      {"headline", r.best.headline},
+      {"best", r.best.values},
+      {"best_step", r.best_step},
+      {"last", r.last.values},
+      {"steps", r.steps},
+      {"lr", config.lr},
+      {"seed", seed},
+      {"train_seconds", r.seconds},
+      {"tokens_per_second", r.tokens_per_second},
+      {"peak_memory_mib", train::peak_memory_mib()},
+      {"adapter_bytes", folder_bytes(output / "best")},
+      {"resumed", r.resumed}};
+  io::write_file_atomic(output / "results.json", results.dump(2) + "\n");
+  fmt::print("{}: best dev {} {:.4f} at step {} ({} steps, {:.0f} s); saved to {}\n", method, r.best.headline, r.best.score(),
+             r.best_step, r.steps, r.seconds, (output / "best").string());
+  return 0;
+}
+
+}  // namespace graft::cli

@@ -1,0 +1,21 @@
+// Scores a model (backbone + selected adapters + head) on labelled batches with the
+// metrics of the task, without gradients.
+#pragma once
+#include <vector>
+
+#include "data/batching.h"
+#include "data/dataset.h"
+#include "peft/adapter_set.h"
+#include "peft/task_head.h"
+#include "train/metrics.h"
+
+namespace graft::train {
+
+// `metric` is the dataset's headline metric name (data::Dataset::metric).
+Scores evaluate(const Backbone& backbone, AdapterSet* adapters, const TaskHead& head, const std::vector<data::LabeledBatch>& batches,
+                const std::string& metric);
+
+// Predicted class per row (classification), value per row (regression).
+std::vector<double> predict(const Backbone& backbone, AdapterSet* adapters, const TaskHead& head, const Batch& batch);
+
+}  // namespace graft::train

@@ -1,0 +1,229 @@
+#include "train/trainer.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "graft/error.h"
+#include "graft/ops.h"
+#include "io/atomic_file.h"
+#include "io/json_config.h"
+#include "io/safetensors.h"
+#include "train/evaluator.h"
+#include "train/progress.h"
+#include "train/task_model.h"
+
+namespace graft::train {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+double peak_memory_mib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  return 0;
+}
+
+namespace {
+
+json scores_json(const Scores& s) {
+  json j = s.values;
+  j["headline"] = s.headline;
+  return j;
+}
+
+Scores scores_from_json(const json& j) {
+  Scores s;
+  s.headline = j.at("headline");
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (it.key() != "headline") s.values[it.key()] = it->get<double>();
+  s.higher_is_better = s.headline != "perplexity";
+  return s;
+}
+
+// What identifies a run: a checkpoint is resumed only into the same run.
+json run_fingerprint(const TrainConfig& c, const TrainTarget& t, std::size_t train_rows) {
+  std::int64_t count = 0;
+  for (const auto& p : t.parameters) count += p.tensor.numel();
+  return {{"epochs", c.epochs}, {"max_steps", c.max_steps}, {"batch_size", c.batch_size},
+          {"grad_accumulation", c.grad_accumulation}, {"max_length", c.max_length}, {"lr", c.lr},
+          {"weight_decay", c.weight_decay}, {"warmup_ratio", c.warmup_ratio}, {"seed", c.seed},
+          {"trainable_parameters", count}, {"train_rows", train_rows}};
+}
+
+struct Checkpoint {
+  fs::path dir;
+  void save(const TrainTarget& target, const nn::AdamW& optimizer, const json& state) const {
+    const fs::path staged = dir.string() + fmt::format(".tmp.{}", ::getpid());
+    fs::remove_all(staged);
+    fs::create_directories(staged);
+    std::vector<std::pair<std::string, Tensor>> weights, moments;
+    for (const auto& p : target.parameters) weights.emplace_back(p.name, p.tensor);
+    for (const auto& p : optimizer.state()) moments.emplace_back(p.name, p.tensor);
+    io::save_safetensors(staged / "trainable.safetensors", weights);
+    io::save_safetensors(staged / "optimizer.safetensors", moments);
+    io::write_file_atomic(staged / "trainer_state.json", state.dump(2) + "\n");
+    const fs::path old = dir.string() + fmt::format(".old.{}", ::getpid());
+    if (fs::exists(dir)) fs::rename(dir, old);
+    fs::rename(staged, dir);
+    fs::remove_all(old);
+  }
+  // Restores weights and optimiser state; returns the trainer state.
+  json load(TrainTarget& target, nn::AdamW& optimizer) const {
+    const auto weights = io::SafetensorsFile::open(dir / "trainable.safetensors");
+    for (const auto& p : target.parameters) {
+      if (!weights.contains(p.name) || weights.info(p.name).shape != p.tensor.shape())
+        throw FormatError("train", fmt::format("checkpoint '{}' does not hold '{}' with shape {}", dir.string(), p.name,
+                                               shape_str(p.tensor.shape())),
+                          "it belongs to another run: use another --output or delete the folder");
+      const Tensor saved = weights.get(p.name);
+      std::memcpy(p.tensor.raw(), saved.raw(), p.tensor.nbytes());
+    }
+    const auto moments = io::SafetensorsFile::open(dir / "optimizer.safetensors");
+    std::vector<nn::NamedParameter> state;
+    for (const auto& info : moments.tensors()) state.push_back({info.name, moments.get(info.name).clone()});
+    optimizer.load_state(state);
+    return io::load_json(dir / "trainer_state.json");
+  }
+};
+
+class Log {
+ public:
+  explicit Log(const fs::path& file) : out_(file, std::ios::app) {
+    if (!out_) throw IoError("train", fmt::format("cannot write the log '{}'", file.string()));
+  }
+  void write(json event) {
+    out_ << event.dump() << '\n';
+    out_.flush();
+  }
+
+ private:
+  std::ofstream out_;
+};
+
+}  // namespace
+
+TrainResult train_model(const TrainConfig& config, TrainTarget& target, const data::Dataset& train_data, const data::Dataset& dev_data,
+                        const backbones::Tokenizer& tokenizer) {
+  if (config.output.empty()) throw ConfigError("train", "no output folder given", "pass --output DIR");
+  if (train_data.examples.empty()) throw ConfigError("train", "the training data is empty");
+  fs::create_directories(config.output);
+  const std::size_t accumulation = std::max<std::size_t>(config.grad_accumulation, 1);
+  const std::size_t per_epoch = (train_data.examples.size() + config.batch_size - 1) / config.batch_size;
+  const std::int64_t steps_per_epoch = static_cast<std::int64_t>((per_epoch + accumulation - 1) / accumulation);
+  const std::int64_t total = config.max_steps > 0 ? config.max_steps : config.epochs * steps_per_epoch;
+  const std::int64_t eval_every = config.eval_every > 0 ? config.eval_every : steps_per_epoch;
+  const std::int64_t save_every = config.save_every > 0 ? config.save_every : eval_every;
+
+  nn::AdamW optimizer(target.parameters, {std::max(config.lr, 1e-12f), 0.9f, 0.999f, 1e-8f, config.weight_decay});
+  const nn::LrSchedule schedule({config.lr, static_cast<std::int64_t>(std::lround(config.warmup_ratio * static_cast<float>(total))),
+                                 total, config.decay, 0.f});
+  const auto dev_batches = data::make_batches(dev_data, tokenizer, config.batch_size, config.max_length, false, 0);
+
+  TrainResult result;
+  std::int64_t step = 0;
+  double tokens_seen = 0, seconds_before = 0;
+  bool have_best = false;
+  const Checkpoint checkpoint{config.output / "checkpoint"};
+  const json fingerprint = run_fingerprint(config, target, train_data.examples.size());
+  Log log(config.output / "log.jsonl");
+  if (fs::exists(checkpoint.dir / "trainer_state.json")) {
+    const json state = io::load_json(checkpoint.dir / "trainer_state.json");
+    if (state.value("run", json()) != fingerprint)
+      throw ConfigError("train", fmt::format("'{}' holds a checkpoint of a different run", checkpoint.dir.string()),
+                        "resume with the same options, or choose another --output");
+    checkpoint.load(target, optimizer);
+    step = state.at("step");
+    tokens_seen = state.at("tokens");
+    seconds_before = state.at("seconds");
+    if (state.contains("best")) {
+      result.best = scores_from_json(state.at("best"));
+      result.best_step = state.at("best_step");
+      have_best = true;
+    }
+    result.resumed = true;
+    log.write({{"event", "resumed"}, {"step", step}});
+  }
+
+  Progress progress(config.label, step, total, config.progress);
+  if (result.resumed) progress.note(fmt::format("{}: resumed at step {} of {}", config.label, step, total));
+  std::int64_t cached_epoch = -1;
+  std::vector<data::LabeledBatch> epoch_batches;
+  const auto start = std::chrono::steady_clock::now();
+  double window_tokens = 0;
+  auto window_start = start;
+
+  auto save_state = [&] {
+    json state = {{"run", fingerprint}, {"step", step}, {"tokens", tokens_seen},
+                  {"seconds", seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}};
+    if (have_best) state["best"] = scores_json(result.best), state["best_step"] = result.best_step;
+    checkpoint.save(target, optimizer, state);
+  };
+
+  while (step < total) {
+    // Dropout masks and data order follow from (seed, step): resumed runs replay them.
+    ops::manual_seed(config.seed * 1000003ULL + static_cast<std::uint64_t>(step));
+    optimizer.set_lr(schedule.lr_at(step));
+    double step_loss = 0;
+    for (std::size_t k = 0; k < accumulation; ++k) {
+      const std::size_t micro = static_cast<std::size_t>(step) * accumulation + k;
+      const auto epoch = static_cast<std::int64_t>(micro / per_epoch);
+      if (epoch != cached_epoch) {
+        epoch_batches = data::make_batches(train_data, tokenizer, config.batch_size, config.max_length, true,
+                                           config.seed + static_cast<std::uint64_t>(epoch));
+        cached_epoch = epoch;
+      }
+      const data::LabeledBatch& b = epoch_batches[micro % per_epoch];
+      Tensor loss = task_loss(*target.backbone, target.adapters, *target.head, b, true);
+      ops::scale(loss, 1.f / static_cast<float>(accumulation)).backward();
+      step_loss += loss.item() / static_cast<double>(accumulation);
+      tokens_seen += static_cast<double>(b.tokens);
+      window_tokens += static_cast<double>(b.tokens);
+    }
+    if (!std::isfinite(step_loss))
+      throw Error("train", fmt::format("the loss became {} at step {}", step_loss, step), "lower the learning rate (--lr)");
+    if (config.max_grad_norm > 0) nn::clip_grad_norm(target.parameters, config.max_grad_norm);
+    optimizer.step();
+    optimizer.zero_grad();
+    ++step;
+
+    const auto now = std::chrono::steady_clock::now();
+    const double window = std::chrono::duration<double>(now - window_start).count();
+    const double throughput = window > 0 ? window_tokens / window : 0;
+    if (window > 5) window_start = now, window_tokens = 0;
+    progress.update(step, step_loss, optimizer.lr(), throughput);
+    log.write({{"step", step}, {"loss", step_loss}, {"lr", optimizer.lr()}, {"tokens_per_second", throughput}});
+
+    const bool evaluate_now = step % eval_every == 0 || step == total;
+    if (evaluate_now) {
+      result.last = evaluate(*target.backbone, target.adapters, *target.head, dev_batches, dev_data.metric);
+      const bool best = !have_best || result.last.better_than(result.best);
+      progress.note(fmt::format("{}: step {} dev {} {:.4f}{}", config.label, step, result.last.headline, result.last.score(),
+                                best ? " (best)" : ""));
+      log.write({{"event", "eval"}, {"step", step}, {"scores", scores_json(result.last)}, {"best", best}});
+      if (best) {
+        result.best = result.last;
+        result.best_step = step;
+        have_best = true;
+        if (target.export_best) target.export_best(config.output / "best");
+      }
+    }
+    if (step % save_every == 0 || step == total) save_state();
+  }
+  progress.finish();
+  if (result.last.headline.empty())  // resumed a run that had already finished
+    result.last = evaluate(*target.backbone, target.adapters, *target.head, dev_batches, dev_data.metric);
+  result.steps = step;
+  result.seconds = seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.tokens_per_second = result.seconds > 0 ? tokens_seen / result.seconds : 0;
+  if (!have_best) result.best = result.last;
+  return result;
+}
+
+}  // namespace graft::train

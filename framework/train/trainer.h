@@ -1,0 +1,59 @@
+// The training loop every method shares: epochs or a step budget, gradient
+// accumulation, warm-up + decay, clipping, evaluation every N steps, the best model
+// kept, resumable checkpoints, a live progress line and a JSONL log. Runs are
+// reproducible: data order, dropout masks and initialisation follow from the seed, so a
+// run resumed from a checkpoint continues exactly as the uninterrupted one would.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "data/batching.h"
+#include "nn/optim.h"
+#include "peft/adapter_set.h"
+#include "peft/task_head.h"
+#include "train/metrics.h"
+
+namespace graft::train {
+
+struct TrainConfig {
+  std::int64_t epochs = 3;
+  std::int64_t max_steps = 0;  // > 0: this many optimiser steps, whatever the epochs
+  std::size_t batch_size = 32;
+  std::size_t grad_accumulation = 1;  // micro-batches per optimiser step
+  std::size_t max_length = 128;
+  float lr = 1e-3f, weight_decay = 0.f, warmup_ratio = 0.06f, max_grad_norm = 1.f;
+  nn::ScheduleConfig::Decay decay = nn::ScheduleConfig::Decay::linear;
+  std::uint64_t seed = 42;
+  std::int64_t eval_every = 0;  // steps; 0: at the end of every epoch
+  std::int64_t save_every = 0;  // steps between resumable checkpoints; 0: at every evaluation
+  std::filesystem::path output;  // checkpoint/, best/, log.jsonl go here
+  bool progress = true;
+  std::string label = "train";  // shown on the progress line
+};
+
+struct TrainResult {
+  Scores best, last;
+  std::int64_t best_step = 0, steps = 0;
+  double seconds = 0, tokens_per_second = 0;
+  bool resumed = false;
+};
+
+// What is being trained, and how to write it out when it is the best so far.
+struct TrainTarget {
+  const Backbone* backbone = nullptr;
+  AdapterSet* adapters = nullptr;  // null: no adapters (head only, full fine-tuning)
+  TaskHead* head = nullptr;
+  std::vector<nn::NamedParameter> parameters;  // every trainable tensor, uniquely named
+  std::function<void(const std::filesystem::path&)> export_best;
+};
+
+TrainResult train_model(const TrainConfig& config, TrainTarget& target, const data::Dataset& train_data,
+                        const data::Dataset& dev_data, const backbones::Tokenizer& tokenizer);
+
+// Peak resident memory of this process so far (VmHWM), in MiB.
+double peak_memory_mib();
+
+}  // namespace graft::train

@@ -1,0 +1,433 @@
+// (IA)³ — "Infused Adapter by Inhibiting and Amplifying Inner Activations" (Liu et al.
+// 2022, "Few-Shot Parameter-Efficient Fine-Tuning is Better and Cheaper than In-Context
+// Learning") — as a graft plugin built out of tree against the installed SDK.
+//
+// The method learns one vector per adapted projection and multiplies it elementwise
+// into the activations: the keys and values of every attention layer (k ⊙ l_k,
+// v ⊙ l_v) and the FFN's intermediate activation after its nonlinearity
+// (down((l_ff ⊙ act(up x)))). The vectors start at ones, so a fresh adapter computes
+// exactly what the frozen backbone computes.
+//
+// Config keys, tensor names and adapter_config.json follow Hugging Face PEFT's IA3:
+//   - a target that is not a feedforward module scales the output of its linear layer,
+//     y ⊙ l with l of shape [out, 1];
+//   - a feedforward module (feedforward_modules, a subset of target_modules) scales the
+//     input, (x ⊙ l) Wᵀ + b with l of shape [1, in];
+//   - tensors are saved as "base_model.model.<module>.ia3_l".
+// The defaults, keys + values + ffn.down as a feedforward module, are the paper's
+// placement on every backbone (and PEFT's LLaMA default: k_proj, v_proj, down_proj).
+//
+// How an input scaling is computed at a graft `linear` site, whose hook receives x and
+// the already computed y = x Wᵀ + b:
+//   - in general, exactly, as y + (x ⊙ (l − 1)) Wᵀ: one more matmul with the frozen W
+//     (its backward-data only; W never gets a gradient), and exactly y while l = 1;
+//   - on LLaMA, for free: its FFN is down(silu(gate x) ⊙ up x), and elementwise
+//     products commute, so down((silu(g) ⊙ u) ⊙ l) = down(silu(g) ⊙ (u ⊙ l)): scaling the
+//     input of down_proj equals scaling the output of up_proj. The vector is still
+//     down_proj's ([1, intermediate]) and saved under down_proj's name.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "graft/error.h"
+#include "graft/ops.h"
+#include "graft/plugin.h"
+
+namespace {
+using namespace graft;
+
+// A JSON Schema subset the host validates before create() runs: unknown keys, wrong
+// types and values outside an enum never reach the plugin. Keys are PEFT's IA3Config's.
+constexpr const char* kSchema = R"schema({
+  "type": "object",
+  "properties": {
+    "target_modules": {"type": ["array", "string", "null"], "items": {"type": "string"}, "default": ["key", "value", "ffn.down"],
+      "description": "linear sites to scale: graft names (key, attention.value, ffn.down, layers.0-3.*) or checkpoint module names (k_proj, output.dense); a single string naming no site is read as PEFT does, a regex over full module names; \"all-linear\" takes every linear site; null = the default"},
+    "feedforward_modules": {"type": ["array", "string", "null"], "items": {"type": "string"}, "default": null,
+      "description": "targets whose input is scaled instead of their output (a subset of target_modules); null = ffn.down where targeted"},
+    "exclude_modules": {"type": ["array", "string", "null"], "items": {"type": "string"}, "default": null,
+      "description": "linear sites removed from target_modules"},
+    "init_ia3_weights": {"type": "boolean", "default": true,
+      "description": "true: vectors start at ones (the backbone's outputs unchanged); false: N(0, 1), as PEFT's torch.randn"},
+    "fan_in_fan_out": {"type": "boolean", "enum": [false], "default": false, "description": "graft's linear weights are [out, in]"},
+    "modules_to_save": {"type": "null", "default": null, "description": "graft saves the task head with the adapter instead"}
+  }
+})schema";
+
+const std::vector<std::string> kDefaultTargets = {"key", "value", "ffn.down"};
+const std::vector<std::string> kDefaultFeedforward = {"ffn.down"};
+
+std::uint64_t mix(std::uint64_t seed, std::uint64_t stream) {  // splitmix64 of (seed, stream)
+  std::uint64_t z = seed + 0x9E3779B97F4A7C15ull * (stream + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') out += fmt::format("\\{}", static_cast<char>(c));
+    else if (c < 0x20) out += fmt::format("\\u{:04x}", c);
+    else out += static_cast<char>(c);
+  }
+  return out + "\"";
+}
+
+std::string thousands(std::int64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------
+// The hooks: what runs at a site during every forward pass. Written with graft::ops,
+// so autograd differentiates them; `rows` is the per-row selection (Rows::gate zeroes
+// the rows this adapter does not own).
+
+// y ⊙ l: keys, values, and (on LLaMA) up_proj's output for down_proj's input scaling.
+class ScaleOutput : public AdapterHook {
+ public:
+  explicit ScaleOutput(Tensor l) : l_(std::move(l)) {}
+  Tensor linear(const Site&, const Tensor&, const Tensor& y, const Rows& rows) override {
+    const Tensor scaled = ops::mul(y, ops::reshape(l_, {l_.numel()}));  // broadcasts over [B, T, n]
+    if (rows.all()) return scaled;
+    return ops::add(y, rows.gate(ops::sub(scaled, y)));  // y + mask · (y ⊙ l − y)
+  }
+
+ private:
+  Tensor l_;  // [n, 1] or [1, n]: PEFT's layout, flattened here
+};
+
+// (x ⊙ l) Wᵀ + b = y + (x ⊙ (l − 1)) Wᵀ, with the frozen weight W of this site.
+class ScaleInput : public AdapterHook {
+ public:
+  ScaleInput(Tensor l, Tensor weight)
+      : l_(std::move(l)), weight_(std::move(weight)), ones_(Tensor::full({l_.numel()}, 1.f)) {}
+  Tensor linear(const Site&, const Tensor& x, const Tensor& y, const Rows& rows) override {
+    const Tensor shift = ops::sub(ops::reshape(l_, {l_.numel()}), ones_);  // l − 1: zero at init
+    return ops::add(y, rows.gate(ops::linear(ops::mul(x, shift), weight_)));
+  }
+
+ private:
+  Tensor l_, weight_, ones_;
+};
+
+// ---------------------------------------------------------------------------------
+// target_modules / feedforward_modules / exclude_modules: null, one string, or a list.
+struct ModuleSpec {
+  bool null = true;
+  bool is_string = false;
+  std::string text;               // when is_string
+  std::vector<std::string> list;  // otherwise
+};
+
+ModuleSpec read_spec(const Config& c, const std::string& key) {
+  ModuleSpec s;
+  if (!c.has(key)) return s;  // absent or null
+  s.null = false;
+  try {
+    s.text = c.string(key);
+    s.is_string = true;
+  } catch (const ConfigError&) {
+    s.list = c.strings(key);  // the schema allows only a string or a list of strings here
+  }
+  return s;
+}
+
+// PEFT's reading of a string: a regex that must match a module's whole name.
+std::vector<const Site*> regex_select(const std::string& pattern, const std::vector<const Site*>& candidates) {
+  std::vector<const Site*> out;
+  try {
+    const std::regex rx(pattern);
+    for (const Site* s : candidates)
+      if (std::regex_match(s->checkpoint_module, rx)) out.push_back(s);
+  } catch (const std::regex_error&) {
+    return {};
+  }
+  return out;
+}
+
+// The linear sites a spec names. AttachContext::select does the naming (site names,
+// module names, checkpoint names, globs) and reports a pattern that matches nothing
+// with a list of what the backbone has.
+std::vector<const Site*> select(const AttachContext& context, const ModuleSpec& spec) {
+  if (spec.is_string) {
+    if (spec.text == "all-linear") return context.select(SiteKind::linear, {});
+    try {
+      return context.select(SiteKind::linear, {spec.text});
+    } catch (const ConfigError&) {
+      auto chosen = regex_select(spec.text, context.select(SiteKind::linear, {}));
+      if (chosen.empty()) throw;  // neither a name nor a regex that matches: select's error
+      return chosen;
+    }
+  }
+  if (spec.list.empty()) return {};  // select() would read {} as "every site"
+  return context.select(SiteKind::linear, spec.list);
+}
+
+bool contains(const std::vector<const Site*>& sites, const Site* s) { return std::find(sites.begin(), sites.end(), s) != sites.end(); }
+
+// ---------------------------------------------------------------------------------
+// Writing target_modules / feedforward_modules so that PEFT selects exactly what graft
+// did: a list of layer-independent name suffixes ("key", "k_proj") where that is exact,
+// else a regex of full module names (PEFT matches a string with re.fullmatch).
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> parts;
+  std::size_t start = 0;
+  for (std::size_t dot; (dot = s.find('.', start)) != std::string::npos; start = dot + 1) parts.push_back(s.substr(start, dot - start));
+  parts.push_back(s.substr(start));
+  return parts;
+}
+
+bool is_number(const std::string& s) { return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; }); }
+
+// PEFT's list matching of target_modules: the name equals the entry or ends with "." + it.
+bool peft_target_match(const std::string& module, const std::string& entry) {
+  return module == entry ||
+         (module.size() > entry.size() && module.ends_with(entry) && module[module.size() - entry.size() - 1] == '.');
+}
+
+std::string regex_of(const std::vector<const Site*>& sites) {
+  std::vector<std::string> names;
+  for (const Site* s : sites) {
+    std::string escaped;
+    for (char c : s->checkpoint_module) {
+      if (std::string_view(".^$|()[]{}*+?\\").find(c) != std::string_view::npos) escaped += '\\';
+      escaped += c;
+    }
+    names.push_back(escaped);
+  }
+  return json_string(fmt::format("({})", fmt::join(names, "|")));
+}
+
+// The shortest layer-independent suffix of `module`'s checkpoint names that PEFT's list
+// matching finds on that module's sites and on no other linear site; "" if none.
+std::string module_suffix(const std::vector<const Site*>& linear, const std::string& module) {
+  const Site* rep = *std::find_if(linear.begin(), linear.end(), [&](const Site* s) { return s->module == module; });
+  const auto parts = split(rep->checkpoint_module);
+  std::string suffix;
+  for (std::size_t k = 1; k <= parts.size(); ++k) {
+    const std::string& part = parts[parts.size() - k];
+    if (is_number(part)) break;  // a layer index: not layer-independent
+    suffix = k == 1 ? part : part + "." + suffix;
+    const bool exact = std::all_of(linear.begin(), linear.end(),
+                                   [&](const Site* s) { return peft_target_match(s->checkpoint_module, suffix) == (s->module == module); });
+    if (exact) return suffix;
+  }
+  return {};
+}
+
+// ---------------------------------------------------------------------------------
+
+struct Vector {
+  const Site* site;  // the module the vector belongs to (and is named after)
+  bool feedforward;  // input scaled ([1, in]) rather than output ([out, 1])
+  Tensor l;
+};
+
+class Ia3 : public PeftMethod {
+ public:
+  explicit Ia3(const Config& c)
+      : targets_(read_spec(c, "target_modules")), feedforward_(read_spec(c, "feedforward_modules")),
+        exclude_(read_spec(c, "exclude_modules")), init_ones_(c.boolean("init_ia3_weights")) {
+    if (!targets_.null && !targets_.is_string && targets_.list.empty())
+      throw ConfigError("ia3", fmt::format("{}: target_modules is an empty list", c.origin()),
+                        "name the linear sites to scale, e.g. [\"key\", \"value\", \"ffn.down\"]");
+  }
+
+  void attach(AttachContext& context) override {
+    backbone_ = &context.backbone();
+    // Which linear sites get a vector.
+    std::vector<const Site*> targets =
+        targets_.null ? context.select(SiteKind::linear, kDefaultTargets) : select(context, targets_);
+    if (!exclude_.null) {
+      const auto excluded = select(context, exclude_);
+      std::erase_if(targets, [&](const Site* s) { return contains(excluded, s); });
+    }
+    if (targets.empty())
+      throw ConfigError("ia3", fmt::format("adapter '{}': no linear site is left to scale", context.adapter_name()),
+                        "exclude_modules removes every site target_modules names");
+
+    // Which of them are feedforward modules (input scaled).
+    std::vector<const Site*> feedforward;
+    if (feedforward_.null) {
+      feedforward = context.select(SiteKind::linear, kDefaultFeedforward);
+    } else if (feedforward_.is_string) {
+      feedforward = select(context, feedforward_);
+    } else {
+      for (const std::string& pattern : feedforward_.list) {
+        const auto named = context.select(SiteKind::linear, {pattern});
+        if (std::none_of(named.begin(), named.end(), [&](const Site* s) { return contains(targets, s); }))
+          throw ConfigError("ia3", fmt::format("adapter '{}': feedforward_modules entry '{}' names no site of target_modules",
+                                               context.adapter_name(), pattern),
+                            "feedforward_modules must be a subset of target_modules, as in PEFT");
+        feedforward.insert(feedforward.end(), named.begin(), named.end());
+      }
+    }
+
+    // The frozen weights, for input scaling computed as y + (x ⊙ (l − 1)) Wᵀ. The handles
+    // share the backbone's storage; this plugin only reads them.
+    std::map<std::string, Tensor> weights;
+    for (const auto& p : backbone_->parameters()) weights.emplace(p.name, p.tensor);
+    const bool llama_ffn = backbone_->info().architecture == "llama";  // down(silu(gate x) ⊙ up x)
+
+    const std::uint64_t seed = context.seed();
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+      const Site& s = *targets[i];
+      const bool ff = contains(feedforward, &s);
+      const Shape shape = ff ? Shape{1, s.in_features} : Shape{s.out_features, 1};
+      Tensor l = init_ones_ ? nn::ones_parameter(shape) : nn::parameter(shape, 1.f, mix(seed, i));
+      if (!ff) {
+        context.register_hook(s, std::make_shared<ScaleOutput>(l));
+      } else if (const Site* up = llama_ffn && s.module == "ffn.down" ? sibling(s, "ffn.up") : nullptr) {
+        context.register_hook(*up, std::make_shared<ScaleOutput>(l));
+      } else {
+        auto w = weights.find(s.checkpoint_module + ".weight");
+        if (w == weights.end() || w->second.shape() != Shape{s.out_features, s.in_features})
+          throw ConfigError("ia3", fmt::format("adapter '{}': scaling the input of {} needs its weight '{}.weight', which the "
+                                               "backbone does not expose with shape [{}, {}]",
+                                               context.adapter_name(), s.name, s.checkpoint_module, s.out_features, s.in_features),
+                            "leave this module out of feedforward_modules (its output is scaled then)");
+        context.register_hook(s, std::make_shared<ScaleInput>(l, w->second));
+      }
+      vectors_.push_back({&s, ff, l});
+    }
+  }
+
+  std::vector<nn::NamedParameter> parameters() const override {
+    std::vector<nn::NamedParameter> out;
+    for (const Vector& v : vectors_) out.push_back({tensor_name(*v.site), v.l});
+    return out;
+  }
+
+  std::string describe() const override {
+    std::vector<std::string> outputs, inputs;
+    std::set<int> layers;
+    std::int64_t count = 0;
+    for (const Vector& v : vectors_) {
+      auto& list = v.feedforward ? inputs : outputs;
+      if (std::find(list.begin(), list.end(), v.site->module) == list.end()) list.push_back(v.site->module);
+      layers.insert(v.site->layer);
+      count += v.l.numel();
+    }
+    std::vector<std::string> parts;
+    if (!outputs.empty()) parts.push_back(fmt::format("outputs of {}", fmt::join(outputs, ", ")));
+    if (!inputs.empty()) parts.push_back(fmt::format("inputs of {}", fmt::join(inputs, ", ")));
+    return fmt::format("(IA)³ on {} linear sites in {} layers ({} scaled): {} trainable parameters", vectors_.size(), layers.size(),
+                       fmt::join(parts, "; "), thousands(count));
+  }
+
+  std::string adapter_config_json() const override {
+    std::vector<const Site*> linear, chosen, ff_sites;
+    for (const Site& s : backbone_->sites())
+      if (s.kind == SiteKind::linear) linear.push_back(&s);
+    for (const Vector& v : vectors_) {
+      chosen.push_back(v.site);
+      if (v.feedforward) ff_sites.push_back(v.site);
+    }
+    // A list when the selection is whole modules in every layer, each with a suffix of
+    // its own; the feedforward list is then the feedforward modules' entries (PEFT
+    // wants it a subset of target_modules).
+    std::vector<std::string> modules;
+    for (const Site* s : chosen)
+      if (std::find(modules.begin(), modules.end(), s->module) == modules.end()) modules.push_back(s->module);
+    std::size_t whole = 0;
+    for (const Site* s : linear) whole += std::find(modules.begin(), modules.end(), s->module) != modules.end();
+    bool listed = whole == chosen.size();
+    std::vector<std::string> target_entries, ff_entries;
+    for (const std::string& m : modules) {
+      const std::string suffix = listed ? module_suffix(linear, m) : "";
+      listed = listed && !suffix.empty();
+      target_entries.push_back(suffix);
+      if (std::any_of(ff_sites.begin(), ff_sites.end(), [&](const Site* s) { return s->module == m; })) ff_entries.push_back(suffix);
+    }
+    // PEFT matches feedforward entries by plain endswith among the targets: check that.
+    for (const Site* s : chosen) {
+      bool named = false;
+      for (const auto& e : ff_entries) named = named || s->checkpoint_module.ends_with(e);
+      listed = listed && named == contains(ff_sites, s);
+    }
+    auto json_list = [](const std::vector<std::string>& entries) {
+      std::vector<std::string> quoted;
+      for (const auto& e : entries) quoted.push_back(json_string(e));
+      return fmt::format("[{}]", fmt::join(quoted, ", "));
+    };
+    const std::string targets = listed ? json_list(target_entries) : regex_of(chosen);
+    const std::string feedforward = listed ? json_list(ff_entries) : (ff_sites.empty() ? "[]" : regex_of(ff_sites));
+
+    std::string source = backbone_->info().source;
+    while (source.size() > 1 && source.back() == '/') source.pop_back();
+    const std::string base = source.substr(source.find_last_of('/') == std::string::npos ? 0 : source.find_last_of('/') + 1);
+    return fmt::format(R"({{"peft_type": "IA3", "task_type": null, "base_model_name_or_path": {}, "revision": null,
+ "inference_mode": true, "auto_mapping": null, "target_modules": {}, "feedforward_modules": {}, "fan_in_fan_out": false,
+ "modules_to_save": null, "init_ia3_weights": {}}})",
+                       json_string(base), targets, feedforward, init_ones_);
+  }
+
+  // PEFT names tensors after the module path of the model it wrapped: an adapter made on
+  // BertForSequenceClassification has "bert.encoder.layer.0…" where this backbone may have
+  // "encoder.layer.0…". A name missing here is looked up with a prefix added or dropped;
+  // the base class then checks every name and shape.
+  void load_state(const std::map<std::string, Tensor>& tensors) override {
+    std::map<std::string, Tensor> resolved;
+    std::set<std::string> used;
+    for (const auto& p : parameters()) {
+      const std::string found = tensors.count(p.name) ? p.name : related_name(p.name, tensors);
+      if (found.empty()) continue;  // reported missing by the base class
+      resolved[p.name] = tensors.at(found);
+      used.insert(found);
+    }
+    for (const auto& [name, t] : tensors)
+      if (!used.count(name)) resolved[name] = t;  // reported as extra
+    PeftMethod::load_state(resolved);
+  }
+
+ private:
+  static std::string tensor_name(const Site& s) { return fmt::format("base_model.model.{}.ia3_l", s.checkpoint_module); }
+
+  const Site* sibling(const Site& s, const std::string& module) const {
+    for (const Site& other : backbone_->sites())
+      if (other.kind == SiteKind::linear && other.layer == s.layer && other.module == module &&
+          other.out_features == s.in_features)
+        return &other;
+    return nullptr;
+  }
+
+  static std::string related_name(const std::string& want, const std::map<std::string, Tensor>& tensors) {
+    const std::string head = "base_model.model.";
+    auto module_of = [&](const std::string& n) { return n.starts_with(head) ? n.substr(head.size()) : std::string(); };
+    const std::string w = module_of(want);
+    std::string found;
+    for (const auto& [name, t] : tensors) {
+      const std::string m = module_of(name);
+      if (m.empty() || m == w || !(w.ends_with("." + m) || m.ends_with("." + w))) continue;
+      if (!found.empty()) return {};  // ambiguous
+      found = name;
+    }
+    return found;
+  }
+
+  ModuleSpec targets_, feedforward_, exclude_;
+  bool init_ones_;
+  const Backbone* backbone_ = nullptr;
+  std::vector<Vector> vectors_;
+};
+
+PeftMethod* create(const Config& c) { return new Ia3(c); }
+
+}  // namespace
+
+GRAFT_PLUGIN("ia3", "1.0.0",
+             "(IA)³ (Liu et al. 2022): learned vectors scaling keys, values and FFN activations; Hugging Face PEFT format",
+             kSchema, create)
