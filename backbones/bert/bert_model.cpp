@@ -21,7 +21,8 @@ BertModel::BertModel(BertConfig config, BertWeights weights, std::string source,
   info_.num_heads = info_.num_kv_heads = config_.heads;
   info_.intermediate_size = config_.intermediate;
   info_.vocab_size = config_.vocab;
-  info_.max_positions = config_.max_positions;
+  // RoBERTa numbers positions from padding_idx + 1: that many fewer tokens fit.
+  info_.max_positions = config_.model_type == "roberta" ? config_.max_positions - config_.pad_token_id - 1 : config_.max_positions;
   for (const auto& p : parameters()) info_.parameter_count += p.tensor.numel();
   declare_sites();
 }

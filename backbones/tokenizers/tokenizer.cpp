@@ -4,10 +4,13 @@
 
 namespace graft::backbones {
 
-Batch make_batch(const std::vector<Encoding>& encodings, std::int64_t pad_id, std::size_t pad_multiple) {
+Batch make_batch(const std::vector<Encoding>& encodings, std::int64_t pad_id, std::size_t pad_multiple, std::size_t max_length) {
   std::size_t length = 1;
   for (const auto& e : encodings) length = std::max(length, e.ids.size());
-  if (pad_multiple > 1) length = (length + pad_multiple - 1) / pad_multiple * pad_multiple;
+  if (pad_multiple > 1) {
+    const std::size_t rounded = (length + pad_multiple - 1) / pad_multiple * pad_multiple;
+    length = max_length > 0 ? std::max(length, std::min(rounded, max_length)) : rounded;
+  }
   const auto B = static_cast<std::int64_t>(encodings.size()), T = static_cast<std::int64_t>(length);
   std::vector<std::int64_t> ids(B * T, pad_id), types(B * T, 0), mask(B * T, 0);
   for (std::int64_t b = 0; b < B; ++b) {

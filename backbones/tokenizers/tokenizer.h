@@ -27,8 +27,9 @@ class Tokenizer {
 };
 
 // Right-pads encodings to the longest, rounded up to a multiple of `pad_multiple`, and
-// stacks them into a Batch. Rounding keeps the number of distinct shapes — and so of
+// stacks them into a Batch (never past `max_length` when it is set). Rounding keeps the number of distinct shapes — and so of
 // oneDNN primitives to build and JIT-compile — small across a dataset.
-Batch make_batch(const std::vector<Encoding>& encodings, std::int64_t pad_id, std::size_t pad_multiple = 1);
+Batch make_batch(const std::vector<Encoding>& encodings, std::int64_t pad_id, std::size_t pad_multiple = 1,
+                 std::size_t max_length = 0);
 
 }  // namespace graft::backbones

@@ -41,6 +41,10 @@ LoadedTask load_with_adapter(const Args& args) {
   return t;
 }
 
+std::size_t max_length(const Args& args, const Backbone& backbone) {
+  return static_cast<std::size_t>(std::min<std::int64_t>(args.integer("max-length", 128), backbone.info().max_positions));
+}
+
 std::vector<OptionSpec> common_specs() {
   return {{"backbone", true, "model folder or llama2.c .bin"}, {"adapter", true, "adapter folder (from graft train)"},
           {"dtype", true, "f32 or bf16"}, {"plugin-dir", true, "extra plugin folder"}, {"batch-size", true, "rows per batch"},
@@ -58,7 +62,7 @@ int cmd_eval(const std::vector<std::string>& argv) {
   LoadedTask t = load_with_adapter(args);
   const TaskData task = load_task(args);
   const auto batches = data::make_batches(task.dev, *t.backbone.tokenizer, static_cast<std::size_t>(args.integer("batch-size", 32)),
-                                          static_cast<std::size_t>(args.integer("max-length", 128)), false, 0);
+                                          max_length(args, *t.backbone.model), false, 0);
   const train::Scores s = train::evaluate(*t.backbone.model, t.adapters.get(), *t.head, batches, task.dev.metric);
   if (args.has("json")) {
     nlohmann::json j = s.values;
@@ -103,7 +107,7 @@ int cmd_predict(const std::vector<std::string>& argv) {
   if (rows.kind != TaskKind::classification && rows.kind != TaskKind::regression)
     throw ConfigError("predict", fmt::format("predict handles classification and regression heads, not {}", task_kind_name(rows.kind)));
   const auto batches = data::make_batches(rows, *t.backbone.tokenizer, static_cast<std::size_t>(args.integer("batch-size", 32)),
-                                          static_cast<std::size_t>(args.integer("max-length", 128)), false, 0);
+                                          max_length(args, *t.backbone.model), false, 0);
   std::size_t row = 0;
   for (const auto& b : batches)
     for (double value : train::predict(*t.backbone.model, t.adapters.get(), *t.head, b.batch)) {

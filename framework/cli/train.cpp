@@ -98,7 +98,8 @@ int cmd_train(const std::vector<std::string>& argv) {
   config.max_steps = args.integer("max-steps", 0);
   config.batch_size = static_cast<std::size_t>(args.integer("batch-size", 32));
   config.grad_accumulation = static_cast<std::size_t>(args.integer("grad-accum", 1));
-  config.max_length = static_cast<std::size_t>(args.integer("max-length", 128));
+  // Never longer than the model can place.
+  config.max_length = static_cast<std::size_t>(std::min<std::int64_t>(args.integer("max-length", 128), backbone.info().max_positions));
   config.lr = static_cast<float>(args.number("lr", default_lr(method)));
   config.weight_decay = static_cast<float>(args.number("weight-decay", 0.0));
   config.warmup_ratio = static_cast<float>(args.number("warmup", 0.06));

@@ -38,7 +38,7 @@ std::vector<LabeledBatch> make_batches(const Dataset& data, const backbones::Tok
       class_labels.push_back(static_cast<std::int64_t>(ex.label));
       targets.push_back(static_cast<float>(ex.label));
     }
-    lb.batch = backbones::make_batch(encodings, tokenizer.pad_id(), kPadMultiple);
+    lb.batch = backbones::make_batch(encodings, tokenizer.pad_id(), kPadMultiple, max_length);
     const auto B = static_cast<std::int64_t>(encodings.size());
     switch (data.kind) {
       case TaskKind::classification: lb.labels = Tensor::from_ints(class_labels, {B}); break;

@@ -1,0 +1,95 @@
+// A training run killed with SIGKILL and started again resumes from its last checkpoint
+// and ends exactly where the uninterrupted run ends: same steps, same dev scores.
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct TrainRun {
+  fs::path output;
+  std::vector<std::string> args() const {
+    return {GRAFT_CLI, "train", "--backbone", std::string(GRAFT_SOURCE_DIR) + "/tests/golden/backbones/tiny_bert",
+            "--task", "sst2", "--data", std::string(GRAFT_SHARED_DIR) + "/data/glue", "--train-rows", "160", "--dev-rows", "48",
+            "--method", "full", "--max-steps", "240", "--batch-size", "8", "--eval-every", "60", "--save-every", "20",
+            "--seed", "5", "--no-progress", "--output", output.string()};
+  }
+  pid_t start() const {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::setenv("OMP_NUM_THREADS", "1", 1);
+      auto a = args();
+      std::vector<char*> argv;
+      for (auto& s : a) argv.push_back(s.data());
+      argv.push_back(nullptr);
+      const int devnull = ::open("/dev/null", 1);
+      ::dup2(devnull, 1), ::dup2(devnull, 2);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    return pid;
+  }
+  int wait(pid_t pid) const {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+  }
+  nlohmann::json results() const { return nlohmann::json::parse(std::ifstream(output / "results.json")); }
+};
+
+TEST(Resume, KilledRunResumesToTheSameResult) {
+  const fs::path root = fs::temp_directory_path() / fmt::format("graft_resume_{}", ::getpid());
+  fs::remove_all(root);
+  const TrainRun straight{root / "straight"}, killed{root / "killed"};
+
+  ASSERT_EQ(straight.wait(straight.start()), 0);
+
+  // Kill the second run as soon as it has written a checkpoint, well before its end.
+  const pid_t pid = killed.start();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!fs::exists(killed.output / "checkpoint" / "trainer_state.json") && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  ::kill(pid, SIGKILL);
+  ASSERT_EQ(killed.wait(pid), -SIGKILL);
+  ASSERT_FALSE(fs::exists(killed.output / "results.json")) << "the run finished before it could be killed";
+  const auto state = nlohmann::json::parse(std::ifstream(killed.output / "checkpoint" / "trainer_state.json"));
+  EXPECT_LT(state.at("step").get<int>(), 240);
+
+  ASSERT_EQ(killed.wait(killed.start()), 0);  // the same command again resumes
+  const auto a = straight.results(), b = killed.results();
+  EXPECT_TRUE(b.at("resumed").get<bool>());
+  EXPECT_EQ(a.at("steps"), b.at("steps"));
+  EXPECT_EQ(a.at("best_step"), b.at("best_step"));
+  EXPECT_EQ(a.at("best"), b.at("best")) << a.at("best").dump() << " vs " << b.at("best").dump();
+  EXPECT_EQ(a.at("last"), b.at("last"));
+  fs::remove_all(root);
+}
+
+TEST(Resume, CheckpointOfAnotherRunIsRefused) {
+  const fs::path root = fs::temp_directory_path() / fmt::format("graft_resume_other_{}", ::getpid());
+  fs::remove_all(root);
+  TrainRun first{root};
+  ASSERT_EQ(first.wait(first.start()), 0);
+  // Same folder, another seed: the checkpoint there is not this run's.
+  auto args = first.args();
+  std::find(args.begin(), args.end(), "5")[0] = "6";
+  const std::string command = fmt::format("OMP_NUM_THREADS=1 {} > {}/out.txt 2>&1", fmt::format("{}", fmt::join(args, " ")), root.string());
+  EXPECT_NE(std::system(command.c_str()), 0);
+  std::ifstream out(root / "out.txt");
+  const std::string text((std::istreambuf_iterator<char>(out)), {});
+  EXPECT_NE(text.find("checkpoint of a different run"), std::string::npos) << text;
+  fs::remove_all(root);
+}
+
+}  // namespace
