@@ -2,7 +2,14 @@
 
 #include <algorithm>
 
+#include "graft/error.h"
+
 namespace graft::backbones {
+
+Encoding Tokenizer::encode_words(const std::vector<std::string>&, std::vector<std::int64_t>&, std::size_t) const {
+  throw ConfigError("tokenizer", "this tokenizer cannot encode pre-split words",
+                    "token classification needs a WordPiece (BERT-family) backbone");
+}
 
 Batch make_batch(const std::vector<Encoding>& encodings, std::int64_t pad_id, std::size_t pad_multiple, std::size_t max_length) {
   std::size_t length = 1;

@@ -22,6 +22,11 @@ class Tokenizer {
   virtual Encoding encode(std::string_view text, std::string_view pair = {}, bool has_pair = false,
                           std::size_t max_length = 512) const = 0;
   virtual std::string decode(const std::vector<std::int64_t>& ids) const = 0;
+  // Pre-split words (token classification): the encoding of the words in order, and for
+  // each id the index of the word it starts, or -1 (special tokens, continuation
+  // pieces). Words past `max_length` are dropped. Tokenizers that cannot do this throw.
+  virtual Encoding encode_words(const std::vector<std::string>& words, std::vector<std::int64_t>& word_starts,
+                                std::size_t max_length = 512) const;
   virtual std::int64_t pad_id() const = 0;
   virtual std::size_t vocab_size() const = 0;
 };

@@ -360,6 +360,26 @@ std::vector<std::int64_t> WordPieceTokenizer::encode_tokens(std::string_view tex
   return ids;
 }
 
+Encoding WordPieceTokenizer::encode_words(const std::vector<std::string>& words, std::vector<std::int64_t>& word_starts,
+                                          std::size_t max_length) const {
+  Encoding out;
+  out.ids.push_back(cls_id_);
+  word_starts.assign(1, -1);
+  for (std::size_t w = 0; w < words.size(); ++w) {
+    const std::vector<std::int64_t> pieces = encode_tokens(words[w]);
+    if (out.ids.size() + pieces.size() + 1 > max_length) break;  // the word would not fit with [SEP]
+    for (std::size_t p = 0; p < pieces.size(); ++p) {
+      out.ids.push_back(pieces[p]);
+      word_starts.push_back(p == 0 ? static_cast<std::int64_t>(w) : -1);
+    }
+  }
+  out.ids.push_back(sep_id_);
+  word_starts.push_back(-1);
+  out.token_type_ids.assign(out.ids.size(), 0);
+  out.attention_mask.assign(out.ids.size(), 1);
+  return out;
+}
+
 Encoding WordPieceTokenizer::encode(std::string_view text, std::string_view pair, bool has_pair,
                                     std::size_t max_length) const {
   std::vector<std::int64_t> a = encode_tokens(text), b;

@@ -56,6 +56,8 @@ class WordPieceTokenizer : public Tokenizer {
   std::vector<std::int64_t> encode_tokens(std::string_view text) const;  // ids, no specials
   // [CLS] a [SEP] (b [SEP]) with token types 0/1, truncated to max_length (specials
   // included) with HF's "longest_first" strategy.
+  Encoding encode_words(const std::vector<std::string>& words, std::vector<std::int64_t>& word_starts,
+                        std::size_t max_length = 512) const override;
   Encoding encode(std::string_view text, std::string_view pair = {}, bool has_pair = false,
                   std::size_t max_length = 512) const override;
   // Each row encoded as encode() does, then right-padded with [PAD] (mask 0, type 0).

@@ -63,7 +63,7 @@ int cmd_eval(const std::vector<std::string>& argv) {
   const TaskData task = load_task(args);
   const auto batches = data::make_batches(task.dev, *t.backbone.tokenizer, static_cast<std::size_t>(args.integer("batch-size", 32)),
                                           max_length(args, *t.backbone.model), false, 0);
-  const train::Scores s = train::evaluate(*t.backbone.model, t.adapters.get(), *t.head, batches, task.dev.metric);
+  const train::Scores s = train::evaluate(*t.backbone.model, t.adapters.get(), *t.head, batches, task.dev.metric, task.dev.label_names);
   if (args.has("json")) {
     nlohmann::json j = s.values;
     j["headline"] = s.headline;

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "data/conll.h"
 #include "data/glue.h"
 #include "data/tabular.h"
 #include "graft/error.h"
@@ -13,8 +14,8 @@
 namespace graft::cli {
 
 std::vector<OptionSpec> task_option_specs() {
-  return {{"task", true, "sst2, cola, mrpc, stsb, rte, qnli, wnli, csv, jsonl or text"},
-          {"data", true, "the GLUE folder (default ../shared/data/glue)"},
+  return {{"task", true, "sst2, cola, mrpc, stsb, rte, qnli, wnli, conll2003, csv, jsonl or text"},
+          {"data", true, "the GLUE (or CoNLL-2003) folder (default ../shared/data/glue, ../shared/data/conll2003)"},
           {"train-file", true, "training file (csv, jsonl, text tasks)"},
           {"dev-file", true, "held-out file (csv, jsonl, text tasks)"},
           {"regression", false, "csv/jsonl labels are numbers"},
@@ -34,7 +35,11 @@ void keep_first(data::Dataset& ds, std::int64_t rows) {
 TaskData load_task(const Args& args) {
   const std::string task = args.require("task");
   TaskData out;
-  if (task == "csv" || task == "jsonl" || task == "text") {
+  if (task == "conll2003") {
+    const std::filesystem::path dir = args.get("data", "../shared/data/conll2003");
+    out.train = data::read_conll(args.has("train-file") ? std::filesystem::path(args.get("train-file")) : dir / "train.txt");
+    out.dev = data::read_conll(args.has("dev-file") ? std::filesystem::path(args.get("dev-file")) : dir / "dev.txt");
+  } else if (task == "csv" || task == "jsonl" || task == "text") {
     const std::string train = args.require("train-file"), dev = args.require("dev-file");
     if (task == "text") {
       out.train = data::read_text_lines(train);
@@ -69,9 +74,9 @@ MethodChoice resolve_method(const std::string& method, const std::string& user_c
   if (!config.is_object()) throw ConfigError("cli", fmt::format("{} must be a JSON object", origin));
   std::string plugin = method;
   if (method == "pfeiffer") {
-    // Pfeiffer et al. 2020: one adapter after the FFN block.
+    // Pfeiffer et al. 2020: one adapter after the FFN block, ReLU.
     plugin = "houlsby";
-    nlohmann::json preset = {{"mh_adapter", false}, {"output_adapter", true}};
+    nlohmann::json preset = {{"mh_adapter", false}, {"output_adapter", true}, {"non_linearity", "relu"}};
     preset.update(config);
     config = preset;
   }

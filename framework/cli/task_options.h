@@ -1,5 +1,6 @@
 // How the training commands name their data and their model:
 //   --task sst2|cola|mrpc|stsb|rte|qnli|wnli [--data GLUE_DIR]   (GLUE, train + dev)
+//   --task conll2003 [--data DIR]                                  (NER, train.txt + dev.txt)
 //   --task csv|jsonl --train-file F --dev-file F [--regression]   (text, text_pair, label)
 //   --task text --train-file F --dev-file F                       (causal LM, a line each)
 //   --train-rows N / --dev-rows N keep the first N rows (budgets, smoke runs).

@@ -16,8 +16,6 @@ constexpr std::size_t kPadMultiple = 16;
 std::vector<LabeledBatch> make_batches(const Dataset& data, const backbones::Tokenizer& tokenizer, std::size_t batch_size,
                                        std::size_t max_length, bool shuffle, std::uint64_t seed) {
   if (batch_size == 0) throw ConfigError("data", "batch size must be at least 1");
-  if (data.kind == TaskKind::token_classification)
-    throw ConfigError("data", "token classification batches need word-aligned labels", "not supported by make_batches yet");
   std::vector<std::size_t> order(data.examples.size());
   std::iota(order.begin(), order.end(), 0);
   if (shuffle) {
@@ -30,10 +28,20 @@ std::vector<LabeledBatch> make_batches(const Dataset& data, const backbones::Tok
     std::vector<backbones::Encoding> encodings;
     std::vector<std::int64_t> class_labels;
     std::vector<float> targets;
+    std::vector<std::vector<std::int64_t>> piece_labels;  // token classification
     LabeledBatch lb;
     for (std::size_t i = start; i < end; ++i) {
       const Example& ex = data.examples[order[i]];
-      encodings.push_back(tokenizer.encode(ex.text, ex.text_pair, ex.has_pair, max_length));
+      if (data.kind == TaskKind::token_classification) {
+        // Each word's label goes on its first piece; other pieces are ignored (-100).
+        std::vector<std::int64_t> starts;
+        encodings.push_back(tokenizer.encode_words(ex.words, starts, max_length));
+        auto& labels = piece_labels.emplace_back(starts.size(), -100);
+        for (std::size_t t = 0; t < starts.size(); ++t)
+          if (starts[t] >= 0) labels[t] = ex.word_labels[static_cast<std::size_t>(starts[t])];
+      } else {
+        encodings.push_back(tokenizer.encode(ex.text, ex.text_pair, ex.has_pair, max_length));
+      }
       lb.tokens += encodings.back().ids.size();
       class_labels.push_back(static_cast<std::int64_t>(ex.label));
       targets.push_back(static_cast<float>(ex.label));
@@ -51,7 +59,14 @@ std::vector<LabeledBatch> make_batches(const Dataset& data, const backbones::Tok
         lb.labels = Tensor::from_ints(ids, lb.batch.input_ids.shape());
         break;
       }
-      case TaskKind::token_classification: break;
+      case TaskKind::token_classification: {
+        const std::int64_t T = lb.batch.input_ids.dim(1);
+        std::vector<std::int64_t> labels(static_cast<std::size_t>(B * T), -100);
+        for (std::int64_t r = 0; r < B; ++r)
+          std::copy(piece_labels[r].begin(), piece_labels[r].end(), labels.begin() + r * T);
+        lb.labels = Tensor::from_ints(labels, {B, T});
+        break;
+      }
     }
     out.push_back(std::move(lb));
   }

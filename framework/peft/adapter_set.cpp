@@ -48,8 +48,9 @@ void AdapterSet::add(const std::string& name, const std::string& method_name, st
   Context context(name, backbone_, seed, attached.hooks);
   try {
     attached.method->attach(context);
-  } catch (const ConfigError&) {
-    throw;
+  } catch (const ConfigError& e) {
+    // A host-made copy: the plugin's exception object must not outlive its code.
+    throw ConfigError(e.component(), e.message(), e.hint());
   } catch (const std::exception& e) {
     throw PluginError("peft", fmt::format("attaching adapter '{}' (method '{}') failed: {}", name, method_name, e.what()),
                       "the method's attach() threw; the backbone is unchanged");

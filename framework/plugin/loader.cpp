@@ -85,6 +85,18 @@ const GraftPluginInfo& gate(const fs::path& file, const GraftPluginInfo* info) {
 
 }  // namespace
 
+namespace {
+
+fs::path libgraft_dir() {
+  Dl_info info{};
+  if (::dladdr(reinterpret_cast<const void*>(&search_path), &info) == 0 || !info.dli_fname) return {};
+  std::error_code ec;
+  const fs::path lib = fs::canonical(info.dli_fname, ec);
+  return ec ? fs::path() : lib.parent_path();
+}
+
+}  // namespace
+
 std::vector<fs::path> search_path(const std::vector<fs::path>& plugin_dirs) {
   std::vector<fs::path> dirs = plugin_dirs;
   if (const char* env = std::getenv("GRAFT_PLUGIN_PATH")) {
@@ -96,10 +108,14 @@ std::vector<fs::path> search_path(const std::vector<fs::path>& plugin_dirs) {
       start = end + 1;
     }
   }
-  for (const fs::path& fallback : {fs::path(GRAFT_BUILD_PLUGIN_DIR), fs::path(GRAFT_INSTALL_PLUGIN_DIR)}) {
-    std::error_code ec;
-    if (fs::is_directory(fallback, ec)) dirs.push_back(fallback);
-  }
+  // Then the plugins shipped with this libgraft: beside it in the build tree, or in
+  // <libdir>/graft/plugins once installed (found from where libgraft was loaded, so a
+  // relocated install still finds its own; an installed graft ignores the build tree).
+  const fs::path lib_dir = libgraft_dir();
+  std::error_code ec;
+  if (fs::equivalent(lib_dir, GRAFT_BUILD_LIB_DIR, ec) && fs::is_directory(GRAFT_BUILD_PLUGIN_DIR, ec))
+    dirs.emplace_back(GRAFT_BUILD_PLUGIN_DIR);
+  if (fs::is_directory(lib_dir / "graft" / "plugins", ec)) dirs.push_back(lib_dir / "graft" / "plugins");
   // The same directory twice (say --plugin-dir pointing at the build tree) would make
   // every plugin in it a duplicate of itself.
   std::vector<fs::path> out, seen;

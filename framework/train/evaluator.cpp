@@ -34,11 +34,12 @@ std::vector<double> predict(const Backbone& backbone, AdapterSet* adapters, cons
 }
 
 Scores evaluate(const Backbone& backbone, AdapterSet* adapters, const TaskHead& head, const std::vector<data::LabeledBatch>& batches,
-                const std::string& metric) {
+                const std::string& metric, const std::vector<std::string>& label_names) {
   NoGradGuard no_grad;
   std::vector<std::int64_t> predicted, gold;
   std::vector<double> values, targets;
   double loss_sum = 0, token_count = 0;
+  std::vector<std::vector<std::string>> predicted_tags, gold_tags;  // token classification, per sentence
   for (const auto& b : batches) {
     const Tensor logits = task_logits(backbone, adapters, head, b.batch, false);
     const Tensor loss = head.loss(logits, b.labels);
@@ -70,8 +71,17 @@ Scores evaluate(const Backbone& backbone, AdapterSet* adapters, const TaskHead& 
       }
       case TaskKind::token_classification: {
         const auto p = argmax_rows(logits), g = b.labels.to_ints();
-        for (std::size_t i = 0; i < g.size(); ++i)
-          if (g[i] != -100) predicted.push_back(p[i]), gold.push_back(g[i]);
+        const std::int64_t T = b.labels.dim(1);
+        for (std::int64_t r = 0; r < b.labels.dim(0); ++r) {
+          auto& pt = predicted_tags.emplace_back();
+          auto& gt = gold_tags.emplace_back();
+          for (std::int64_t t = 0; t < T; ++t) {
+            const std::size_t i = static_cast<std::size_t>(r * T + t);
+            if (g[i] == -100) continue;
+            predicted.push_back(p[i]), gold.push_back(g[i]);
+            if (!label_names.empty()) pt.push_back(label_names.at(p[i])), gt.push_back(label_names.at(g[i]));
+          }
+        }
         loss_sum += loss.item();
         break;
       }
@@ -107,6 +117,10 @@ Scores evaluate(const Backbone& backbone, AdapterSet* adapters, const TaskHead& 
       s.values["token_accuracy"] = accuracy(predicted, gold);
       s.values["loss"] = loss_sum / static_cast<double>(std::max<std::size_t>(batches.size(), 1));
       s.headline = "token_accuracy";
+      if (!label_names.empty()) {
+        s.values["entity_f1"] = entity_f1(predicted_tags, gold_tags);
+        s.headline = "entity_f1";
+      }
       break;
   }
   return s;

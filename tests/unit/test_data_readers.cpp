@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "data/conll.h"
 #include "data/glue.h"
 #include "data/tabular.h"
 #include "graft/error.h"
@@ -113,6 +114,23 @@ TEST_F(BadFile, JsonlRowsAndErrors) {
   expect_error([&] { read_jsonl(missing, false); }, missing, ":1", "needs a string \"text\"");
   const auto empty = write("empty.jsonl", "\n\n");
   expect_error([&] { read_jsonl(empty, false); }, empty, "", "holds no rows");
+}
+
+TEST(Conll, RealFilesHaveThePublishedCounts) {
+  const Dataset train = read_conll(fs::path(GRAFT_SHARED_DIR) / "data" / "conll2003" / "train.txt");
+  std::size_t tokens = 0;
+  for (const auto& ex : train.examples) tokens += ex.words.size();
+  EXPECT_EQ(train.examples.size(), 14041u);
+  EXPECT_EQ(tokens, 203621u);
+  EXPECT_EQ(read_conll(fs::path(GRAFT_SHARED_DIR) / "data" / "conll2003" / "dev.txt").examples.size(), 3250u);
+  EXPECT_EQ(train.label_names.size(), 9u);
+}
+
+TEST_F(BadFile, ConllWrongColumnsAndTags) {
+  const auto cols = write("a.txt", "-DOCSTART- -X- -X- O\n\nEU NNP B-NP I-ORG\nrejects VBZ\n");
+  expect_error([&] { read_conll(cols); }, cols, ":4", "2 columns");
+  const auto tag = write("b.txt", "EU NNP B-NP I-ORGANISATION\n");
+  expect_error([&] { read_conll(tag); }, tag, ":1", "unknown NER tag 'I-ORGANISATION'");
 }
 
 TEST_F(BadFile, MissingFileIsAnIoError) { EXPECT_THROW(read_text_lines(dir / "nope.txt"), IoError); }

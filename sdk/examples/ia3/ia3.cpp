@@ -25,6 +25,9 @@
 //     products commute, so down((silu(g) ⊙ u) ⊙ l) = down(silu(g) ⊙ (u ⊙ l)): scaling the
 //     input of down_proj equals scaling the output of up_proj. The vector is still
 //     down_proj's ([1, intermediate]) and saved under down_proj's name.
+// Stacked with another adapter that scales the input of the same site (a hook sees the
+// site's original x), the first form composes as x ⊙ (l₁ + l₂ − 1) where PEFT multiplies,
+// x ⊙ l₁ ⊙ l₂; output scalings, and the LLaMA form, multiply as PEFT does.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -160,7 +163,7 @@ std::vector<const Site*> regex_select(const std::string& pattern, const std::vec
 // The linear sites a spec names. AttachContext::select does the naming (site names,
 // module names, checkpoint names, globs) and reports a pattern that matches nothing
 // with a list of what the backbone has.
-std::vector<const Site*> select(const AttachContext& context, const ModuleSpec& spec) {
+std::vector<const Site*> select_linear(const AttachContext& context, const ModuleSpec& spec) {
   if (spec.is_string) {
     if (spec.text == "all-linear") return context.select(SiteKind::linear, {});
     try {
@@ -250,9 +253,9 @@ class Ia3 : public PeftMethod {
     backbone_ = &context.backbone();
     // Which linear sites get a vector.
     std::vector<const Site*> targets =
-        targets_.null ? context.select(SiteKind::linear, kDefaultTargets) : select(context, targets_);
+        targets_.null ? context.select(SiteKind::linear, kDefaultTargets) : select_linear(context, targets_);
     if (!exclude_.null) {
-      const auto excluded = select(context, exclude_);
+      const auto excluded = select_linear(context, exclude_);
       std::erase_if(targets, [&](const Site* s) { return contains(excluded, s); });
     }
     if (targets.empty())
@@ -262,9 +265,12 @@ class Ia3 : public PeftMethod {
     // Which of them are feedforward modules (input scaled).
     std::vector<const Site*> feedforward;
     if (feedforward_.null) {
-      feedforward = context.select(SiteKind::linear, kDefaultFeedforward);
+      try {
+        feedforward = context.select(SiteKind::linear, kDefaultFeedforward);
+      } catch (const ConfigError&) {  // a backbone without ffn.down: no feedforward module
+      }
     } else if (feedforward_.is_string) {
-      feedforward = select(context, feedforward_);
+      feedforward = select_linear(context, feedforward_);
     } else {
       for (const std::string& pattern : feedforward_.list) {
         const auto named = context.select(SiteKind::linear, {pattern});

@@ -1,0 +1,359 @@
+// LoRA (Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language Models") as a
+// graft plugin, in Hugging Face PEFT's format: at each chosen linear site
+//   y = x Wᵀ + b + scaling · (dropout(x) Aᵀ) Bᵀ,   A [r, in], B [out, r],
+// scaling = lora_alpha / r (or lora_alpha / √r with rsLoRA). A starts kaiming-uniform
+// and B at zero, as in PEFT, so a fresh adapter leaves the backbone's outputs unchanged.
+// Config keys, tensor names and adapter_config.json are PEFT's LoraConfig's, so an
+// adapter saved by either tool loads in the other.
+//
+// Merging folds scaling·B·A into the frozen weights for inference. The SDK gives a
+// plugin no writable handle on a frozen weight; Backbone::parameters() (const) returns
+// handles that share storage with the backbone's weights, and merge() writes through
+// them. That is the one place this plugin mutates the backbone, and unmerge() undoes it
+// (so does destroying a merged adapter). While merged, every forward pass through the
+// backbone carries the adapter whatever the selection: merging is for serving one
+// adapter, and the hooks add nothing meanwhile.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "graft/autograd.h"
+#include "graft/error.h"
+#include "graft/ops.h"
+#include "graft/plugin.h"
+#include "peft_targets.h"
+
+namespace {
+using namespace graft;
+
+// PEFT LoraConfig's keys. Those graft does not implement are accepted at their neutral
+// value only (what PEFT writes by default), so PEFT's files load and anything else is
+// a clear error.
+constexpr const char* kSchema = R"schema({
+  "type": "object",
+  "properties": {
+    "r": {"type": "integer", "default": 8, "minimum": 1, "description": "rank of the update B·A"},
+    "lora_alpha": {"type": "number", "default": 8, "description": "scaling = lora_alpha / r (lora_alpha / sqrt(r) with use_rslora)"},
+    "lora_dropout": {"type": "number", "default": 0, "minimum": 0, "maximum": 1, "description": "dropout on the LoRA branch's input, in [0, 1)"},
+    "target_modules": {"type": ["array", "string", "null"], "items": {"type": "string"}, "default": ["query", "value"],
+      "description": "linear sites: graft names (query, attention.query, ffn.up, layers.0-5.*) or checkpoint module names (q_proj, intermediate.dense); a single string that names no site is read as PEFT does, a regex over full module names; \"all-linear\" takes every linear site"},
+    "layers_to_transform": {"type": ["integer", "array", "null"], "items": {"type": "integer"}, "default": null, "description": "layer indices; null = all"},
+    "layers_pattern": {"type": ["string", "array", "null"], "default": null, "description": "ignored: graft numbers the layers of its backbones itself"},
+    "use_rslora": {"type": "boolean", "default": false, "description": "rank-stabilised scaling lora_alpha / sqrt(r)"},
+    "init_lora_weights": {"type": ["boolean", "string"], "enum": [true, false, "gaussian"], "default": true,
+      "description": "true: A kaiming-uniform, B zero; \"gaussian\": A ~ N(0, 1/r²), B zero; false: both as nn.Linear (B non-zero). Initialisations that rewrite the base weights (pissa, olora, loftq) are not supported"},
+    "bias": {"type": "string", "enum": ["none"], "default": "none", "description": "graft trains no biases of the backbone"},
+    "fan_in_fan_out": {"type": "boolean", "enum": [false], "default": false, "description": "graft's linear weights are [out, in]"},
+    "use_dora": {"type": "boolean", "enum": [false], "default": false, "description": "DoRA is not implemented"},
+    "modules_to_save": {"type": "null", "default": null, "description": "graft saves the task head with the adapter instead"},
+    "rank_pattern": {"type": "object", "enum": [{}], "default": {}, "description": "per-module ranks are not supported"},
+    "alpha_pattern": {"type": "object", "enum": [{}], "default": {}, "description": "per-module alphas are not supported"},
+    "loftq_config": {"type": "object", "enum": [{}], "default": {}, "description": "LoftQ is not supported"},
+    "megatron_config": {"type": "null", "default": null, "description": "Megatron layers are not supported"},
+    "megatron_core": {"type": ["string", "null"], "default": "megatron.core", "description": "ignored"},
+    "layer_replication": {"type": "null", "default": null, "description": "layer replication is not supported"},
+    "exclude_modules": {"type": "null", "default": null, "description": "not supported: name the targets instead"},
+    "lora_bias": {"type": "boolean", "enum": [false], "default": false, "description": "a trainable bias on B is not supported"},
+    "use_qalora": {"type": "boolean", "enum": [false], "default": false, "description": "QA-LoRA is not supported"},
+    "qalora_group_size": {"type": "integer", "default": 16, "description": "ignored (QA-LoRA only)"},
+    "eva_config": {"type": "null", "default": null, "description": "EVA initialisation is not supported"},
+    "corda_config": {"type": "null", "default": null, "description": "CorDA initialisation is not supported"},
+    "trainable_token_indices": {"type": "null", "default": null, "description": "trainable tokens are not supported"},
+    "target_parameters": {"type": ["null", "array"], "enum": [null, []], "default": null, "description": "LoRA on bare parameters is not supported"},
+    "alora_invocation_tokens": {"type": "null", "default": null, "description": "activated LoRA is not supported"},
+    "enable_lora": {"type": "null", "default": null, "description": "old PEFT's fused-QKV LoRA is not supported"},
+    "merge_weights": {"type": "boolean", "default": false, "description": "ignored (old PEFT's merge-in-eval flag)"}
+  }
+})schema";
+
+std::uint64_t mix(std::uint64_t seed, std::uint64_t stream) {  // splitmix64 of (seed, stream)
+  std::uint64_t z = seed + 0x9E3779B97F4A7C15ull * (stream + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+std::string thousands(std::int64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+// JSON number text; PEFT writes floats for dropout, so keep a ".0" there.
+std::string json_number(double v, bool integral_as_int) {
+  if (integral_as_int && v == std::floor(v) && std::fabs(v) < 1e15) return std::to_string(static_cast<std::int64_t>(v));
+  std::string s = fmt::format("{}", v);
+  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
+  return s;
+}
+
+struct LoraSite {
+  const Site* site;
+  Tensor A, B;
+  Tensor merged_A, merged_B, weight;  // while merged: what was folded in, and where
+};
+
+struct Shared {
+  float scaling = 1, dropout = 0;
+  bool merged = false;
+};
+
+class LoraHook : public AdapterHook {
+ public:
+  LoraHook(std::shared_ptr<const Shared> shared, Tensor A, Tensor B)
+      : shared_(std::move(shared)), A_(std::move(A)), B_(std::move(B)) {}
+
+  Tensor linear(const Site&, const Tensor& x, const Tensor& y, const Rows& rows) override {
+    if (shared_->merged) return y;  // the delta is in the weight already
+    // Dropout only while gradients are recorded (training); the hook interface has no
+    // other notion of train/eval mode.
+    const Tensor in = shared_->dropout > 0 ? ops::dropout(x, shared_->dropout, autograd::grad_enabled()) : x;
+    const Tensor delta = ops::scale(ops::linear(ops::linear(in, A_), B_), shared_->scaling);
+    return ops::add(y, rows.gate(delta));
+  }
+
+ private:
+  std::shared_ptr<const Shared> shared_;
+  Tensor A_, B_;
+};
+
+class Lora : public PeftMethod {
+ public:
+  explicit Lora(const Config& c)
+      : r_(c.integer("r")), alpha_(c.number("lora_alpha")), dropout_(c.number("lora_dropout")),
+        use_rslora_(c.boolean("use_rslora")), layers_(c.integers("layers_to_transform")) {
+    if (dropout_ >= 1)
+      throw ConfigError("lora", fmt::format("{}: lora_dropout = {} must be below 1", c.origin(), dropout_),
+                        "a dropout of 1 would drop the whole LoRA branch");
+    try {
+      target_string_ = c.string("target_modules");
+      is_string_ = true;
+      targets_ = {target_string_};
+    } catch (const ConfigError&) {
+      targets_ = c.has("target_modules") ? c.strings("target_modules") : std::vector<std::string>{"query", "value"};
+      if (targets_.empty())
+        throw ConfigError("lora", fmt::format("{}: target_modules is an empty list", c.origin()),
+                          "name the linear sites to adapt, e.g. [\"query\", \"value\"], or \"all-linear\"");
+    }
+    try {
+      init_ = c.boolean("init_lora_weights") ? "true" : "false";
+    } catch (const ConfigError&) {
+      init_ = c.string("init_lora_weights");  // "gaussian" (the schema's enum)
+    }
+    shared_->scaling = static_cast<float>(use_rslora_ ? alpha_ / std::sqrt(static_cast<double>(r_)) : alpha_ / r_);
+    shared_->dropout = static_cast<float>(dropout_);
+  }
+
+  ~Lora() override {
+    // A merged adapter that goes away must not leave its delta in the shared backbone.
+    try {
+      unmerge();
+    } catch (...) {
+    }
+  }
+
+  void attach(AttachContext& context) override {
+    backbone_ = &context.backbone();
+    std::vector<const Site*> chosen;
+    if (is_string_ && target_string_ == "all-linear") {
+      chosen = context.select(SiteKind::linear, {}, layers_);
+    } else if (is_string_) {
+      // graft's names first; failing that, PEFT's reading of a string: a full-name regex.
+      try {
+        chosen = context.select(SiteKind::linear, targets_, layers_);
+      } catch (const ConfigError&) {
+        chosen = lora::regex_select(target_string_, context.select(SiteKind::linear, {}, layers_));
+        if (chosen.empty()) throw;
+      }
+    } else {
+      chosen = context.select(SiteKind::linear, targets_, layers_);
+    }
+    if (chosen.empty())
+      throw ConfigError("lora", fmt::format("adapter '{}': target_modules and layers_to_transform select no linear site",
+                                            context.adapter_name()),
+                        "the modules named exist, but not in the layers listed");
+    const std::uint64_t seed = context.seed();
+    for (std::size_t i = 0; i < chosen.size(); ++i) {
+      const Site& s = *chosen[i];
+      const float bound_a = 1.f / std::sqrt(static_cast<float>(s.in_features));  // kaiming_uniform_(a=√5)
+      Tensor A = init_ == "gaussian" ? nn::parameter({r_, s.in_features}, 1.f / static_cast<float>(r_), mix(seed, 2 * i))
+                                     : nn::uniform_parameter({r_, s.in_features}, bound_a, mix(seed, 2 * i));
+      Tensor B = init_ == "false" ? nn::uniform_parameter({s.out_features, r_}, 1.f / std::sqrt(static_cast<float>(r_)), mix(seed, 2 * i + 1))
+                                  : nn::zeros_parameter({s.out_features, r_});
+      sites_.push_back({&s, A, B, {}, {}, {}});
+      context.register_hook(s, std::make_shared<LoraHook>(shared_, A, B));
+    }
+  }
+
+  std::vector<nn::NamedParameter> parameters() const override {
+    std::vector<nn::NamedParameter> out;
+    for (const LoraSite& s : sites_) {
+      out.push_back({tensor_name(s, "lora_A"), s.A});
+      out.push_back({tensor_name(s, "lora_B"), s.B});
+    }
+    return out;
+  }
+
+  std::string describe() const override {
+    std::vector<const Site*> chosen;
+    std::vector<std::string> modules;
+    std::int64_t count = 0;
+    for (const LoraSite& s : sites_) {
+      chosen.push_back(s.site);
+      if (std::find(modules.begin(), modules.end(), s.site->module) == modules.end()) modules.push_back(s.site->module);
+      count += s.A.numel() + s.B.numel();
+    }
+    const std::string layers = lora::layer_ranges(chosen);
+    return fmt::format("LoRA r={} alpha={}{} on {} linear sites ({}; {} {}): {} trainable parameters", r_,
+                       json_number(alpha_, true), use_rslora_ ? " (rsLoRA)" : "", sites_.size(), fmt::join(modules, ", "),
+                       layers.find_first_of("-,") == std::string::npos ? "layer" : "layers", layers, thousands(count));
+  }
+
+  std::string adapter_config_json() const override {
+    std::vector<const Site*> chosen;
+    for (const LoraSite& s : sites_) chosen.push_back(s.site);
+    const auto targets = lora::peft_targets(backbone_->sites(), chosen);
+    std::string source = backbone_->info().source;
+    while (source.size() > 1 && source.back() == '/') source.pop_back();
+    const std::string base = source.substr(source.find_last_of('/') == std::string::npos ? 0 : source.find_last_of('/') + 1);
+    // PEFT 0.10's LoraConfig keys, every one at the value that reproduces graft's adapter.
+    return fmt::format(
+        R"({{"peft_type": "LORA", "task_type": null, "base_model_name_or_path": {}, "revision": null, "inference_mode": true,
+ "auto_mapping": null, "r": {}, "lora_alpha": {}, "lora_dropout": {}, "target_modules": {}, "layers_to_transform": {},
+ "layers_pattern": null, "use_rslora": {}, "init_lora_weights": {}, "bias": "none", "fan_in_fan_out": false,
+ "use_dora": false, "modules_to_save": null, "rank_pattern": {{}}, "alpha_pattern": {{}}, "megatron_config": null,
+ "megatron_core": "megatron.core", "loftq_config": {{}}, "layer_replication": null}})",
+        lora::json_string(base), r_, json_number(alpha_, true), json_number(dropout_, false), targets.target_modules,
+        targets.layers_to_transform, use_rslora_, init_ == "gaussian" ? "\"gaussian\"" : init_);
+  }
+
+  // PEFT names tensors after the module path of the model it wrapped: a LLaMA adapter
+  // made on LlamaModel has "layers.0...", one made on LlamaForCausalLM "model.layers.0...".
+  // A name missing here is looked up under a prefix added or dropped.
+  void load_state(const std::map<std::string, Tensor>& tensors) override {
+    std::map<std::string, Tensor> resolved;
+    std::set<std::string> used;
+    for (const auto& p : parameters()) {
+      const std::string found = tensors.count(p.name) ? p.name : alternative_name(p.name, tensors);
+      if (found.empty()) continue;  // the base class reports it missing
+      resolved[p.name] = tensors.at(found);
+      used.insert(found);
+    }
+    const auto params = parameters();
+    if (used.empty() && !tensors.empty() && !params.empty())
+      throw FormatError("lora",
+                        fmt::format("none of the {} saved tensors belongs to this backbone: the file has '{}', this backbone "
+                                    "expects names such as '{}'", tensors.size(), tensors.begin()->first, params.front().name),
+                        "the adapter was made for another model (see base_model_name_or_path in adapter_config.json)");
+    for (const auto& [name, t] : tensors)
+      if (!used.count(name)) resolved[name] = t;  // reported as extra
+    PeftMethod::load_state(resolved);
+  }
+
+  bool can_merge() const override { return true; }
+
+  void merge() override {
+    if (shared_->merged) return;
+    std::map<std::string, Tensor> weights;
+    for (const auto& p : backbone_->parameters()) weights[p.name] = p.tensor;
+    // Check every site before touching any weight.
+    for (LoraSite& s : sites_) {
+      const std::string name = s.site->checkpoint_module + ".weight";
+      auto it = weights.find(name);
+      if (it == weights.end())
+        throw ConfigError("lora", fmt::format("cannot merge: the backbone has no weight '{}' for site {}", name, s.site->name),
+                          "run the adapter unmerged");
+      if (it->second.dtype() != DType::f32)
+        throw ShapeError("lora", fmt::format("cannot merge into {} weight '{}': merging is done in f32", dtype_name(it->second.dtype()), name),
+                         "load the backbone in f32 (--dtype f32) to merge, or run the adapter unmerged");
+      if (it->second.shape() != Shape{s.site->out_features, s.site->in_features})
+        throw ShapeError("lora", fmt::format("cannot merge: weight '{}' has shape {}, the site is [{}, {}]", name,
+                                             shape_str(it->second.shape()), s.site->out_features, s.site->in_features));
+      s.weight = it->second;
+    }
+    for (LoraSite& s : sites_) {
+      // Snapshots: unmerge subtracts exactly what was added even if A or B change meanwhile.
+      s.merged_A = s.A.clone();
+      s.merged_B = s.B.clone();
+      fold(s, +1.f);
+    }
+    shared_->merged = true;
+  }
+
+  void unmerge() override {
+    if (!shared_->merged) return;
+    for (LoraSite& s : sites_) {
+      fold(s, -1.f);
+      s.merged_A = s.merged_B = s.weight = Tensor();
+    }
+    shared_->merged = false;
+  }
+
+ private:
+  static std::string tensor_name(const LoraSite& s, const char* which) {
+    return fmt::format("base_model.model.{}.{}.weight", s.site->checkpoint_module, which);
+  }
+
+  // W += sign · scaling · B·A through the weight's shared storage. A plain loop (r is
+  // small): the same bits are added and subtracted, and no oneDNN call is needed when a
+  // merged adapter is destroyed late.
+  void fold(const LoraSite& s, float sign) const {
+    const std::int64_t out = s.site->out_features, in = s.site->in_features;
+    const float *A = s.merged_A.data<float>(), *B = s.merged_B.data<float>();
+    float* w = s.weight.data<float>();
+    const double k = sign * static_cast<double>(shared_->scaling);
+    std::vector<double> row(static_cast<std::size_t>(in));
+    for (std::int64_t o = 0; o < out; ++o) {
+      std::fill(row.begin(), row.end(), 0.0);
+      for (std::int64_t j = 0; j < r_; ++j) {
+        const double b = B[o * r_ + j];
+        for (std::int64_t i = 0; i < in; ++i) row[i] += b * A[j * in + i];
+      }
+      for (std::int64_t i = 0; i < in; ++i) w[o * in + i] += static_cast<float>(k * row[i]);
+    }
+  }
+
+  static std::string alternative_name(const std::string& want, const std::map<std::string, Tensor>& tensors) {
+    const std::string head = "base_model.model.";
+    auto module_of = [&](const std::string& n) { return n.starts_with(head) ? n.substr(head.size()) : std::string(); };
+    const std::string w = module_of(want);
+    std::string found;
+    for (const auto& [name, t] : tensors) {
+      const std::string m = module_of(name);
+      const bool related = !m.empty() && m != w && (w.ends_with("." + m) || m.ends_with("." + w));
+      if (!related) continue;
+      if (!found.empty()) return {};  // ambiguous: let the base class report the name missing
+      found = name;
+    }
+    return found;
+  }
+
+  std::int64_t r_;
+  double alpha_, dropout_;
+  bool use_rslora_;
+  std::vector<std::int64_t> layers_;
+  std::vector<std::string> targets_;
+  std::string target_string_;
+  bool is_string_ = false;
+  std::string init_;
+  std::shared_ptr<Shared> shared_ = std::make_shared<Shared>();
+  const Backbone* backbone_ = nullptr;
+  std::vector<LoraSite> sites_;
+};
+
+PeftMethod* create(const Config& c) { return new Lora(c); }
+
+}  // namespace
+
+GRAFT_PLUGIN("lora", "1.0.0", "LoRA (Hu et al. 2021): low-rank updates B·A on linear layers; Hugging Face PEFT format",
+             kSchema, create)
