@@ -80,12 +80,14 @@ void BertModel::convert_weights(DType dtype) {
   info_.dtype = dtype;
 }
 
-Tensor BertModel::position_ids(const Batch& batch, std::int64_t virtual_tokens, std::int64_t length) const {
+// `offsets` [B] (or empty): positions taken by an attention_kv prefix in each row.
+Tensor BertModel::position_ids(const Batch& batch, std::int64_t virtual_tokens, std::int64_t length,
+                               const std::vector<std::int64_t>& offsets) const {
   const std::int64_t B = batch.input_ids.dim(0), T = batch.input_ids.dim(1);
   std::vector<std::int64_t> pos(static_cast<std::size_t>(B * length));
   if (config_.model_type != "roberta") {
     for (std::int64_t b = 0; b < B; ++b)
-      for (std::int64_t t = 0; t < length; ++t) pos[b * length + t] = t;
+      for (std::int64_t t = 0; t < length; ++t) pos[b * length + t] = (offsets.empty() ? 0 : offsets[b]) + t;
   } else {
     // RoBERTa numbers non-pad tokens from padding_idx + 1; pads keep padding_idx.
     const std::vector<std::int64_t> ids = batch.input_ids.to_ints();
@@ -94,13 +96,13 @@ Tensor BertModel::position_ids(const Batch& batch, std::int64_t virtual_tokens, 
       std::int64_t count = 0;
       for (std::int64_t t = 0; t < length; ++t) {
         const bool real = t < virtual_tokens || ids[b * T + (t - virtual_tokens)] != pad;
-        pos[b * length + t] = real ? pad + ++count : pad;
+        pos[b * length + t] = real ? pad + (offsets.empty() ? 0 : offsets[b]) + ++count : pad;
       }
     }
   }
   for (auto p : pos)
     if (p >= config_.max_positions)
-      throw ShapeError("bert", fmt::format("sequence of {} tokens exceeds the model's {} positions", length, config_.max_positions),
+      throw ShapeError("bert", fmt::format("sequence of {} tokens (after any prefix) exceeds the model's {} positions", length, config_.max_positions),
                        "truncate inputs to the model's maximum length");
   return Tensor::from_ints(pos, {B, length});
 }
@@ -115,6 +117,7 @@ Tensor BertModel::forward(const Batch& batch, SiteHooks* hooks, Tensor* mask_out
   Tensor x = ops::embedding(w.word, ids);
   if (hooks) hooks->input_embeddings(sites_[0], x, key_mask);
   const std::int64_t L = x.dim(1), virtual_tokens = L - T;
+  const std::vector<std::int64_t> offsets = hooks ? hooks->prefix_positions(B) : std::vector<std::int64_t>{};
   // Segment ids: virtual tokens are segment 0, as PEFT pads them.
   std::vector<std::int64_t> types(static_cast<std::size_t>(B * L), 0);
   if (batch.token_type_ids.defined()) {
@@ -122,7 +125,7 @@ Tensor BertModel::forward(const Batch& batch, SiteHooks* hooks, Tensor* mask_out
     for (std::int64_t b = 0; b < B; ++b)
       for (std::int64_t t = 0; t < T; ++t) types[b * L + virtual_tokens + t] = given[b * T + t];
   }
-  x = ops::add(x, ops::embedding(w.position, position_ids(batch, virtual_tokens, L)));
+  x = ops::add(x, ops::embedding(w.position, position_ids(batch, virtual_tokens, L, offsets)));
   x = ops::add(x, ops::embedding(w.token_type, Tensor::from_ints(types, {B, L})));
   Tensor h = ops::dropout(ops::layer_norm(x, w.emb_ln_g, w.emb_ln_b, config_.layer_norm_eps), config_.dropout, training);
   const Tensor mask = additive_mask(key_mask, L, false);

@@ -42,7 +42,8 @@ class BertModel : public Backbone {
   void convert_weights(DType dtype);
 
  private:
-  Tensor position_ids(const Batch& batch, std::int64_t virtual_tokens, std::int64_t length) const;
+  Tensor position_ids(const Batch& batch, std::int64_t virtual_tokens, std::int64_t length,
+                      const std::vector<std::int64_t>& offsets) const;
   void declare_sites();
 
   static constexpr int kSitesPerLayer = 9;

@@ -1,5 +1,7 @@
 #include "llama/llama_model.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "common/attention.h"
@@ -105,16 +107,30 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor& key_mask, std::int64_t p
   const std::int64_t B = ids.dim(0), H = config_.n_heads, KV = config_.n_kv_heads, D = config_.dim / H;
   Tensor h = ops::embedding(weights_.embed, ids);
   Tensor keys_mask = key_mask;
-  if (hooks) hooks->input_embeddings(sites_[0], h, keys_mask);
+  // Virtual input tokens are prepended once: with a cache they are past tokens after
+  // the first call, and the cache's key mask must count them.
+  if (hooks && past == 0) hooks->input_embeddings(sites_[0], h, keys_mask);
+  if (cache) cache->key_mask = keys_mask;
   // Virtual tokens prepended by a hook are part of the sequence: positions count them,
   // as in Hugging Face PEFT, so adapters move between the two unchanged.
   const std::int64_t Tq = h.dim(1);
   if (past + Tq > config_.max_seq_len)
     throw ShapeError("llama", fmt::format("{} tokens exceed the model's context of {}", past + Tq, config_.max_seq_len),
                      "shorten the input or the number of generated tokens");
-  std::vector<std::int64_t> pos(static_cast<std::size_t>(Tq));
-  for (std::int64_t t = 0; t < Tq; ++t) pos[t] = past + t;
-  const Tensor positions = Tensor::from_ints(pos, {Tq});
+  // An attention_kv prefix counts as past tokens, as in Hugging Face: the real tokens of
+  // a row with an n-row prefix start at position past + n (RoPE then also sees the
+  // prefix keys, which carry no rotation, at Hugging Face's relative angles).
+  std::vector<std::int64_t> offsets = hooks ? hooks->prefix_positions(B) : std::vector<std::int64_t>{};
+  const bool uniform = offsets.empty() || std::all_of(offsets.begin(), offsets.end(), [&](auto o) { return o == offsets[0]; });
+  const std::int64_t rows = uniform ? 1 : B;
+  std::vector<std::int64_t> pos(static_cast<std::size_t>(rows * Tq));
+  for (std::int64_t b = 0; b < rows; ++b)
+    for (std::int64_t t = 0; t < Tq; ++t) pos[b * Tq + t] = past + (offsets.empty() ? 0 : offsets[b]) + t;
+  const std::int64_t last = *std::max_element(pos.begin(), pos.end());
+  if (last >= config_.max_seq_len)
+    throw ShapeError("llama", fmt::format("{} positions (prefix included) exceed the model's context of {}", last + 1,
+                                          config_.max_seq_len));
+  const Tensor positions = uniform ? Tensor::from_ints(pos, {Tq}) : Tensor::from_ints(pos, {B, Tq});
   Tensor mask = additive_mask(keys_mask, Tq, true);
 
   for (int l = 0; l < config_.n_layers; ++l) {

@@ -32,6 +32,8 @@ LoadedTask load_with_adapter(const Args& args) {
   t.backbone = backbones::load_backbone(args.require("backbone"), backbones::parse_dtype(args.get("dtype", "f32")));
   if (!t.backbone.tokenizer) throw ConfigError("eval", "the backbone has no tokenizer graft can read");
   t.adapters = std::make_unique<AdapterSet>(*t.backbone.model);
+  const backbones::Tokenizer* tokenizer = t.backbone.tokenizer.get();
+  t.adapters->set_tokenizer([tokenizer](const std::string& text) { return tokenizer->encode(text).ids; });
   const plugin::PluginRegistry plugins = load_plugins(args);
   t.saved = load_adapter(args.require("adapter"), *t.adapters, "task", plugins, *t.backbone.model, &t.head);
   if (!t.head)

@@ -69,6 +69,8 @@ int cmd_train(const std::vector<std::string>& argv) {
 
   TaskHead head(head_for(task.train, backbone, args), backbone, seed);
   AdapterSet adapters(backbone);
+  const backbones::Tokenizer* tokenizer = loaded.tokenizer.get();
+  adapters.set_tokenizer([tokenizer](const std::string& text) { return tokenizer->encode(text).ids; });
   const plugin::PluginRegistry plugins = load_plugins(args);
   train::TrainTarget target;
   target.backbone = &backbone;

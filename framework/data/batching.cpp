@@ -12,16 +12,50 @@ namespace graft::data {
 
 // Sequence lengths are rounded up to a multiple of this (see backbones::make_batch).
 constexpr std::size_t kPadMultiple = 16;
+// Rows are sorted by length within windows of this many batches before batching.
+constexpr std::size_t kGroupBatches = 32;
+
+namespace {
+
+std::size_t rough_length(const Example& ex) {
+  std::size_t chars = ex.text.size() + ex.text_pair.size();
+  for (const auto& w : ex.words) chars += w.size() + 1;
+  return chars;
+}
+
+// A shuffled order in which each batch holds rows of similar length (as Hugging Face's
+// group_by_length): shuffle, sort windows of kGroupBatches batches by length, cut into
+// batches, shuffle the batches. Less padding, the same randomness across epochs.
+std::vector<std::size_t> length_grouped_order(const Dataset& data, std::uint64_t seed, std::size_t batch_size) {
+  std::vector<std::size_t> order(data.examples.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(seed);
+  std::shuffle(order.begin(), order.end(), rng);
+  const std::size_t window = batch_size * kGroupBatches;
+  for (std::size_t start = 0; start < order.size(); start += window) {
+    const auto end = order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), start + window));
+    std::stable_sort(order.begin() + static_cast<std::ptrdiff_t>(start), end, [&](std::size_t a, std::size_t b) {
+      return rough_length(data.examples[a]) > rough_length(data.examples[b]);
+    });
+  }
+  std::vector<std::vector<std::size_t>> batches;
+  for (std::size_t start = 0; start < order.size(); start += batch_size)
+    batches.emplace_back(order.begin() + static_cast<std::ptrdiff_t>(start),
+                         order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), start + batch_size)));
+  std::shuffle(batches.begin(), batches.end(), rng);
+  std::vector<std::size_t> out;
+  for (const auto& b : batches) out.insert(out.end(), b.begin(), b.end());
+  return out;
+}
+
+}  // namespace
 
 std::vector<LabeledBatch> make_batches(const Dataset& data, const backbones::Tokenizer& tokenizer, std::size_t batch_size,
                                        std::size_t max_length, bool shuffle, std::uint64_t seed) {
   if (batch_size == 0) throw ConfigError("data", "batch size must be at least 1");
   std::vector<std::size_t> order(data.examples.size());
   std::iota(order.begin(), order.end(), 0);
-  if (shuffle) {
-    std::mt19937_64 rng(seed);
-    std::shuffle(order.begin(), order.end(), rng);
-  }
+  if (shuffle) order = length_grouped_order(data, seed, batch_size);
   std::vector<LabeledBatch> out;
   for (std::size_t start = 0; start < order.size(); start += batch_size) {
     const std::size_t end = std::min(order.size(), start + batch_size);

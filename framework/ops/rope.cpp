@@ -17,11 +17,15 @@ class RopeOp : public Op {
     require_floating("rope", in[0]);
     require_defined("rope", in[1], "positions");
     const Tensor& x = in[0];
-    if (x.ndim() != 4 || x.dim(-1) % 2 != 0 || in[1].shape() != Shape{x.dim(1)})
-      throw ShapeError("rope", fmt::format("expects x [batch, seq, heads, even head_dim] and positions [seq]; got {} and {}",
+    if (x.ndim() != 4 || x.dim(-1) % 2 != 0 ||
+        (in[1].shape() != Shape{x.dim(1)} && in[1].shape() != Shape{x.dim(0), x.dim(1)}))
+      throw ShapeError("rope", fmt::format("expects x [batch, seq, heads, even head_dim] and positions [seq] or [batch, seq]; "
+                                           "got {} and {}",
                                            shape_str(x.shape()), shape_str(in[1].shape())));
-    const std::int64_t T = x.dim(1), D = x.dim(3);
+    const std::int64_t D = x.dim(3);
     const std::vector<std::int64_t> pos = in[1].to_ints();
+    const std::int64_t T = static_cast<std::int64_t>(pos.size());  // seq, or batch·seq
+    per_row_ = in[1].ndim() == 2;
     cos_.assign(T * D / 2, 0.f);
     sin_.assign(T * D / 2, 0.f);
     for (std::int64_t t = 0; t < T; ++t)
@@ -50,9 +54,9 @@ class RopeOp : public Op {
     for (std::int64_t b = 0; b < B; ++b)
       for (std::int64_t t = 0; t < T; ++t)
         for (std::int64_t h = 0; h < H; ++h) {
-          const std::int64_t base = ((b * T + t) * H + h) * D;
+          const std::int64_t base = ((b * T + t) * H + h) * D, row = per_row_ ? b * T + t : t;
           for (std::int64_t j = 0; j < half; ++j) {
-            const float c = cos_[t * half + j], s = direction * sin_[t * half + j];
+            const float c = cos_[row * half + j], s = direction * sin_[row * half + j];
             const std::int64_t ia = interleaved_ ? base + 2 * j : base + j;
             const std::int64_t ib = interleaved_ ? ia + 1 : ia + half;
             const float a = xp[ia], bv = xp[ib];
@@ -65,6 +69,7 @@ class RopeOp : public Op {
 
   float theta_;
   bool interleaved_;
+  bool per_row_ = false;
   std::vector<float> cos_, sin_;
 };
 

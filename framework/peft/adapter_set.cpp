@@ -13,8 +13,9 @@ namespace {
 class Context : public AttachContext {
  public:
   Context(const std::string& name, const Backbone& backbone, std::uint64_t seed,
-          std::unordered_map<const Site*, std::vector<std::shared_ptr<AdapterHook>>>& hooks)
-      : name_(name), backbone_(backbone), seed_(seed), hooks_(hooks) {}
+          std::unordered_map<const Site*, std::vector<std::shared_ptr<AdapterHook>>>& hooks,
+          const AdapterSet::Tokenize& tokenize)
+      : name_(name), backbone_(backbone), seed_(seed), hooks_(hooks), tokenize_(tokenize) {}
   const std::string& adapter_name() const override { return name_; }
   const Backbone& backbone() const override { return backbone_; }
   std::vector<const Site*> select(SiteKind kind, const std::vector<std::string>& patterns,
@@ -29,12 +30,19 @@ class Context : public AttachContext {
     hooks_[&site].push_back(std::move(hook));
   }
   std::uint64_t seed() const override { return seed_; }
+  std::vector<std::int64_t> tokenize(const std::string& text) const override {
+    if (!tokenize_)
+      throw ConfigError("peft", fmt::format("adapter '{}' needs to tokenise text, but no tokenizer was given for this backbone", name_),
+                        "load the backbone from a folder with its tokenizer files");
+    return tokenize_(text);
+  }
 
  private:
   const std::string& name_;
   const Backbone& backbone_;
   std::uint64_t seed_;
   std::unordered_map<const Site*, std::vector<std::shared_ptr<AdapterHook>>>& hooks_;
+  const AdapterSet::Tokenize& tokenize_;
 };
 
 }  // namespace
@@ -45,7 +53,7 @@ void AdapterSet::add(const std::string& name, const std::string& method_name, st
   if (contains(name))
     throw ConfigError("peft", fmt::format("an adapter named '{}' is already attached", name), "choose another --name");
   Attached attached{method_name, config_json, std::move(method), {}};
-  Context context(name, backbone_, seed, attached.hooks);
+  Context context(name, backbone_, seed, attached.hooks, tokenize_);
   try {
     attached.method->attach(context);
   } catch (const ConfigError& e) {
@@ -141,6 +149,25 @@ Tensor AdapterSet::sublayer_output(const Site& site, const Tensor& h) {
 void AdapterSet::attention_kv(const Site& site, Tensor& k, Tensor& v, Tensor& mask) {
   for (const Active& a : active_at(site))
     for (const auto& hook : a.adapter->hooks.at(&site)) hook->attention_kv(site, k, v, mask, a.rows);
+}
+
+std::vector<std::int64_t> AdapterSet::prefix_positions(std::int64_t batch) {
+  // The first layer's prefix counts, as Hugging Face reads the past length off layer 0.
+  const Site* first = nullptr;
+  for (const Site& s : backbone_.sites())
+    if (s.kind == SiteKind::attention_kv && (!first || s.layer < first->layer)) first = &s;
+  std::vector<std::int64_t> offsets;
+  if (!first) return offsets;
+  for (const Active& a : active_at(*first))
+    for (const auto& hook : a.adapter->hooks.at(first)) {
+      const std::int64_t n = hook->prefix_length(*first);
+      if (n == 0) continue;
+      offsets.resize(static_cast<std::size_t>(batch), 0);
+      const std::vector<float> owned = a.rows.all() ? std::vector<float>(batch, 1.f) : a.rows.mask.to_floats();
+      for (std::int64_t b = 0; b < batch; ++b)
+        if (owned[b] != 0.f) offsets[b] += n;
+    }
+  return offsets;
 }
 
 void AdapterSet::input_embeddings(const Site& site, Tensor& x, Tensor& mask) {

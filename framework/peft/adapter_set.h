@@ -2,6 +2,7 @@
 // and the active selection a forward pass runs with — none (the bare backbone), one
 // adapter for the whole batch, a stack applied in order, or one adapter per row.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -15,6 +16,11 @@ namespace graft {
 class AdapterSet : public SiteHooks {
  public:
   explicit AdapterSet(const Backbone& backbone) : backbone_(backbone) {}
+
+  // How attach() tokenises text for a method (prompt tuning's TEXT init): the backbone's
+  // tokenizer, special tokens included. Unset: methods that ask get a ConfigError.
+  using Tokenize = std::function<std::vector<std::int64_t>(const std::string&)>;
+  void set_tokenizer(Tokenize tokenize) { tokenize_ = std::move(tokenize); }
 
   // Attaches `method` under `name`. If attach throws, nothing of it stays registered
   // and the error names the adapter and the method.
@@ -44,6 +50,7 @@ class AdapterSet : public SiteHooks {
   Tensor sublayer_output(const Site& site, const Tensor& h) override;
   void attention_kv(const Site& site, Tensor& k, Tensor& v, Tensor& mask) override;
   void input_embeddings(const Site& site, Tensor& x, Tensor& mask) override;
+  std::vector<std::int64_t> prefix_positions(std::int64_t batch) override;
 
  private:
   struct Attached {
@@ -62,6 +69,7 @@ class AdapterSet : public SiteHooks {
   const Attached& get(const std::string& name) const;
 
   const Backbone& backbone_;
+  Tokenize tokenize_;
   std::map<std::string, Attached> adapters_;
   std::vector<std::string> selection_;        // in application order
   std::map<std::string, Tensor> per_row_;     // adapter -> row mask, when selecting per row

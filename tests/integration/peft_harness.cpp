@@ -28,8 +28,13 @@ const plugin::PluginRegistry& plugins() {
 
 namespace {
 
-backbones::LoadedBackbone& cached(const fs::path& path) {
+std::map<std::string, backbones::LoadedBackbone>& loaded_backbones() {
   static std::map<std::string, backbones::LoadedBackbone> loaded;
+  return loaded;
+}
+
+backbones::LoadedBackbone& cached(const fs::path& path) {
+  auto& loaded = loaded_backbones();
   auto it = loaded.find(path.string());
   if (it == loaded.end()) it = loaded.emplace(path.string(), backbones::load_backbone(path)).first;
   return it->second;
@@ -63,6 +68,11 @@ backbones::LoadedBackbone& tiny_llama() { return cached(kGolden / "tiny_llama");
 std::unique_ptr<AdapterSet> attach(const Backbone& backbone, const std::string& method, const std::string& config_json,
                                    std::uint64_t seed) {
   auto set = std::make_unique<AdapterSet>(backbone);
+  for (const auto& [path, loaded] : loaded_backbones())  // the backbone's own tokenizer, for TEXT inits
+    if (loaded.model.get() == &backbone && loaded.tokenizer) {
+      const backbones::Tokenizer* tokenizer = loaded.tokenizer.get();
+      set->set_tokenizer([tokenizer](const std::string& text) { return tokenizer->encode(text).ids; });
+    }
   attach_method(*set, plugins(), "task", method, config_json, "test config", seed);
   set->select("task");
   return set;

@@ -67,6 +67,7 @@ class NoContext : public graft::AttachContext {
   }
   void register_hook(const graft::Site&, std::shared_ptr<graft::AdapterHook>) override {}
   std::uint64_t seed() const override { return 0; }
+  std::vector<std::int64_t> tokenize(const std::string&) const override { return {}; }
 
  private:
   std::string name_ = "test";

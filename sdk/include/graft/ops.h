@@ -63,8 +63,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets,
 // Mean squared error over all elements.
 Tensor mse(const Tensor& prediction, const Tensor& target);
 
-// Rotary position embedding on x [batch, seq, heads, head_dim] at `positions` [seq]
-// (i32/i64). `interleaved` rotates pairs (2i, 2i+1) as llama2.c and Meta's LLaMA do;
+// Rotary position embedding on x [batch, seq, heads, head_dim] at `positions` [seq], or
+// [batch, seq] for per-row positions (i32/i64). `interleaved` rotates pairs (2i, 2i+1) as llama2.c and Meta's LLaMA do;
 // otherwise halves (i, i + d/2) as Hugging Face's rotate_half does.
 Tensor rope(const Tensor& x, const Tensor& positions, float theta = 10000.f,
             bool interleaved = false);

@@ -37,6 +37,9 @@ class AdapterHook {
   virtual Tensor sublayer_output(const Site& site, const Tensor& h, const Rows& rows) { return h; }
   virtual void attention_kv(const Site& site, Tensor& k, Tensor& v, Tensor& mask, const Rows& rows) {}
   virtual void input_embeddings(const Site& site, Tensor& x, Tensor& key_mask, const Rows& rows) {}
+  // attention_kv: how many key/value rows this hook prepends at `site` in the rows it
+  // applies to; the backbone numbers those rows' tokens after them, as past tokens.
+  virtual std::int64_t prefix_length(const Site& site) const { return 0; }
 };
 
 // Given to attach(): the backbone, the sites this method was pointed at, and the means
@@ -54,6 +57,10 @@ class AttachContext {
   virtual void register_hook(const Site& site, std::shared_ptr<AdapterHook> hook) = 0;
   // The seed for this adapter's initialisation (from the run's seed and the name).
   virtual std::uint64_t seed() const = 0;
+  // Ids of `text` as the backbone's tokenizer encodes one input, special tokens included
+  // (Hugging Face's tokenizer(text)["input_ids"]); a ConfigError when the host has no
+  // tokenizer for this backbone.
+  virtual std::vector<std::int64_t> tokenize(const std::string& text) const = 0;
 };
 
 class PeftMethod {

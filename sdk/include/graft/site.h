@@ -41,6 +41,10 @@ class SiteHooks {
   // and the key mask [B, T] (1 keep, 0 pad); prepend virtual tokens to both. Positions
   // are assigned after this hook, so virtual tokens take the first ones, as in PEFT.
   virtual void input_embeddings(const Site& site, Tensor& x, Tensor& mask) {}
+  // attention_kv prefixes are past tokens (Hugging Face passes them as past_key_values):
+  // the real tokens of row b take positions from offsets[b] on. Asked once per forward,
+  // after input_embeddings and before positions are assigned; empty: no prefix.
+  virtual std::vector<std::int64_t> prefix_positions(std::int64_t batch) { return {}; }
 };
 
 }  // namespace graft
