@@ -6,6 +6,8 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/method_options.h"
+#include "cli/task_options.h"
+#include "graft/error.h"
 #include "peft/adapter_io.h"
 #include "registry.h"
 
@@ -50,10 +52,15 @@ int cmd_info(const std::vector<std::string>& argv) {
   }
 
   if (args.has("method")) {
+    const MethodConfig config = method_config(args);
+    const MethodChoice choice = resolve_method(args.get("method"), config.json, config.origin);
+    if (choice.plugin == kHeadOnly || choice.plugin == kFullFineTuning)
+      throw ConfigError("info", fmt::format("'{}' is a baseline, not a PEFT method: it adds a task head{}", choice.plugin,
+                                            choice.plugin == kFullFineTuning ? " and trains every weight" : " only"),
+                        "pass a plugin method (graft plugins lists them)");
     const plugin::PluginRegistry plugins = load_plugins(args);
     AdapterSet set(*loaded.model);
-    const MethodConfig config = method_config(args);
-    attach_method(set, plugins, "task", args.get("method"), config.json, config.origin, 0);
+    attach_method(set, plugins, "task", choice.plugin, choice.config_json, choice.origin, 0);
     set.select("task");
     std::int64_t trainable = 0;
     for (const auto& p : set.parameters()) trainable += p.tensor.numel();

@@ -86,12 +86,12 @@ MethodChoice resolve_method(const std::string& method, const std::string& user_c
 }
 
 float default_lr(const std::string& method) {
-  if (method == kFullFineTuning) return 5e-5f;
+  if (method == kFullFineTuning) return 1e-4f;
   if (method == kHeadOnly) return 5e-3f;
   if (method == "prompt_tuning") return 3e-2f;
-  if (method == "prefix_tuning") return 5e-3f;
-  if (method == "lora" || method == "ia3") return 5e-4f;
-  return 1e-3f;  // bottleneck adapters
+  if (method == "prefix_tuning") return 1e-2f;
+  if (method == "ia3") return 5e-3f;
+  return 1e-3f;  // bottleneck adapters, LoRA
 }
 
 }  // namespace graft::cli

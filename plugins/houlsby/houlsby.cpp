@@ -31,8 +31,12 @@
 #include "graft/error.h"
 #include "graft/ops.h"
 #include "graft/plugin.h"
+#include "graft/text.h"
 
 namespace {
+
+using graft::json_string;
+using graft::thousands;
 using namespace graft;
 
 constexpr const char* kSchema = R"json({
@@ -238,8 +242,8 @@ class Houlsby : public PeftMethod {
     model_name = model_name.substr(model_name.find_last_of('/') + 1);
     return fmt::format(R"({{"config": {}{}"architecture": "bottleneck"}}, "hidden_size": {}, "model_class": {}, )"
                        R"("model_name": {}, "model_type": {}, "name": {}, "version": "graft-0.1"}})",
-                       config, config.size() > 1 ? ", " : "", info_.hidden_size, quote(model_class), quote(model_name),
-                       quote(arch), quote(name_));
+                       config, config.size() > 1 ? ", " : "", info_.hidden_size, json_string(model_class), json_string(model_name),
+                       json_string(arch), json_string(name_));
   }
 
   // Saved files carry the adapter's name inside every key (AdapterHub's layout); load
@@ -272,16 +276,6 @@ class Houlsby : public PeftMethod {
     for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<std::size_t>(i), ",");
     return s;
   }
-  static std::string quote(const std::string& s) {
-    std::string out = "\"";
-    for (char c : s) {
-      if (c == '"' || c == '\\') out += '\\', out += c;
-      else if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\u{:04x}", c);
-      else out += c;
-    }
-    return out + "\"";
-  }
-
   std::string config_json_;
   Options o_;
   std::string name_;

@@ -29,8 +29,12 @@
 #include "graft/ops.h"
 #include "graft/plugin.h"
 #include "peft_targets.h"
+#include "graft/text.h"
 
 namespace {
+
+using graft::json_string;
+using graft::thousands;
 using namespace graft;
 
 // PEFT LoraConfig's keys. Those graft does not implement are accepted at their neutral
@@ -78,15 +82,6 @@ std::uint64_t mix(std::uint64_t seed, std::uint64_t stream) {  // splitmix64 of 
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
-}
-
-std::string thousands(std::int64_t n) {
-  std::string digits = std::to_string(n), out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
 }
 
 // JSON number text; PEFT writes floats for dropout, so keep a ".0" there.
@@ -233,7 +228,7 @@ class Lora : public PeftMethod {
  "layers_pattern": null, "use_rslora": {}, "init_lora_weights": {}, "bias": "none", "fan_in_fan_out": false,
  "use_dora": false, "modules_to_save": null, "rank_pattern": {{}}, "alpha_pattern": {{}}, "megatron_config": null,
  "megatron_core": "megatron.core", "loftq_config": {{}}, "layer_replication": null}})",
-        lora::json_string(base), r_, json_number(alpha_, true), json_number(dropout_, false), targets.target_modules,
+        json_string(base), r_, json_number(alpha_, true), json_number(dropout_, false), targets.target_modules,
         targets.layers_to_transform, use_rslora_, init_ == "gaussian" ? "\"gaussian\"" : init_);
   }
 

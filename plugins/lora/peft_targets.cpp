@@ -6,8 +6,12 @@
 #include <cctype>
 #include <regex>
 #include <set>
+#include "graft/text.h"
 
 namespace graft::lora {
+
+using graft::json_string;
+using graft::thousands;
 namespace {
 
 std::vector<std::string> split(const std::string& s) {
@@ -38,16 +42,6 @@ std::string regex_escape(const std::string& s) {
 }
 
 }  // namespace
-
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') out += fmt::format("\\{}", static_cast<char>(c));
-    else if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-    else out += static_cast<char>(c);
-  }
-  return out + "\"";
-}
 
 std::vector<const Site*> regex_select(const std::string& pattern, const std::vector<const Site*>& candidates) {
   std::vector<const Site*> out;

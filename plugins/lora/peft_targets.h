@@ -8,8 +8,6 @@
 
 namespace graft::lora {
 
-// A JSON string literal (quotes and escapes included).
-std::string json_string(const std::string& s);
 
 // PEFT's reading of a string target_modules: a regular expression that must match a
 // module's whole name in the checkpoint. The linear sites among `candidates` it selects.

@@ -21,8 +21,12 @@
 #include "graft/error.h"
 #include "graft/ops.h"
 #include "graft/plugin.h"
+#include "graft/text.h"
 
 namespace {
+
+using graft::json_string;
+using graft::thousands;
 using namespace graft;
 
 // What the backbones put in a hidden key's mask: exp() underflows to exactly 0, so a
@@ -54,25 +58,6 @@ std::uint64_t mix(std::uint64_t seed, std::uint64_t stream) {  // splitmix64: on
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
-}
-
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += {'\\', c};
-    else if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\u{:04x}", c);
-    else out += c;
-  }
-  return out + "\"";
-}
-
-std::string thousands(std::int64_t n) {
-  std::string digits = std::to_string(n), out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
 }
 
 // A PEFT bookkeeping key must agree with the backbone when it is given.

@@ -18,8 +18,12 @@
 #include "graft/error.h"
 #include "graft/ops.h"
 #include "graft/plugin.h"
+#include "graft/text.h"
 
 namespace {
+
+using graft::json_string;
+using graft::thousands;
 using namespace graft;
 
 constexpr const char* kSchema = R"json({
@@ -46,16 +50,6 @@ constexpr const char* kSchema = R"json({
       "description": "PEFT: 1 (decoder or encoder); 2 is for encoder-decoder models, which graft has none of"}
   }
 })json";
-
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += {'\\', c};
-    else if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\u{:04x}", c);
-    else out += c;
-  }
-  return out + "\"";
-}
 
 std::string json_or_null(const Config& c, const char* key) { return c.has(key) ? json_string(c.string(key)) : "null"; }
 

@@ -65,6 +65,15 @@ backbones::LoadedBackbone& stories260k() { return cached(kShared / "models" / "s
 backbones::LoadedBackbone& tiny_bert() { return cached(kGolden / "tiny_bert"); }
 backbones::LoadedBackbone& tiny_llama() { return cached(kGolden / "tiny_llama"); }
 
+std::vector<std::vector<std::uint8_t>> weight_bytes(const Backbone& backbone) {
+  std::vector<std::vector<std::uint8_t>> out;
+  for (const auto& p : backbone.parameters()) {
+    const auto* bytes = static_cast<const std::uint8_t*>(p.tensor.raw());
+    out.emplace_back(bytes, bytes + p.tensor.nbytes());
+  }
+  return out;
+}
+
 std::unique_ptr<AdapterSet> attach(const Backbone& backbone, const std::string& method, const std::string& config_json,
                                    std::uint64_t seed) {
   auto set = std::make_unique<AdapterSet>(backbone);

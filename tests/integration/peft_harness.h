@@ -27,6 +27,9 @@ backbones::LoadedBackbone& stories260k();
 backbones::LoadedBackbone& tiny_bert();
 backbones::LoadedBackbone& tiny_llama();
 
+// Every frozen weight's bytes, to prove training left the backbone untouched.
+std::vector<std::vector<std::uint8_t>> weight_bytes(const Backbone& backbone);
+
 // A fresh adapter set on `backbone` with `method` attached as "task" and selected.
 std::unique_ptr<AdapterSet> attach(const Backbone& backbone, const std::string& method, const std::string& config_json,
                                    std::uint64_t seed = 0);

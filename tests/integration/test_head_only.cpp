@@ -11,21 +11,12 @@
 namespace graft::testing {
 namespace {
 
-std::vector<std::vector<std::uint8_t>> snapshot(const Backbone& backbone) {
-  std::vector<std::vector<std::uint8_t>> out;
-  for (const auto& p : backbone.parameters()) {
-    const auto* bytes = static_cast<const std::uint8_t*>(p.tensor.raw());
-    out.emplace_back(bytes, bytes + p.tensor.nbytes());
-  }
-  return out;
-}
-
 TEST(HeadOnly, LinearProbeOnMiniLmLearnsSst2) {
   auto& model = minilm();
   const auto train_rows = sst2(*model.tokenizer, "train", 0, 256, 32);
   const auto dev_rows = sst2(*model.tokenizer, "dev", 0, 200, 50);
   TaskHead head({TaskKind::classification, 2, backbones::Pooling::mean, 0.1f}, *model.model, 7);
-  const auto before_weights = snapshot(*model.model);
+  const auto before_weights = weight_bytes(*model.model);
   const Evaluation before = evaluate(*model.model, nullptr, head, dev_rows);
   const auto t0 = std::chrono::steady_clock::now();
   const auto losses = train(*model.model, nullptr, head, train_rows, 48, 5e-3f);
@@ -36,7 +27,7 @@ TEST(HeadOnly, LinearProbeOnMiniLmLearnsSst2) {
   EXPECT_GT(after.accuracy, before.accuracy + 0.1);
   EXPECT_GT(after.accuracy, 0.7);
   EXPECT_LT(after.loss, before.loss);
-  EXPECT_TRUE(snapshot(*model.model) == before_weights) << "the frozen backbone changed";
+  EXPECT_TRUE(weight_bytes(*model.model) == before_weights) << "the frozen backbone changed";
 }
 
 }  // namespace

@@ -66,15 +66,6 @@ Tensor run(const Backbone& bb, AdapterSet& set, const Batch& batch) {
   return bb.forward(batch, &set);
 }
 
-std::vector<std::uint8_t> backbone_bytes(const Backbone& bb) {
-  std::vector<std::uint8_t> out;
-  for (const auto& p : bb.parameters()) {
-    const auto* b = static_cast<const std::uint8_t*>(p.tensor.raw());
-    out.insert(out.end(), b, b + p.tensor.nbytes());
-  }
-  return out;
-}
-
 double mean(const std::vector<double>& v, std::size_t first, std::size_t count) {
   double s = 0;
   for (std::size_t i = first; i < first + count; ++i) s += v[i];
@@ -205,7 +196,7 @@ TEST(Houlsby, TrainsSst2OnMiniLM) {
   const Backbone& bb = *lm.model;
   const auto train_rows = sst2(*lm.tokenizer, "train", 0, 256, 16);
   const auto dev = sst2(*lm.tokenizer, "dev", 0, 256, 64);
-  const auto before_bytes = backbone_bytes(bb);
+  const auto before_bytes = weight_bytes(bb);
 
   auto set = attach(bb, "houlsby", "", 1);
   const HeadConfig head_config{TaskKind::classification, 2, backbones::Pooling::mean, 0.1f};
@@ -226,7 +217,7 @@ TEST(Houlsby, TrainsSst2OnMiniLM) {
   EXPECT_GT(trained.accuracy, untrained.accuracy + 0.1);
   EXPECT_GT(trained.accuracy, 0.7);
   EXPECT_LT(last, first);
-  EXPECT_TRUE(backbone_bytes(bb) == before_bytes) << "training changed the frozen backbone";
+  EXPECT_TRUE(weight_bytes(bb) == before_bytes) << "training changed the frozen backbone";
 }
 
 TEST(Houlsby, TrainsCausalLmOnStories260K) {
@@ -234,7 +225,7 @@ TEST(Houlsby, TrainsCausalLmOnStories260K) {
   const Backbone& bb = *st.model;
   const auto train_rows = sst2_text(*st.tokenizer, "train", 0, 256, 16);
   const auto held_out = sst2_text(*st.tokenizer, "dev", 0, 128, 32);
-  const auto before_bytes = backbone_bytes(bb);
+  const auto before_bytes = weight_bytes(bb);
 
   auto set = attach(bb, "houlsby", "", 1);
   TaskHead head({TaskKind::causal_lm, 0, backbones::Pooling::mean, 0.f}, bb, 1);
@@ -250,7 +241,7 @@ TEST(Houlsby, TrainsCausalLmOnStories260K) {
               set->method("task").describe().c_str(), before.loss, after.loss, mean(losses, 0, 5),
               mean(losses, losses.size() - 5, 5), seconds, cpu);
   EXPECT_LT(after.loss, before.loss - 0.1);
-  EXPECT_TRUE(backbone_bytes(bb) == before_bytes) << "training changed the frozen backbone";
+  EXPECT_TRUE(weight_bytes(bb) == before_bytes) << "training changed the frozen backbone";
 }
 
 // ---- (v) save and load -----------------------------------------------------------

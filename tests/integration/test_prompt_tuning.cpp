@@ -64,15 +64,6 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   return m;
 }
 
-std::vector<std::vector<std::uint8_t>> snapshot(const Backbone& backbone) {
-  std::vector<std::vector<std::uint8_t>> out;
-  for (const auto& p : backbone.parameters()) {
-    const auto* bytes = static_cast<const std::uint8_t*>(p.tensor.raw());
-    out.emplace_back(bytes, bytes + p.tensor.nbytes());
-  }
-  return out;
-}
-
 fs::path scratch(const std::string& name) {
   const fs::path dir = fs::temp_directory_path() / fmt::format("graft_prompt_{}_{}", name, ::getpid());
   fs::remove_all(dir);
@@ -150,7 +141,7 @@ TEST(PromptTuning, TrainsSst2OnMiniLm) {
   const auto dev_rows = sst2(*model.tokenizer, "dev", 0, 200, 50);
   auto set = attach(bb, "prompt_tuning", R"({"num_virtual_tokens": 10})", 1);
   TaskHead head({TaskKind::classification, 2, backbones::Pooling::mean, 0.1f}, bb, 7);
-  const auto weights = snapshot(bb);
+  const auto weights = weight_bytes(bb);
   const Evaluation before = evaluate(bb, set.get(), head, dev_rows);
   const auto t0 = Clock::now();
   const auto losses = train(bb, set.get(), head, train_rows, 40, 1e-2f);
@@ -160,7 +151,7 @@ TEST(PromptTuning, TrainsSst2OnMiniLm) {
               before.accuracy, after.accuracy, before.loss, after.loss, losses.front(), losses.back(), seconds);
   EXPECT_GT(after.accuracy, before.accuracy);
   EXPECT_LT(losses.back(), losses.front());
-  EXPECT_TRUE(snapshot(bb) == weights) << "the frozen backbone changed";
+  EXPECT_TRUE(weight_bytes(bb) == weights) << "the frozen backbone changed";
 }
 
 // (iv) Causal LM on stories260K (movie reviews: a new domain): the prompt lowers
@@ -172,7 +163,7 @@ TEST(PromptTuning, LowersHeldOutLossOfStories260K) {
   const auto held_out = sst2_text(*model.tokenizer, "dev", 0, 128, 32);
   auto set = attach(bb, "prompt_tuning", R"({"num_virtual_tokens": 10})", 2);
   TaskHead head({TaskKind::causal_lm, 0, backbones::Pooling::mean, 0.f}, bb, 0);
-  const auto weights = snapshot(bb);
+  const auto weights = weight_bytes(bb);
   const Evaluation bare = evaluate(bb, nullptr, head, held_out);
   const Evaluation before = evaluate(bb, set.get(), head, held_out);
   const auto t0 = Clock::now();
@@ -183,7 +174,7 @@ TEST(PromptTuning, LowersHeldOutLossOfStories260K) {
               bare.loss, after.loss, losses.front(), losses.back(), seconds);
   EXPECT_LT(after.loss, before.loss);
   EXPECT_LT(after.loss, bare.loss) << "the trained prompt should adapt the model to the new domain";
-  EXPECT_TRUE(snapshot(bb) == weights) << "the frozen backbone changed";
+  EXPECT_TRUE(weight_bytes(bb) == weights) << "the frozen backbone changed";
 }
 
 // (v) Save and load give the same outputs, bit for bit, in PEFT's format.

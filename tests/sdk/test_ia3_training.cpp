@@ -73,15 +73,6 @@ Tensor row(const Tensor& t, std::int64_t r) {
   return Tensor::from_floats(std::vector<float>(data, data + n), {n});
 }
 
-std::vector<std::vector<std::uint8_t>> snapshot(const Backbone& backbone) {
-  std::vector<std::vector<std::uint8_t>> out;
-  for (const auto& p : backbone.parameters()) {
-    const auto* bytes = static_cast<const std::uint8_t*>(p.tensor.raw());
-    out.emplace_back(bytes, bytes + p.tensor.nbytes());
-  }
-  return out;
-}
-
 const Batch& dev_batch() {
   static const LabeledBatches rows = sst2(*minilm().tokenizer, "dev", 0, 16, 16);
   return rows.front().batch;
@@ -133,7 +124,7 @@ void expect_equals_scaled_weights(const Backbone& backbone, const Batch& batch, 
   }
   const Tensor adapted = hidden(backbone, set.get(), batch);
 
-  const auto before = snapshot(backbone);
+  const auto before = weight_bytes(backbone);
   std::vector<std::pair<Tensor, Tensor>> saved;  // (weight, original copy)
   for (const auto& p : params) {
     const std::string module = p.name.substr(std::strlen("base_model.model."), p.name.size() - std::strlen("base_model.model.") - 6);
@@ -156,7 +147,7 @@ void expect_equals_scaled_weights(const Backbone& backbone, const Batch& batch, 
   }
   const Tensor reference = hidden(backbone, nullptr, batch);
   for (auto& [w, copy] : saved) std::memcpy(w.raw(), copy.raw(), w.nbytes());
-  EXPECT_TRUE(snapshot(backbone) == before);
+  EXPECT_TRUE(weight_bytes(backbone) == before);
 
   const double scale = std::sqrt(ops::mean(ops::mul(reference, reference)).item());
   EXPECT_LT(max_abs_diff(adapted, reference), 1e-4 * std::max(1.0, scale)) << config;
@@ -240,7 +231,7 @@ TEST(SdkIa3, TrainsWithAHeadOnSst2AndLeavesTheBackboneAlone) {
   const auto train_rows = sst2(*model.tokenizer, "train", 0, 128, 16);
   auto set = attach_ia3(*model.model);
   TaskHead head({TaskKind::classification, 2, backbones::Pooling::mean, 0.1f}, *model.model, 7);
-  const auto before_weights = snapshot(*model.model);
+  const auto before_weights = weight_bytes(*model.model);
   const Tensor before_hidden = hidden(*model.model, set.get(), dev_batch());
   const Evaluation before = evaluate(*model.model, set.get(), head, train_rows);
 
@@ -256,7 +247,7 @@ TEST(SdkIa3, TrainsWithAHeadOnSst2AndLeavesTheBackboneAlone) {
   for (const auto& p : set->parameters())
     for (float v : p.tensor.to_floats()) moved = std::max(moved, static_cast<double>(std::fabs(v - 1.f)));
   EXPECT_GT(moved, 1e-3) << "the (IA)³ vectors did not train";
-  EXPECT_TRUE(snapshot(*model.model) == before_weights) << "the frozen backbone changed";
+  EXPECT_TRUE(weight_bytes(*model.model) == before_weights) << "the frozen backbone changed";
   const Tensor trained = hidden(*model.model, set.get(), dev_batch());
   EXPECT_FALSE(same_bits(trained, before_hidden));
 

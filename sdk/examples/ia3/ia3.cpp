@@ -41,8 +41,12 @@
 #include "graft/error.h"
 #include "graft/ops.h"
 #include "graft/plugin.h"
+#include "graft/text.h"
 
 namespace {
+
+using graft::json_string;
+using graft::thousands;
 using namespace graft;
 
 // A JSON Schema subset the host validates before create() runs: unknown keys, wrong
@@ -71,25 +75,6 @@ std::uint64_t mix(std::uint64_t seed, std::uint64_t stream) {  // splitmix64 of 
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   return z ^ (z >> 31);
-}
-
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') out += fmt::format("\\{}", static_cast<char>(c));
-    else if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-    else out += static_cast<char>(c);
-  }
-  return out + "\"";
-}
-
-std::string thousands(std::int64_t n) {
-  std::string digits = std::to_string(n), out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------
