@@ -2,7 +2,7 @@
 # make demo: graft's main job on real data — every PEFT method, the linear probe and
 # full fine-tuning trained alike on the real all-MiniLM-L6-v2 checkpoint for SST-2
 # (3,000 training rows, 2 epochs, seed 42; scored on the full dev set), then the table,
-# results/demo-sst2/{results.json,results.md,chart.svg}. About 10 minutes on 2 cores.
+# results/demo-sst2/{results.json,results.md,chart.svg}. About 8 minutes on 2 cores.
 set -euo pipefail
 BUILD=${1:-build}
 GRAFT="$BUILD/bin/graft"
