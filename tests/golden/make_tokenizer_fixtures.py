@@ -9,8 +9,9 @@ below), or the script stops.
 
 Run it (only needed when the cases change; the JSON is committed):
 
-    python3 -m venv /work/.venv-ref
-    /work/.venv-ref/bin/pip install tokenizers "transformers<4.40"
+    # the reference venv of make_backbone_fixtures.py (Debian's torch visible), or:
+    /usr/bin/python3 -m venv --system-site-packages /work/.venv-ref
+    /work/.venv-ref/bin/pip install tokenizers==0.15.2 transformers==4.39.3
     make models            # or any folder holding vocab.txt, tokenizer.json,
                            # tokenizer_config.json of all-MiniLM-L6-v2
     /work/.venv-ref/bin/python tests/golden/make_tokenizer_fixtures.py \
