@@ -56,10 +56,11 @@ void accumulate_leaf(const Tensor& leaf, const Tensor& g) {
     return;
   }
   float* dst = current.data<float>();
-  const std::vector<float> add = g.to_floats();
+  const Tensor add = g.dtype() == DType::f32 ? g : ops::to_dtype(g, DType::f32);
+  const float* src = add.data<float>();
   const std::int64_t n = current.numel();
 #pragma omp parallel for if (n > 65536)
-  for (std::int64_t i = 0; i < n; ++i) dst[i] += add[i];
+  for (std::int64_t i = 0; i < n; ++i) dst[i] += src[i];
 }
 
 }  // namespace

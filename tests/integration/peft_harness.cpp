@@ -12,6 +12,7 @@
 #include "graft/ops.h"
 #include "nn/optim.h"
 #include "peft/adapter_io.h"
+#include "train/evaluator.h"
 #include "train/task_model.h"
 
 namespace graft::testing {
@@ -100,26 +101,9 @@ LabeledBatches sst2_text(const backbones::Tokenizer& tokenizer, const std::strin
 }
 
 Evaluation evaluate(const Backbone& backbone, AdapterSet* adapters, const TaskHead& head, const LabeledBatches& data) {
-  NoGradGuard no_grad;
-  Evaluation e;
-  std::size_t correct = 0, rows = 0;
-  for (const auto& b : data) {
-    const Tensor logits = train::task_logits(backbone, adapters, head, b.batch, false);
-    e.loss += head.loss(logits, b.labels).item();
-    if (head.config().kind == TaskKind::classification) {
-      const auto values = logits.to_floats();
-      const auto labels = b.labels.to_ints();
-      const std::int64_t C = logits.dim(1);
-      for (std::size_t r = 0; r < labels.size(); ++r) {
-        const auto row = values.begin() + static_cast<std::ptrdiff_t>(r * C);
-        correct += (std::max_element(row, row + C) - row) == labels[r];
-      }
-      rows += labels.size();
-    }
-  }
-  e.loss /= static_cast<double>(data.size());
-  e.accuracy = rows ? static_cast<double>(correct) / rows : 0;
-  return e;
+  // The trainer's evaluator: row-weighted loss (token-weighted for causal LM) and accuracy.
+  const train::Scores s = train::evaluate(backbone, adapters, head, data, "accuracy");
+  return {s.values.at("loss"), s.values.count("accuracy") ? s.values.at("accuracy") : 0.0};
 }
 
 std::vector<double> train(const Backbone& backbone, AdapterSet* adapters, TaskHead& head, const LabeledBatches& data, int steps,

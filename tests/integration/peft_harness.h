@@ -45,10 +45,11 @@ LabeledBatches sst2_text(const backbones::Tokenizer& tokenizer, const std::strin
                          std::size_t batch_size, std::size_t max_length = 48);
 
 struct Evaluation {
-  double loss = 0;      // mean over batches
+  double loss = 0;      // mean per row (per predicted token for causal LM)
   double accuracy = 0;  // classification only
 };
-// Held-out loss (and accuracy) of backbone + selected adapters + head, no gradients.
+// Held-out loss (and accuracy) of backbone + selected adapters + head, no gradients,
+// as train::evaluate scores it.
 Evaluation evaluate(const Backbone& backbone, AdapterSet* adapters, const TaskHead& head, const LabeledBatches& data);
 // `steps` AdamW steps (cycling over the batches) on the selected adapters' parameters
 // and the head's; returns the training loss of each step.
