@@ -6,6 +6,7 @@
 #include "graft/error.h"
 #include "io/json_config.h"
 #include "llama/llama_model.h"
+#include "tokenizers/bpe.h"
 #include "tokenizers/llama2c_tokenizer.h"
 #include "tokenizers/wordpiece.h"
 
@@ -43,6 +44,19 @@ LoadedBackbone load_llama2c_with_tokenizer(const fs::path& file, DType dtype) {
   return out;
 }
 
+// The folder's tokenizer: tokenizer.json (BPE or WordPiece, by its model type), else a
+// BERT vocab.txt; null when there is neither (the model still runs on ids).
+std::unique_ptr<Tokenizer> load_hf_tokenizer(const fs::path& folder, const std::string& type) {
+  const fs::path json = folder / "tokenizer.json";
+  if (fs::exists(json)) {
+    if (BpeTokenizer::is_bpe(json)) return std::make_unique<BpeTokenizer>(BpeTokenizer::from_tokenizer_json(json));
+    return std::make_unique<WordPieceTokenizer>(WordPieceTokenizer::from_tokenizer_json(json));
+  }
+  if (type == "bert" && fs::exists(folder / "vocab.txt"))
+    return std::make_unique<WordPieceTokenizer>(WordPieceTokenizer::from_folder(folder));
+  return nullptr;
+}
+
 }  // namespace
 
 DType parse_dtype(const std::string& name) {
@@ -63,13 +77,18 @@ LoadedBackbone load_backbone(const fs::path& path, DType dtype) {
   LoadedBackbone out;
   if (type == "bert" || type == "roberta") {
     out.model = load_hf_bert(path, dtype);
-    if (type == "bert") out.tokenizer = std::make_unique<WordPieceTokenizer>(WordPieceTokenizer::from_folder(path));
   } else if (type == "llama" || type == "mistral") {
     out.model = load_hf_llama(path, dtype);
   } else {
     throw FormatError("backbone", fmt::format("'{}': unknown architecture (model_type '{}')", (path / "config.json").string(), type),
                       "supported: bert, roberta (encoders); llama (decoders); llama2.c .bin checkpoints");
   }
+  out.tokenizer = load_hf_tokenizer(path, type);
+  if (out.tokenizer && static_cast<std::int64_t>(out.tokenizer->vocab_size()) > out.model->info().vocab_size)
+    throw FormatError("backbone",
+                      fmt::format("{}: the tokenizer has {} tokens but the model embeds only {}", path.string(),
+                                  out.tokenizer->vocab_size(), out.model->info().vocab_size),
+                      "tokenizer.json and the weights come from different models");
   return out;
 }
 

@@ -3,6 +3,7 @@
 #include <utf8proc.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstdint>
 #include <iterator>
 #include <string>
@@ -201,6 +202,39 @@ std::u32string lowercase(std::u32string_view text) {
     out.push_back(static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(cp))));
   }
   return out;
+}
+
+bool is_letter(char32_t cp) {
+  switch (category(cp)) {
+    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: return true;
+    default: return false;
+  }
+}
+
+bool is_number(char32_t cp) {
+  const auto c = category(cp);
+  return c == UTF8PROC_CATEGORY_ND || c == UTF8PROC_CATEGORY_NL || c == UTF8PROC_CATEGORY_NO;
+}
+
+namespace {
+std::string normalise(std::string_view text, int options) {
+  utf8proc_uint8_t* out = nullptr;
+  const auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
+                              static_cast<utf8proc_ssize_t>(text.size()), &out,
+                              static_cast<utf8proc_option_t>(options));
+  if (n < 0)
+    throw FormatError("tokenizer", std::string("cannot normalise text: ") + utf8proc_errmsg(n),
+                      "the input must be valid UTF-8");
+  std::string result(reinterpret_cast<const char*>(out), static_cast<std::size_t>(n));
+  std::free(out);
+  return result;
+}
+}  // namespace
+
+std::string nfc(std::string_view text) { return normalise(text, UTF8PROC_STABLE | UTF8PROC_COMPOSE); }
+std::string nfkc(std::string_view text) {
+  return normalise(text, UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT);
 }
 
 }  // namespace graft::backbones::unicode

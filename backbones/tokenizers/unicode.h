@@ -19,6 +19,9 @@ bool is_control(char32_t cp);
 bool is_whitespace(char32_t cp);
 // ASCII punctuation (33–47, 58–64, 91–96, 123–126) or any Unicode P* category.
 bool is_punctuation(char32_t cp);
+// Unicode letters (L*) and numbers (N*): the \p{L} and \p{N} of GPT-2's split regex.
+bool is_letter(char32_t cp);
+bool is_number(char32_t cp);
 // The CJK ideograph blocks BERT pads with spaces (not Hangul, not kana), as HF tokenizers.
 bool is_chinese_char(char32_t cp);
 
@@ -26,5 +29,8 @@ bool is_chinese_char(char32_t cp);
 std::u32string strip_accents(std::u32string_view text);
 // Full lower-case mapping per code point (U+0130 becomes "i" + U+0307, as in Rust).
 std::u32string lowercase(std::u32string_view text);
+// Unicode normalisation forms C and KC (utf8proc); the input must be valid UTF-8.
+std::string nfc(std::string_view text);
+std::string nfkc(std::string_view text);
 
 }  // namespace graft::backbones::unicode

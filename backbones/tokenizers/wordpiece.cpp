@@ -6,63 +6,22 @@
 #include <utility>
 
 #include "graft/error.h"
+#include "tokenizers/text_segments.h"
+#include "tokenizers/tokenizer_json.h"
 #include "tokenizers/unicode.h"
 
 namespace graft::backbones {
 namespace fs = std::filesystem;
 using nlohmann::json;
+using tokenizer_json::bad_key;
+using tokenizer_json::get_bool;
+using tokenizer_json::token_text;
+using tokenizer_json::type_of;
+using text_segments::replace_all;
 
 namespace {
 
 constexpr const char* kComponent = "tokenizer";
-
-[[noreturn]] void bad_key(const fs::path& file, const std::string& key, const std::string& what,
-                          const std::string& hint) {
-  throw FormatError(kComponent, file.string() + ": key \"" + key + "\" " + what, hint);
-}
-
-json read_json(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    throw IoError(kComponent, "cannot open " + path.string(),
-                  "check the path; `make models` fetches the reference model files");
-  try {
-    return json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw FormatError(kComponent,
-                      path.string() + ": not valid JSON (parse error at byte " +
-                          std::to_string(e.byte) + ")",
-                      "the file is truncated or corrupt; download it again");
-  }
-}
-
-// A token written either as a string or as an AddedToken object {"content": ...}.
-std::string token_text(const json& value, const fs::path& file, const std::string& key) {
-  if (value.is_string()) return value.get<std::string>();
-  if (value.is_object() && value.contains("content") && value["content"].is_string())
-    return value["content"].get<std::string>();
-  bad_key(file, key, "is neither a string nor an object with \"content\"",
-          "write the token as a string, e.g. \"[UNK]\"");
-}
-
-bool get_bool(const json& obj, const char* key, bool fallback, const fs::path& file,
-              const std::string& prefix = "") {
-  if (!obj.contains(key) || obj[key].is_null()) return fallback;
-  if (!obj[key].is_boolean()) bad_key(file, prefix + key, "is not a boolean", "use true or false");
-  return obj[key].get<bool>();
-}
-
-// The "type" string of a tokenizer.json component ("" when absent or not a string).
-std::string type_of(const json& component) {
-  if (!component.is_object() || !component.contains("type") || !component["type"].is_string()) return {};
-  return component["type"].get<std::string>();
-}
-
-std::string replace_all(std::string text, std::string_view from, std::string_view to) {
-  for (std::size_t pos = 0; (pos = text.find(from, pos)) != std::string::npos; pos += to.size())
-    text.replace(pos, from.size(), to);
-  return text;
-}
 
 // transformers' clean_up_tokenization (and the WordPiece decoder's per-token variant,
 // which also turns " do not" into " don't").
@@ -108,12 +67,13 @@ WordPieceTokenizer::WordPieceTokenizer(std::vector<std::string> vocab, WordPiece
   for (const auto& token : added) {
     const std::int64_t id = token_id(token);
     if (id < 0 || token.empty()) continue;  // e.g. a [MASK] the vocab lacks
+    if (special_[static_cast<std::size_t>(id)]) continue;  // listed twice
     special_[static_cast<std::size_t>(id)] = true;
-    const std::u32string text = unicode::decode_utf8(token, source + " special token");
-    if (std::find(added_.begin(), added_.end(), text) == added_.end()) added_.push_back(text);
+    text_segments::AddedToken entry;
+    entry.content = unicode::decode_utf8(token, source + " special token");
+    entry.id = id;
+    added_.push_back(std::move(entry));
   }
-  std::stable_sort(added_.begin(), added_.end(),
-                   [](const auto& a, const auto& b) { return a.size() > b.size(); });
 }
 
 WordPieceTokenizer WordPieceTokenizer::from_vocab_file(const fs::path& vocab_txt,
@@ -133,7 +93,7 @@ WordPieceTokenizer WordPieceTokenizer::from_vocab_file(const fs::path& vocab_txt
 // A function-try-block: a value of an unexpected JSON type deep inside becomes a
 // FormatError naming the file rather than a bare nlohmann exception.
 WordPieceTokenizer WordPieceTokenizer::from_tokenizer_json(const fs::path& path) try {
-  const json root = read_json(path);
+  const json root = tokenizer_json::read(path);
   if (!root.is_object()) bad_key(path, "(top level)", "is not a JSON object", "expected a tokenizer.json");
   const std::string hint_model = "expected the tokenizer.json of a BERT-style (WordPiece) fast tokenizer";
 
@@ -233,7 +193,7 @@ WordPieceTokenizer WordPieceTokenizer::from_folder(const fs::path& folder) {
   WordPieceConfig config;
   const fs::path config_path = folder / "tokenizer_config.json";
   if (fs::exists(config_path)) {
-    const json cfg = read_json(config_path);
+    const json cfg = tokenizer_json::read(config_path);
     if (!cfg.is_object()) bad_key(config_path, "(top level)", "is not a JSON object", hint);
     config.lowercase = get_bool(cfg, "do_lower_case", true, config_path);
     config.strip_accents = get_bool(cfg, "strip_accents", config.lowercase, config_path);
@@ -249,28 +209,15 @@ WordPieceTokenizer WordPieceTokenizer::from_folder(const fs::path& folder) {
 
 void WordPieceTokenizer::run(std::string_view text, std::vector<std::int64_t>* ids,
                              std::vector<std::string>* pieces) const {
-  const std::u32string chars = unicode::decode_utf8(text);
-  // Added tokens are cut out of the raw text first, leftmost then longest (as HF).
-  std::size_t begin = 0;
-  for (std::size_t pos = 0; pos < chars.size();) {
-    const std::u32string* hit = nullptr;
-    for (const auto& token : added_)
-      if (chars.compare(pos, token.size(), token) == 0) {
-        hit = &token;
-        break;
-      }
-    if (!hit) {
-      ++pos;
+  for (const auto& segment : text_segments::split_on_added(unicode::decode_utf8(text), added_)) {
+    if (segment.added < 0) {
+      run_segment(segment.text, ids, pieces);
       continue;
     }
-    run_segment(std::u32string_view(chars).substr(begin, pos - begin), ids, pieces);
-    const std::string utf8 = unicode::encode_utf8(*hit);
-    if (ids) ids->push_back(token_id(utf8));
-    if (pieces) pieces->push_back(utf8);
-    pos += hit->size();
-    begin = pos;
+    const auto& token = added_[static_cast<std::size_t>(segment.added)];
+    if (ids) ids->push_back(token.id);
+    if (pieces) pieces->push_back(unicode::encode_utf8(token.content));
   }
-  run_segment(std::u32string_view(chars).substr(begin), ids, pieces);
 }
 
 void WordPieceTokenizer::run_segment(std::u32string_view segment, std::vector<std::int64_t>* ids,
@@ -389,24 +336,7 @@ Encoding WordPieceTokenizer::encode(std::string_view text, std::string_view pair
     throw ConfigError(kComponent, "max_length " + std::to_string(max_length) + " leaves no room for the " +
                                       std::to_string(specials) + " special tokens",
                       "use a max_length of at least " + std::to_string(specials + 1));
-  const std::size_t budget = max_length - specials;
-  if (!has_pair) {
-    if (a.size() > budget) a.resize(budget);
-  } else if (a.size() + b.size() > budget) {
-    // HF tokenizers' longest_first: the shorter keeps what it can up to half the
-    // budget, the longer gets the rest; on a tie the odd token goes to the second.
-    std::size_t n1 = a.size(), n2 = b.size();
-    const bool swapped = n1 > n2;
-    if (swapped) std::swap(n1, n2);
-    n2 = n1 > budget ? n1 : std::max(n1, budget - n1);
-    if (n1 + n2 > budget) {
-      n1 = budget / 2;
-      n2 = n1 + budget % 2;
-    }
-    if (swapped) std::swap(n1, n2);
-    a.resize(std::min(a.size(), n1));
-    b.resize(std::min(b.size(), n2));
-  }
+  text_segments::truncate_longest_first(a, has_pair ? &b : nullptr, max_length - specials);
 
   Encoding out;
   out.ids.reserve(a.size() + b.size() + specials);

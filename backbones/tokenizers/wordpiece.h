@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "text_segments.h"
 #include "tokenizer.h"  // same folder: also found when included from outside backbones/
 
 namespace graft::backbones {
@@ -93,7 +94,7 @@ class WordPieceTokenizer : public Tokenizer {
   WordPieceConfig config_;
   std::vector<std::string> vocab_;
   std::unordered_map<std::string, std::int64_t> ids_;
-  std::vector<std::u32string> added_;  // longest first, so matching prefers the longest
+  std::vector<text_segments::AddedToken> added_;
   std::vector<bool> special_;       // per id: skipped by decode(skip_special)
   std::int64_t unk_id_ = -1, cls_id_ = -1, sep_id_ = -1, pad_id_ = -1, mask_id_ = -1;
 };

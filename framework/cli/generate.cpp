@@ -24,24 +24,42 @@ int cmd_generate(const std::vector<std::string>& argv) {
   if (!model)
     throw ConfigError("generate", fmt::format("a {} backbone cannot generate text", loaded.model->info().architecture),
                       "use a decoder (llama2.c or LLaMA) backbone");
-  auto* tokenizer = dynamic_cast<backbones::Llama2cTokenizer*>(loaded.tokenizer.get());
-  if (!tokenizer)
+  if (!loaded.tokenizer)
     throw ConfigError("generate", "no tokenizer found beside the model",
-                      "put the llama2.c tokenizer (tokN.bin or tokenizer.bin) next to the checkpoint");
+                      "put the llama2.c tokenizer (tokN.bin or tokenizer.bin) next to the checkpoint, or "
+                      "tokenizer.json in the Hugging Face folder");
   backbones::GenerationConfig config;
   config.temperature = static_cast<float>(args.number("temperature", 0.0));
   config.top_p = static_cast<float>(args.number("top-p", 1.0));
   config.max_new_tokens = args.integer("max-tokens", 128);
   config.seed = static_cast<std::uint64_t>(args.integer("seed", 0));
   const std::string prompt = args.get("prompt");
-  const std::vector<std::int64_t> ids = tokenizer->encode_ids(prompt, true, false);
-  fmt::print("{}", prompt);
-  std::int64_t previous = ids.back();
-  backbones::generate(*model, ids, config, [&](std::int64_t id) {
-    fmt::print("{}", tokenizer->decode(previous, id));
-    std::fflush(stdout);
-    previous = id;
-  });
+  if (auto* llama2c = dynamic_cast<backbones::Llama2cTokenizer*>(loaded.tokenizer.get())) {
+    // llama2.c pieces decode one at a time (a leading space depends on the previous id).
+    const std::vector<std::int64_t> ids = llama2c->encode_ids(prompt, true, false);
+    fmt::print("{}", prompt);
+    std::int64_t previous = ids.back();
+    backbones::generate(*model, ids, config, [&](std::int64_t id) {
+      fmt::print("{}", llama2c->decode(previous, id));
+      std::fflush(stdout);
+      previous = id;
+    });
+  } else {
+    // Other tokenizers decode whole sequences: print what each new id adds to the text,
+    // holding back an incomplete UTF-8 character (U+FFFD at the end).
+    std::vector<std::int64_t> ids = loaded.tokenizer->encode(prompt, {}, false, model->info().max_positions).ids;
+    std::string shown = loaded.tokenizer->decode(ids);
+    fmt::print("{}", prompt);
+    backbones::generate(*model, ids, config, [&](std::int64_t id) {
+      ids.push_back(id);
+      const std::string text = loaded.tokenizer->decode(ids);
+      const bool incomplete = text.size() >= 3 && text.compare(text.size() - 3, 3, "\xEF\xBF\xBD") == 0;
+      if (incomplete || text.compare(0, shown.size(), shown) != 0) return;
+      fmt::print("{}", text.substr(shown.size()));
+      std::fflush(stdout);
+      shown = text;
+    });
+  }
   fmt::print("\n");
   return 0;
 }

@@ -3,6 +3,7 @@
 // HF format, the real stories260K, and the real all-MiniLM-L6-v2.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 
@@ -10,6 +11,7 @@
 #include "common/pooling.h"
 #include "golden/fixture.h"
 #include "graft/autograd.h"
+#include "graft/error.h"
 #include "graft/ops.h"
 #include "llama/generate.h"
 #include "llama/llama_model.h"
@@ -115,6 +117,66 @@ TEST(MiniLM, EmbeddingsAndTokensMatchSentenceTransformers) {
     ++checked;
   }
   EXPECT_GE(checked, 8);
+}
+
+// Text in, model out: the folder's tokenizer.json (BPE) feeds its model; ids and
+// outputs against HF's tokenizer and model (tests/golden/make_bpe_fixtures.py).
+const fs::path kBpe = fs::path(GRAFT_SOURCE_DIR) / "tests" / "golden" / "bpe";
+
+TEST(HfBackbones, RobertaFolderWithBpeTokenizerMatchesTransformersFromText) {
+  const json ref = graft::testing::load_fixture((kBpe / "roberta" / "reference.json").string());
+  auto loaded = load_backbone(kBpe / "roberta");
+  ASSERT_TRUE(loaded.tokenizer) << "load_backbone found no tokenizer in " << kBpe / "roberta";
+  std::vector<Encoding> rows;
+  for (const auto& text : ref.at("texts")) rows.push_back(loaded.tokenizer->encode(text.get<std::string>()));
+  const Batch batch = make_batch(rows, loaded.tokenizer->pad_id());
+  EXPECT_EQ(batch.input_ids.to_ints(), ref.at("input_ids").at("data").get<std::vector<std::int64_t>>());
+  EXPECT_EQ(batch.attention_mask.to_ints(), ref.at("attention_mask").at("data").get<std::vector<std::int64_t>>());
+  NoGradGuard no_grad;
+  expect_close("roberta+bpe last_hidden_state", loaded.model->forward(batch), ref.at("last_hidden_state"),
+               {ref.at("tolerance").at("f32_abs").get<double>(), 0});
+}
+
+TEST(HfBackbones, LlamaFolderWithBpeTokenizerMatchesTransformersFromText) {
+  const json ref = graft::testing::load_fixture((kBpe / "llama" / "reference.json").string());
+  auto loaded = load_backbone(kBpe / "llama");
+  ASSERT_TRUE(loaded.tokenizer) << "load_backbone found no tokenizer in " << kBpe / "llama";
+  NoGradGuard no_grad;
+  for (std::size_t r = 0; r < ref.at("texts").size(); ++r) {
+    const Encoding enc = loaded.tokenizer->encode(ref.at("texts")[r].get<std::string>());
+    EXPECT_EQ(enc.ids, ref.at("input_ids")[r].get<std::vector<std::int64_t>>());
+    const Batch batch = make_batch({enc}, loaded.tokenizer->pad_id());
+    const Tensor logits = loaded.model->lm_logits(loaded.model->forward(batch));
+    expect_close("llama+bpe logits " + std::to_string(r), logits.view({logits.dim(1), logits.dim(2)}), ref.at("logits")[r], {ref.at("tolerance").at("f32_abs").get<double>(), 0});
+  }
+}
+
+TEST(HfBackbones, GenerateCommandContinuesTextAsTransformersGreedy) {
+  const json greedy = graft::testing::load_fixture((kBpe / "llama" / "reference.json").string()).at("greedy");
+  const std::string cmd = std::string("\"") + GRAFT_CLI + "\" generate --backbone \"" + (kBpe / "llama").string() +
+                          "\" --prompt \"" + greedy.at("prompt").get<std::string>() + "\" --max-tokens " +
+                          std::to_string(greedy.at("max_new_tokens").get<int>()) + " 2>&1";
+  std::string output;
+  FILE* pipe = popen(cmd.c_str(), "r");
+  ASSERT_TRUE(pipe);
+  for (char buf[256]; std::fgets(buf, sizeof buf, pipe);) output += buf;
+  EXPECT_EQ(pclose(pipe), 0) << output;
+  EXPECT_EQ(output, greedy.at("text").get<std::string>() + "\n");
+}
+
+TEST(HfBackbones, TokenizerLargerThanTheEmbeddingIsRefused) {
+  const fs::path dir = fs::temp_directory_path() / "graft_tokenizer_mismatch";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const char* name : {"config.json", "model.safetensors"}) fs::copy_file(kFixtures / "tiny_roberta" / name, dir / name);
+  fs::copy_file(kBpe / "roberta" / "tokenizer.json", dir / "tokenizer.json");
+  try {
+    load_backbone(dir);
+    ADD_FAILURE() << "no error";
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("700 tokens but the model embeds only 64"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
 }
 
 }  // namespace

@@ -1,0 +1,164 @@
+// BPE tokenizers from tokenizer.json: id-for-id agreement with Hugging Face's
+// `tokenizers` on a byte-level (RoBERTa) and two SentencePiece-style (LLaMA) layouts
+// (tests/golden/bpe, written by tests/golden/make_bpe_fixtures.py), GPT-2's split regex,
+// and a clear error for each malformed or unsupported file.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <functional>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "../../backbones/tokenizers/bpe.h"
+#include "../../backbones/tokenizers/bpe_pipeline.h"
+#include "graft/error.h"
+
+namespace fs = std::filesystem;
+using graft::backbones::BpeTokenizer;
+using nlohmann::json;
+using Ids = std::vector<std::int64_t>;
+
+namespace {
+
+const fs::path kDir = fs::path(GRAFT_SOURCE_DIR) / "tests/golden/bpe";
+
+json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  EXPECT_TRUE(in) << path << " is missing";
+  return json::parse(in);
+}
+
+class BpeReference : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(BpeReference, EveryCaseMatchesHuggingFace) {
+  const std::string file = GetParam();
+  const BpeTokenizer tok = BpeTokenizer::from_tokenizer_json(kDir / file);
+  EXPECT_EQ(tok.vocab_size(), 700u);
+  const json cases = read_json(kDir / "cases.json").at(file);
+  ASSERT_GE(cases.size(), 20u);
+  for (const auto& c : cases) {
+    SCOPED_TRACE(file + " / " + c["name"].get<std::string>());
+    if (c.contains("words")) {
+      Ids starts;
+      const auto enc = tok.encode_words(c["words"].get<std::vector<std::string>>(), starts, 512);
+      EXPECT_EQ(enc.ids, c["ids"].get<Ids>());
+      // HF's word_ids mark every piece of a word; graft marks the first (labels go there).
+      Ids first_pieces = c["word_ids"].get<Ids>();
+      for (std::size_t i = first_pieces.size(); i-- > 1;)
+        if (first_pieces[i] == first_pieces[i - 1]) first_pieces[i] = -1;
+      EXPECT_EQ(starts, first_pieces);
+      continue;
+    }
+    const std::string text = c["text"];
+    const bool has_pair = c.contains("pair");
+    const std::string pair = has_pair ? c["pair"].get<std::string>() : "";
+    const auto enc = tok.encode(text, pair, has_pair, c.value("max_length", std::size_t{100000}));
+    EXPECT_EQ(enc.ids, c["ids"].get<Ids>());
+    EXPECT_EQ(enc.token_type_ids, c["type_ids"].get<Ids>());
+    EXPECT_EQ(enc.attention_mask, Ids(enc.ids.size(), 1));
+    EXPECT_EQ(tok.decode(enc.ids, true), c["decoded"].get<std::string>());
+    EXPECT_EQ(tok.decode(enc.ids, false), c["decoded_with_specials"].get<std::string>());
+    // HF reports an lstrip token with the space it swallowed; compare the others.
+    if (!has_pair && !c.contains("max_length") && text.find("<mask>") == std::string::npos) {
+      auto tokens = c["tokens"].get<std::vector<std::string>>();
+      tokens.erase(tokens.begin());                          // <s>
+      if (file.rfind("roberta", 0) == 0) tokens.pop_back();  // </s>
+      const auto pieces = tok.tokenize(text);
+      EXPECT_EQ(pieces, tokens);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, BpeReference,
+                         ::testing::Values("roberta/tokenizer.json", "llama/tokenizer.json",
+                                           "llama_metaspace.tokenizer.json"),
+                         [](const auto& info) {
+                           std::string name = info.param.substr(0, info.param.find_first_of("/."));
+                           return name;
+                         });
+
+TEST(Gpt2Split, FollowsTheRegexAlternatives) {
+  using graft::backbones::bpe_pipeline::gpt2_split;
+  const std::vector<std::u32string> want = {U"Hello", U",", U" world", U"'s", U" 42", U"   ", U" x", U" !!", U"\n\n"};
+  EXPECT_EQ(gpt2_split(U"Hello, world's 42    x !!\n\n"), want);
+  EXPECT_EQ(gpt2_split(U"a  "), (std::vector<std::u32string>{U"a", U"  "}));
+  EXPECT_EQ(gpt2_split(U"Ünïcödé 日本"), (std::vector<std::u32string>{U"Ünïcödé", U" 日本"}));
+}
+
+TEST(BpeDecode, InvalidByteSequencesBecomeReplacementCharacters) {
+  // Byte-level: a lone continuation byte (Ģ = 0x80 in GPT-2's map) is not valid UTF-8.
+  const BpeTokenizer roberta = BpeTokenizer::from_tokenizer_json(kDir / "roberta/tokenizer.json");
+  const std::int64_t lone = roberta.token_id("\xC4\xA2");
+  ASSERT_GE(lone, 0);
+  EXPECT_EQ(roberta.decode({lone, roberta.token_id("a")}), "\xEF\xBF\xBD" "a");
+  // Byte fallback: <0xE4> alone is an incomplete character.
+  const BpeTokenizer llama = BpeTokenizer::from_tokenizer_json(kDir / "llama/tokenizer.json");
+  EXPECT_EQ(llama.decode({llama.token_id("<0xE4>"), llama.token_id("a")}), "\xEF\xBF\xBD" "a");
+  EXPECT_THROW(llama.decode({700}), graft::ConfigError);
+}
+
+// ---------------------------------------------------------------- malformed files
+
+class BpeBadFile : public ::testing::Test {
+ protected:
+  fs::path dir_ = fs::temp_directory_path() / ("graft_bpe_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
+                                               "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  void SetUp() override { fs::create_directories(dir_); }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // The reference tokenizer.json with `edit` applied; returns the error's message.
+  std::string error_after(const std::function<void(json&)>& edit) {
+    json spec = read_json(kDir / "roberta/tokenizer.json");
+    edit(spec);
+    const fs::path path = dir_ / "tokenizer.json";
+    std::ofstream(path) << spec.dump();
+    try {
+      BpeTokenizer::from_tokenizer_json(path);
+    } catch (const graft::FormatError& e) {
+      EXPECT_NE(std::string(e.what()).find(path.string()), std::string::npos) << e.what();
+      return e.what();
+    }
+    ADD_FAILURE() << "no FormatError";
+    return "";
+  }
+};
+
+TEST_F(BpeBadFile, NotJson) {
+  const fs::path path = dir_ / "tokenizer.json";
+  std::ofstream(path) << "{\"model\": {\"type\": \"BPE\", ";
+  try {
+    BpeTokenizer::from_tokenizer_json(path);
+    FAIL() << "no error";
+  } catch (const graft::FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("not valid JSON"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(BpeTokenizer::from_tokenizer_json(dir_ / "absent.json"), graft::IoError);
+}
+
+TEST_F(BpeBadFile, EachProblemNamesItsKey) {
+  EXPECT_NE(error_after([](json& j) { j["model"]["type"] = "Unigram"; }).find("model.type"), std::string::npos);
+  EXPECT_NE(error_after([](json& j) { j["model"].erase("merges"); }).find("model.merges"), std::string::npos);
+  EXPECT_NE(error_after([](json& j) { j["model"]["merges"][3] = "Ġ zzz"; }).find("model.merges[3]"), std::string::npos);
+  EXPECT_NE(error_after([](json& j) { j["model"]["merges"][0] = "nospace"; }).find("model.merges[0]"), std::string::npos);
+  EXPECT_NE(error_after([](json& j) { j["model"]["dropout"] = 0.1; }).find("model.dropout"), std::string::npos);
+  EXPECT_NE(error_after([](json& j) { j["model"]["vocab"]["Ġthe"] = -4; }).find("model.vocab"), std::string::npos);
+  EXPECT_NE(error_after([](json& j) { j["pre_tokenizer"] = {{"type", "Whitespace"}}; }).find("pre_tokenizer.type"),
+            std::string::npos);
+  EXPECT_NE(error_after([](json& j) { j["decoder"] = {{"type", "WordPiece"}}; }).find("decoder.type"), std::string::npos);
+  EXPECT_NE(error_after([](json& j) { j["normalizer"] = {{"type", "Replace"}, {"pattern", {{"Regex", " +"}}}, {"content", " "}}; })
+                .find("normalizer.pattern"),
+            std::string::npos);
+  EXPECT_NE(error_after([](json& j) { j["post_processor"]["cls"] = "<s>"; }).find("post_processor.cls"), std::string::npos);
+  EXPECT_NE(error_after([](json& j) { j["added_tokens"][0].erase("id"); }).find("added_tokens"), std::string::npos);
+  EXPECT_NE(error_after([](json& j) { j["model"]["unk_token"] = "<nope>"; }).find("model.unk_token"), std::string::npos);
+}
+
+TEST(BpeEncode, MaxLengthMustLeaveRoomForContent) {
+  const BpeTokenizer tok = BpeTokenizer::from_tokenizer_json(kDir / "roberta/tokenizer.json");
+  EXPECT_THROW(tok.encode("a b", "c", true, 4), graft::ConfigError);  // <s> </s></s> </s>
+  EXPECT_EQ(tok.encode("a b", "c", true, 5).ids.size(), 5u);
+}
+
+}  // namespace
