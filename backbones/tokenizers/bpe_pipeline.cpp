@@ -65,10 +65,48 @@ void parse_normalizer(const json& n, const fs::path& file, const std::string& wh
   }
 }
 
+// The split regexes graft knows, written out by hand in gpt2_split / cl100k_split.
+constexpr const char* kGpt2Regex = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+constexpr const char* kCl100kRegex =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+constexpr const char* kQwen2Regex =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+
+// Sequence [Split(known regex, Isolated), ByteLevel(use_regex false)]: Llama 3, Qwen2, ...
+void parse_split_then_byte_level(const json& n, const fs::path& file, Pipeline& p) {
+  const std::string hint = kHint + " (a Sequence pre-tokenizer must be Split with the GPT-2, Llama 3 or Qwen2 "
+                                   "regex, then ByteLevel without its own regex)";
+  const json list = n.value("pretokenizers", json());
+  if (!list.is_array() || list.size() != 2 || tj::type_of(list[0]) != "Split" || tj::type_of(list[1]) != "ByteLevel")
+    tj::bad_key(file, "pre_tokenizer.pretokenizers", "is not [Split, ByteLevel]", hint);
+  const json& split = list[0];
+  if (!split.contains("pattern") || !split["pattern"].is_object() || !split["pattern"].contains("Regex") ||
+      !split["pattern"]["Regex"].is_string())
+    tj::bad_key(file, "pre_tokenizer.pretokenizers[0].pattern", "is not a {\"Regex\": ...} pattern", hint);
+  if (split.value("behavior", std::string()) != "Isolated" || split.value("invert", false))
+    tj::bad_key(file, "pre_tokenizer.pretokenizers[0].behavior", "is not \"Isolated\" (without invert)", hint);
+  const std::string regex = split["pattern"]["Regex"].get<std::string>();
+  if (regex == kGpt2Regex) {
+    p.split_regex = Pipeline::Split::Gpt2;
+  } else if (regex == kCl100kRegex || regex == kQwen2Regex) {
+    p.split_regex = Pipeline::Split::Cl100k;
+    p.max_digits = regex == kCl100kRegex ? 3 : 1;
+  } else {
+    tj::bad_key(file, "pre_tokenizer.pretokenizers[0].pattern.Regex", "is a regex graft does not know", hint);
+  }
+  if (tj::get_bool(list[1], "use_regex", true, file, "pre_tokenizer.pretokenizers[1]."))
+    tj::bad_key(file, "pre_tokenizer.pretokenizers[1].use_regex", "is true after a Split", hint);
+  p.pre = Pipeline::Pre::ByteLevel;
+  p.add_prefix_space = tj::get_bool(list[1], "add_prefix_space", false, file, "pre_tokenizer.pretokenizers[1].");
+  p.use_regex = true;
+}
+
 void parse_pre_tokenizer(const json& n, const fs::path& file, Pipeline& p) {
   if (n.is_null()) return;
   const std::string type = tj::type_of(n);
-  if (type == "ByteLevel") {
+  if (type == "Sequence") {
+    parse_split_then_byte_level(n, file, p);
+  } else if (type == "ByteLevel") {
     p.pre = Pipeline::Pre::ByteLevel;
     p.add_prefix_space = tj::get_bool(n, "add_prefix_space", true, file, "pre_tokenizer.");
     p.use_regex = tj::get_bool(n, "use_regex", true, file, "pre_tokenizer.");
@@ -84,7 +122,7 @@ void parse_pre_tokenizer(const json& n, const fs::path& file, Pipeline& p) {
       tj::bad_key(file, "pre_tokenizer.prepend_scheme", "is \"" + scheme + "\"", "use always, first or never");
   } else {
     tj::bad_key(file, "pre_tokenizer.type", "is \"" + type + "\", which graft does not support",
-                kHint + " (pre-tokenizers: ByteLevel, Metaspace, or none)");
+                kHint + " (pre-tokenizers: ByteLevel, Metaspace, Sequence[Split, ByteLevel], or none)");
   }
 }
 
@@ -305,6 +343,70 @@ std::vector<std::u32string> gpt2_split(std::u32string_view s) {
   return out;
 }
 
+std::vector<std::u32string> cl100k_split(std::u32string_view s, int max_digits) {
+  auto space = [](char32_t c) { return unicode::is_whitespace(c); };
+  auto letter = [](char32_t c) { return unicode::is_letter(c); };
+  auto number = [](char32_t c) { return unicode::is_number(c); };
+  auto newline = [](char32_t c) { return c == U'\r' || c == U'\n'; };
+  auto other = [&](char32_t c) { return !space(c) && !letter(c) && !number(c); };
+  std::vector<std::u32string> out;
+  const std::size_t n = s.size();
+  for (std::size_t i = 0; i < n;) {
+    std::size_t end = i;
+    // (?i:'s|'t|'re|'ve|'m|'ll|'d)
+    if (s[i] == U'\'' && i + 1 < n) {
+      auto lower = [](char32_t c) { return c >= U'A' && c <= U'Z' ? c + 32 : c; };
+      for (std::u32string_view suffix : {U"s", U"t", U"re", U"ve", U"m", U"ll", U"d"}) {
+        bool match = i + 1 + suffix.size() <= n;
+        for (std::size_t k = 0; match && k < suffix.size(); ++k) match = lower(s[i + 1 + k]) == suffix[k];
+        if (match) {
+          end = i + 1 + suffix.size();
+          break;
+        }
+      }
+    }
+    // [^\r\n\p{L}\p{N}]?\p{L}+
+    if (end == i) {
+      std::size_t start = i;
+      if (!letter(s[i]) && !newline(s[i]) && !number(s[i]) && i + 1 < n && letter(s[i + 1])) start = i + 1;
+      std::size_t j = start;
+      while (j < n && letter(s[j])) ++j;
+      if (j > start) end = j;
+    }
+    // \p{N}{1,max}
+    if (end == i && number(s[i])) {
+      std::size_t j = i;
+      while (j < n && number(s[j]) && (max_digits == 0 || j - i < static_cast<std::size_t>(max_digits))) ++j;
+      end = j;
+    }
+    //  ?[^\s\p{L}\p{N}]+[\r\n]*
+    if (end == i) {
+      const std::size_t start = s[i] == U' ' ? i + 1 : i;
+      std::size_t j = start;
+      while (j < n && other(s[j])) ++j;
+      if (j > start) {
+        while (j < n && newline(s[j])) ++j;
+        end = j;
+      }
+    }
+    // \s*[\r\n]+ : the whitespace run up to its last newline
+    if (end == i) {
+      std::size_t j = i;
+      while (j < n && space(s[j])) ++j;
+      for (std::size_t k = j; k > i; --k)
+        if (newline(s[k - 1])) {
+          end = k;
+          break;
+        }
+      // \s+(?!\S) then \s+
+      if (end == i) end = (j < n && j - i > 1) ? j - 1 : j;
+    }
+    out.emplace_back(s.substr(i, end - i));
+    i = end;
+  }
+  return out;
+}
+
 std::vector<std::string> pre_tokenize(const Pipeline& p, const std::string& segment, bool first) {
   std::vector<std::string> words;
   if (p.pre == Pipeline::Pre::None) {
@@ -315,7 +417,8 @@ std::vector<std::string> pre_tokenize(const Pipeline& p, const std::string& segm
     std::u32string text = unicode::decode_utf8(segment);
     if (p.add_prefix_space && !text.empty() && text.front() != U' ') text.insert(text.begin(), U' ');
     std::vector<std::u32string> pieces;
-    if (p.use_regex) pieces = gpt2_split(text);
+    if (p.use_regex)
+      pieces = p.split_regex == Pipeline::Split::Gpt2 ? gpt2_split(text) : cl100k_split(text, p.max_digits);
     else if (!text.empty()) pieces.push_back(text);
     const auto& map = byte_to_char();
     for (const auto& piece : pieces) {

@@ -24,7 +24,9 @@ struct BpeTokenizer::Pipeline {
 
   enum class Pre { None, ByteLevel, Metaspace } pre = Pre::None;
   bool add_prefix_space = false;  // ByteLevel: a space; Metaspace: the replacement
-  bool use_regex = true;          // ByteLevel: GPT-2's split regex
+  bool use_regex = true;          // ByteLevel: split with `split` first
+  enum class Split { Gpt2, Cl100k } split_regex = Split::Gpt2;
+  int max_digits = 0;  // Cl100k: digits per pre-token (Llama 3: 3; Qwen2: 1; 0 = no limit)
   std::string replacement = "\xE2\x96\x81";  // Metaspace: "▁"
   bool prepend_first_only = false;           // Metaspace prepend_scheme "first"
   bool split = true;                          // Metaspace: one pre-token per "▁word"
@@ -63,6 +65,9 @@ std::string decode(const BpeTokenizer::Pipeline& p, std::vector<std::string> tok
 
 // GPT-2's pre-tokenizer regex  's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
 std::vector<std::u32string> gpt2_split(std::u32string_view text);
+// The split regex of Llama 3 / tiktoken cl100k (max_digits 3) and Qwen2 (max_digits 1):
+// (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+std::vector<std::u32string> cl100k_split(std::u32string_view text, int max_digits);
 // GPT-2's bytes_to_unicode: printable bytes map to themselves, the rest above U+0100.
 const std::array<char32_t, 256>& byte_to_char();
 

@@ -15,6 +15,9 @@ of SST-2's training set) in the two layouts real checkpoints use:
                                 "<s> $A", decoder Replace/ByteFallback/Fuse/Strip.
   llama_metaspace.tokenizer.json  the same vocabulary behind a Metaspace pre-tokenizer
                                 (newer conversions): split on ▁, prefix ▁ on the first word.
+  llama3.tokenizer.json         Llama 3's layout: Split with tiktoken's cl100k regex, then
+                                ByteLevel without its regex or prefix space.
+  qwen2.tokenizer.json          the same vocabulary behind Qwen2's regex (one digit each).
 Each model folder also holds a random RobertaModel / LlamaForCausalLM whose vocabulary
 is the tokenizer's, and reference.json with its output on texts tokenised by HF.
 
@@ -47,7 +50,8 @@ SINGLES = [
     ("contractions", "it's don't I'm we'll they've she'd you're IT'S"),
     ("spaces", "  two  leading,   three   inner and trailing   "),
     ("tabs_newlines", "line one\nline two\r\n\ttabbed\n\n"),
-    ("numbers", "1,234,567.89 and 3.14159 or 42% $9.99"),
+    ("numbers", "1,234,567.89 and 3.14159 or 42% $9.99 1234567 ٣٤٥"),
+    ("cl100k_edges", "(hello) 'S 'LL \tword\r\n\n  \n x\n\n"),
     ("punct_runs", "Hello!!!...? What?!?! (yes) [no] {maybe} --- ~^_`|"),
     ("accents", "café naïve Ångström résumé façade jalapeño"),
     ("cjk", "中文字符测试 日本語のテキスト 한국어"),
@@ -114,6 +118,39 @@ def llama(corpus):
     spec["decoder"] = json.loads(decoders.Sequence([
         decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
         decoders.Strip(" ", 1, 0)]).__getstate__())
+    return Tokenizer.from_str(json.dumps(spec))
+
+
+CL100K = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+QWEN2 = CL100K.replace(r"\p{N}{1,3}", r"\p{N}")
+
+
+def split_byte_level(pattern):
+    return pre_tokenizers.Sequence([pre_tokenizers.Split(tokenizers.Regex(pattern), behavior="isolated"),
+                                    pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+
+
+def llama3(corpus):
+    """Llama 3's layout: tiktoken-style split regex, then byte-level BPE without a prefix
+    space; <|begin_of_text|> template inside a Sequence post-processor."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = split_byte_level(CL100K)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(
+        vocab_size=VOCAB, special_tokens=["<|begin_of_text|>", "<|end_of_text|>"], min_frequency=2,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    spec = json.loads(tok.to_str())
+    spec["post_processor"] = {"type": "Sequence", "processors": [
+        json.loads(processors.ByteLevel(trim_offsets=False).__getstate__()),
+        json.loads(processors.TemplateProcessing(
+            single="<|begin_of_text|> $A", pair="<|begin_of_text|> $A <|begin_of_text|>:1 $B:1",
+            special_tokens=[("<|begin_of_text|>", 0)]).__getstate__())]}
+    return Tokenizer.from_str(json.dumps(spec))
+
+
+def qwen2_variant(tok):
+    spec = json.loads(tok.to_str())
+    spec["pre_tokenizer"] = json.loads(split_byte_level(QWEN2).__getstate__())
     return Tokenizer.from_str(json.dumps(spec))
 
 
@@ -184,10 +221,14 @@ def main():
     os.makedirs(os.path.join(OUT, "llama"), exist_ok=True)
     bl, ll = byte_level(corpus), llama(corpus)
     ms = metaspace_variant(ll)
+    l3 = llama3(corpus)
+    q2 = qwen2_variant(l3)
     assert bl.get_vocab_size() == VOCAB and ll.get_vocab_size() == VOCAB, (bl.get_vocab_size(), ll.get_vocab_size())
     save_tokenizer(bl, os.path.join(OUT, "roberta", "tokenizer.json"))
     save_tokenizer(ll, os.path.join(OUT, "llama", "tokenizer.json"))
     save_tokenizer(ms, os.path.join(OUT, "llama_metaspace.tokenizer.json"))
+    save_tokenizer(l3, os.path.join(OUT, "llama3.tokenizer.json"))
+    save_tokenizer(q2, os.path.join(OUT, "qwen2.tokenizer.json"))
     write_json(os.path.join(OUT, "cases.json"), {
         "description": "tokenizers.Tokenizer.from_file(<file>).encode(text[, pair]) with "
                        "truncation (longest_first) only where max_length is given; decode with "
@@ -195,7 +236,9 @@ def main():
         "generator": {"tokenizers": tokenizers.__version__},
         "roberta/tokenizer.json": cases(bl),
         "llama/tokenizer.json": cases(ll),
-        "llama_metaspace.tokenizer.json": cases(ms)})
+        "llama_metaspace.tokenizer.json": cases(ms),
+        "llama3.tokenizer.json": cases(l3),
+        "qwen2.tokenizer.json": cases(q2)})
 
     cfg = RobertaConfig(vocab_size=VOCAB, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                         intermediate_size=32, max_position_embeddings=40, type_vocab_size=1,

@@ -73,7 +73,8 @@ TEST_P(BpeReference, EveryCaseMatchesHuggingFace) {
 
 INSTANTIATE_TEST_SUITE_P(Layouts, BpeReference,
                          ::testing::Values("roberta/tokenizer.json", "llama/tokenizer.json",
-                                           "llama_metaspace.tokenizer.json"),
+                                           "llama_metaspace.tokenizer.json", "llama3.tokenizer.json",
+                                           "qwen2.tokenizer.json"),
                          [](const auto& info) {
                            std::string name = info.param.substr(0, info.param.find_first_of("/."));
                            return name;
@@ -85,6 +86,14 @@ TEST(Gpt2Split, FollowsTheRegexAlternatives) {
   EXPECT_EQ(gpt2_split(U"Hello, world's 42    x !!\n\n"), want);
   EXPECT_EQ(gpt2_split(U"a  "), (std::vector<std::u32string>{U"a", U"  "}));
   EXPECT_EQ(gpt2_split(U"Ünïcödé 日本"), (std::vector<std::u32string>{U"Ünïcödé", U" 日本"}));
+}
+
+TEST(Cl100kSplit, FollowsTheRegexAlternatives) {
+  using graft::backbones::bpe_pipeline::cl100k_split;
+  const std::vector<std::u32string> want = {U"Hello", U" world", U"'S", U" ", U"123", U"45", U" (", U"test",
+                                            U")\n\n", U" ", U" x", U"\tword", U" \n \n", U"  "};
+  EXPECT_EQ(cl100k_split(U"Hello world'S 12345 (test)\n\n  x\tword \n \n  ", 3), want);
+  EXPECT_EQ(cl100k_split(U"12345", 1), (std::vector<std::u32string>{U"1", U"2", U"3", U"4", U"5"}));
 }
 
 TEST(BpeDecode, InvalidByteSequencesBecomeReplacementCharacters) {
@@ -147,12 +156,34 @@ TEST_F(BpeBadFile, EachProblemNamesItsKey) {
   EXPECT_NE(error_after([](json& j) { j["pre_tokenizer"] = {{"type", "Whitespace"}}; }).find("pre_tokenizer.type"),
             std::string::npos);
   EXPECT_NE(error_after([](json& j) { j["decoder"] = {{"type", "WordPiece"}}; }).find("decoder.type"), std::string::npos);
+  EXPECT_NE(error_after([](json& j) {
+              j["pre_tokenizer"] = {{"type", "Sequence"},
+                                    {"pretokenizers",
+                                     {{{"type", "Split"}, {"pattern", {{"Regex", "\\w+"}}}, {"behavior", "Isolated"}},
+                                      {{"type", "ByteLevel"}, {"use_regex", false}}}}};
+            }).find("pre_tokenizer.pretokenizers[0].pattern.Regex"),
+            std::string::npos);
   EXPECT_NE(error_after([](json& j) { j["normalizer"] = {{"type", "Replace"}, {"pattern", {{"Regex", " +"}}}, {"content", " "}}; })
                 .find("normalizer.pattern"),
             std::string::npos);
   EXPECT_NE(error_after([](json& j) { j["post_processor"]["cls"] = "<s>"; }).find("post_processor.cls"), std::string::npos);
   EXPECT_NE(error_after([](json& j) { j["added_tokens"][0].erase("id"); }).find("added_tokens"), std::string::npos);
   EXPECT_NE(error_after([](json& j) { j["model"]["unk_token"] = "<nope>"; }).find("model.unk_token"), std::string::npos);
+}
+
+TEST(BpeEncode, IgnoreMergesTakesAWholeWordFromTheVocabulary) {
+  // Llama 3 sets ignore_merges: a pre-token that is itself in the vocabulary is one id,
+  // whatever the merges would make of it.
+  const fs::path dir = fs::temp_directory_path() / "graft_bpe_ignore_merges";
+  fs::create_directories(dir);
+  json spec = {{"model", {{"type", "BPE"}, {"vocab", {{"a", 0}, {"b", 1}, {"c", 2}, {"bc", 3}, {"abc", 4}}}, {"merges", {"b c"}}}}};
+  std::ofstream(dir / "merges.json") << spec.dump();
+  spec["model"]["ignore_merges"] = true;
+  std::ofstream(dir / "ignore.json") << spec.dump();
+  EXPECT_EQ(BpeTokenizer::from_tokenizer_json(dir / "merges.json").encode_tokens("abc"), (Ids{0, 3}));
+  EXPECT_EQ(BpeTokenizer::from_tokenizer_json(dir / "ignore.json").encode_tokens("abc"), (Ids{4}));
+  EXPECT_EQ(BpeTokenizer::from_tokenizer_json(dir / "ignore.json").encode_tokens("cabc"), (Ids{2, 0, 3}));
+  fs::remove_all(dir);
 }
 
 TEST(BpeEncode, MaxLengthMustLeaveRoomForContent) {
