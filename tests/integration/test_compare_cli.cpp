@@ -1,0 +1,60 @@
+// `graft compare` end to end on a tiny backbone: every method trains in its own
+// process, a method that fails becomes a "failed" row (the others still report), the
+// command exits non-zero, and results.json / results.md / chart.svg are all written.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string read_all(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+TEST(CompareCli, AFailingMethodIsReportedBesideTheOthers) {
+  const fs::path out = fs::temp_directory_path() / "graft_compare_cli";
+  fs::remove_all(out);
+  const std::string cmd = fmt::format(
+      "OMP_NUM_THREADS=1 \"{}\" compare --backbone \"{}/tests/golden/backbones/tiny_bert\" --task sst2 --data \"{}/data/glue\" "
+      "--train-rows 32 --dev-rows 16 --max-steps 4 --batch-size 8 --seed 3 --no-progress "
+      "--methods head,lora,no_such_method --output \"{}\" > \"{}.log\" 2>&1",
+      GRAFT_CLI, GRAFT_SOURCE_DIR, GRAFT_SHARED_DIR, out.string(), out.string());
+  const int raw = std::system(cmd.c_str());
+  const std::string log = read_all(out.string() + ".log");
+  ASSERT_TRUE(WIFEXITED(raw)) << log;
+  EXPECT_EQ(WEXITSTATUS(raw), 1) << "a failed method must fail the command\n" << log;
+  EXPECT_NE(log.find("no_such_method"), std::string::npos) << "the failing run's own error is shown\n" << log;
+
+  const auto runs = nlohmann::json::parse(read_all(out / "results.json"));
+  ASSERT_EQ(runs.size(), 3u);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_FALSE(runs[i].contains("error")) << runs[i];
+    EXPECT_TRUE(runs[i].contains("best")) << runs[i];
+  }
+  EXPECT_EQ(runs[2].value("method", ""), "no_such_method");
+  EXPECT_TRUE(runs[2].contains("error"));
+
+  const std::string table = read_all(out / "results.md");
+  EXPECT_NE(table.find("| no_such_method"), std::string::npos) << table;
+  EXPECT_NE(table.find("failed: exit status"), std::string::npos) << table;
+  EXPECT_NE(table.find("| lora"), std::string::npos) << table;
+  const std::string svg = read_all(out / "chart.svg");
+  EXPECT_NE(svg.find("<svg"), std::string::npos);
+  EXPECT_NE(svg.find("lora"), std::string::npos);
+  EXPECT_EQ(svg.find("no_such_method"), std::string::npos) << "failed runs have no point on the chart";
+  fs::remove_all(out);
+  fs::remove(out.string() + ".log");
+}
+
+}  // namespace
