@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 
 #include "data/glue.h"
@@ -122,6 +124,56 @@ std::vector<double> train(const Backbone& backbone, AdapterSet* adapters, TaskHe
     losses.push_back(loss.item());
   }
   return losses;
+}
+
+namespace {
+
+double mean_of(const std::vector<double>& v, std::size_t first, std::size_t count) {
+  double sum = 0;
+  for (std::size_t i = first; i < first + count; ++i) sum += v[i];
+  return sum / static_cast<double>(count);
+}
+
+LearningRun learn(backbones::LoadedBackbone& model, const LearningSetup& setup, const HeadConfig& head_config,
+                  const LabeledBatches& train_rows, const LabeledBatches& held_out, const std::string& what) {
+  const Backbone& bb = *model.model;
+  const auto weights = weight_bytes(bb);
+  auto set = attach(bb, setup.method, setup.config_json, setup.seed);
+  TaskHead head(head_config, bb, setup.seed);
+  LearningRun run;
+  run.bare = evaluate(bb, nullptr, head, held_out);
+  run.before = evaluate(bb, set.get(), head, held_out);
+  const auto start = std::chrono::steady_clock::now();
+  const std::vector<double> losses = train(bb, set.get(), head, train_rows, setup.steps, setup.lr, setup.seed);
+  run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  run.after = evaluate(bb, set.get(), head, held_out);
+  const std::size_t window = std::min<std::size_t>(5, losses.size());
+  run.first_loss = mean_of(losses, 0, window);
+  run.last_loss = mean_of(losses, losses.size() - window, window);
+  run.backbone_unchanged = weight_bytes(bb) == weights;
+  const std::string accuracy = head_config.kind == TaskKind::classification
+                                   ? fmt::format(", accuracy {:.3f} -> {:.3f}", run.before.accuracy, run.after.accuracy)
+                                   : "";
+  std::printf("  %s, %s\n  held-out loss %.3f (bare %.3f) -> %.3f%s, train loss (5-step means) %.3f -> %.3f, "
+              "%d steps in %.1f s\n",
+              what.c_str(), set->method("task").describe().c_str(), run.before.loss, run.bare.loss, run.after.loss,
+              accuracy.c_str(), run.first_loss, run.last_loss, setup.steps, run.seconds);
+  return run;
+}
+
+}  // namespace
+
+LearningRun learn_sst2(const LearningSetup& setup) {
+  auto& model = minilm();
+  return learn(model, setup, {TaskKind::classification, 2, backbones::Pooling::mean, 0.1f},
+               sst2(*model.tokenizer, "train", 0, 256, 16), sst2(*model.tokenizer, "dev", 0, 256, 64), "MiniLM on SST-2");
+}
+
+LearningRun learn_stories(const LearningSetup& setup) {
+  auto& model = stories260k();
+  return learn(model, setup, {TaskKind::causal_lm, 0, backbones::Pooling::mean, 0.f},
+               sst2_text(*model.tokenizer, "train", 0, 256, 16), sst2_text(*model.tokenizer, "dev", 0, 128, 32),
+               "stories260K on SST-2 text");
 }
 
 }  // namespace graft::testing

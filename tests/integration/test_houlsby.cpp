@@ -5,8 +5,6 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <chrono>
-#include <ctime>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -22,7 +20,6 @@ namespace graft::testing {
 namespace {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
 
 const std::string kPfeiffer = R"({"mh_adapter": false, "non_linearity": "relu"})";
 
@@ -64,12 +61,6 @@ double max_abs_diff(const Tensor& a, const Tensor& b) {
 Tensor run(const Backbone& bb, AdapterSet& set, const Batch& batch) {
   NoGradGuard no_grad;
   return bb.forward(batch, &set);
-}
-
-double mean(const std::vector<double>& v, std::size_t first, std::size_t count) {
-  double s = 0;
-  for (std::size_t i = first; i < first + count; ++i) s += v[i];
-  return s / static_cast<double>(count);
 }
 
 fs::path temp_dir(const std::string& name) {
@@ -192,56 +183,17 @@ TEST(Houlsby, GradientsMatchFiniteDifferencesOnTinyLlama) {
 // ---- (iv) training ---------------------------------------------------------------
 
 TEST(Houlsby, TrainsSst2OnMiniLM) {
-  auto& lm = minilm();
-  const Backbone& bb = *lm.model;
-  const auto train_rows = sst2(*lm.tokenizer, "train", 0, 256, 16);
-  const auto dev = sst2(*lm.tokenizer, "dev", 0, 256, 64);
-  const auto before_bytes = weight_bytes(bb);
-
-  auto set = attach(bb, "houlsby", "", 1);
-  const HeadConfig head_config{TaskKind::classification, 2, backbones::Pooling::mean, 0.1f};
-  TaskHead head(head_config, bb, 1);
-  const Evaluation untrained = evaluate(bb, set.get(), head, dev);
-
-  const auto start = Clock::now();
-  const std::clock_t cpu_start = std::clock();
-  const std::vector<double> losses = train(bb, set.get(), head, train_rows, 40, 1e-3f, 1);
-  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  const double cpu = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
-  const Evaluation trained = evaluate(bb, set.get(), head, dev);
-  const double first = mean(losses, 0, 5), last = mean(losses, losses.size() - 5, 5);
-  std::printf("  MiniLM SST-2, %s\n  dev accuracy %.3f -> %.3f, dev loss %.3f -> %.3f, train loss (5-step mean) %.3f -> %.3f, "
-              "40 steps in %.1f s (%.1f s CPU)\n",
-              set->method("task").describe().c_str(), untrained.accuracy, trained.accuracy, untrained.loss, trained.loss, first,
-              last, seconds, cpu);
-  EXPECT_GT(trained.accuracy, untrained.accuracy + 0.1);
-  EXPECT_GT(trained.accuracy, 0.7);
-  EXPECT_LT(last, first);
-  EXPECT_TRUE(weight_bytes(bb) == before_bytes) << "training changed the frozen backbone";
+  const LearningRun run = learn_sst2({"houlsby", "", 40, 1e-3f, 1});
+  EXPECT_GT(run.after.accuracy, run.before.accuracy + 0.1);
+  EXPECT_GT(run.after.accuracy, 0.7);
+  EXPECT_LT(run.last_loss, run.first_loss);
+  EXPECT_TRUE(run.backbone_unchanged) << "training changed the frozen backbone";
 }
 
 TEST(Houlsby, TrainsCausalLmOnStories260K) {
-  auto& st = stories260k();
-  const Backbone& bb = *st.model;
-  const auto train_rows = sst2_text(*st.tokenizer, "train", 0, 256, 16);
-  const auto held_out = sst2_text(*st.tokenizer, "dev", 0, 128, 32);
-  const auto before_bytes = weight_bytes(bb);
-
-  auto set = attach(bb, "houlsby", "", 1);
-  TaskHead head({TaskKind::causal_lm, 0, backbones::Pooling::mean, 0.f}, bb, 1);
-  const Evaluation before = evaluate(bb, set.get(), head, held_out);
-  const auto start = Clock::now();
-  const std::clock_t cpu_start = std::clock();
-  const std::vector<double> losses = train(bb, set.get(), head, train_rows, 60, 3e-3f, 1);
-  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  const double cpu = static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC;
-  const Evaluation after = evaluate(bb, set.get(), head, held_out);
-  std::printf("  stories260K on SST-2 text, %s\n  held-out loss %.3f -> %.3f, train loss (5-step mean) %.3f -> %.3f, "
-              "60 steps in %.1f s (%.1f s CPU)\n",
-              set->method("task").describe().c_str(), before.loss, after.loss, mean(losses, 0, 5),
-              mean(losses, losses.size() - 5, 5), seconds, cpu);
-  EXPECT_LT(after.loss, before.loss - 0.1);
-  EXPECT_TRUE(weight_bytes(bb) == before_bytes) << "training changed the frozen backbone";
+  const LearningRun run = learn_stories({"houlsby", "", 60, 3e-3f, 1});
+  EXPECT_LT(run.after.loss, run.before.loss - 0.1);
+  EXPECT_TRUE(run.backbone_unchanged) << "training changed the frozen backbone";
 }
 
 // ---- (v) save and load -----------------------------------------------------------

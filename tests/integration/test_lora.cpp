@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -217,50 +216,17 @@ TEST(Lora, GradientsMatchFiniteDifferencesOnTinyLlama) {
 // ---------------------------------------------------------------- (iv) training
 
 TEST(Lora, TrainsSst2OnMiniLmWithoutTouchingTheBackbone) {
-  auto& m = minilm();
-  Backbone& b = *m.model;
-  const auto train_data = sst2(*m.tokenizer, "train", 0, 256, 16);
-  const auto dev = sst2(*m.tokenizer, "dev", 0, 200, 50);
-  const auto before = snapshot(b);
-  auto set = attach(b, "lora", R"({"r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "target_modules": ["query", "value", "ffn.up"]})", 1);
-  HeadConfig hc;
-  hc.kind = TaskKind::classification;
-  hc.num_labels = 2;
-  hc.pooling = backbones::Pooling::mean;
-  TaskHead head(hc, b, 1);
-  const Evaluation untrained = evaluate(b, set.get(), head, dev);
-  const auto t0 = std::chrono::steady_clock::now();
-  const auto losses = train(b, set.get(), head, train_data, 40, 1e-3f, 1);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const Evaluation trained = evaluate(b, set.get(), head, dev);
-  auto mean = [](auto first, auto last) { double s = 0; for (auto it = first; it != last; ++it) s += *it; return s / (last - first); };
-  const double first = mean(losses.begin(), losses.begin() + 8), last = mean(losses.end() - 8, losses.end());
-  std::printf("  MiniLM SST-2: dev accuracy %.3f -> %.3f, dev loss %.4f -> %.4f, train loss (8-step means) %.4f -> %.4f, "
-              "40 steps in %.1f s\n", untrained.accuracy, trained.accuracy, untrained.loss, trained.loss, first, last, seconds);
-  EXPECT_GT(trained.accuracy, untrained.accuracy + 0.1);
-  EXPECT_LT(last, first);
-  EXPECT_TRUE(bit_identical(b, before)) << "training changed a frozen weight";
+  const LearningRun run = learn_sst2(
+      {"lora", R"({"r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "target_modules": ["query", "value", "ffn.up"]})", 40, 1e-3f, 1});
+  EXPECT_GT(run.after.accuracy, run.before.accuracy + 0.1);
+  EXPECT_LT(run.last_loss, run.first_loss);
+  EXPECT_TRUE(run.backbone_unchanged) << "training changed a frozen weight";
 }
 
 TEST(Lora, AdaptsStories260kToMovieReviews) {
-  auto& m = stories260k();
-  Backbone& b = *m.model;
-  const auto train_data = sst2_text(*m.tokenizer, "train", 0, 256, 16);
-  const auto dev = sst2_text(*m.tokenizer, "dev", 0, 128, 32);
-  const auto before = snapshot(b);
-  auto set = attach(b, "lora", R"({"r": 8, "lora_alpha": 16, "target_modules": "all-linear"})", 2);
-  HeadConfig hc;
-  hc.kind = TaskKind::causal_lm;
-  TaskHead head(hc, b, 2);
-  const Evaluation untrained = evaluate(b, set.get(), head, dev);
-  const auto t0 = std::chrono::steady_clock::now();
-  const auto losses = train(b, set.get(), head, train_data, 60, 1e-2f, 2);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const Evaluation trained = evaluate(b, set.get(), head, dev);
-  std::printf("  stories260K on SST-2 text: dev loss %.4f -> %.4f, train loss %.4f -> %.4f, 60 steps in %.1f s\n", untrained.loss,
-              trained.loss, losses.front(), losses.back(), seconds);
-  EXPECT_LT(trained.loss, untrained.loss - 0.1);
-  EXPECT_TRUE(bit_identical(b, before)) << "training changed a frozen weight";
+  const LearningRun run = learn_stories({"lora", R"({"r": 8, "lora_alpha": 16, "target_modules": "all-linear"})", 60, 1e-2f, 2});
+  EXPECT_LT(run.after.loss, run.before.loss - 0.1);
+  EXPECT_TRUE(run.backbone_unchanged) << "training changed a frozen weight";
 }
 
 // ---------------------------------------------------------------- (v) save and load

@@ -11,7 +11,6 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -27,7 +26,6 @@ namespace graft::testing {
 namespace {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
 const fs::path kPeftDir = fs::path(GRAFT_SOURCE_DIR) / "tests" / "golden" / "peft_prompt";
 
 std::int64_t trainable(const AdapterSet& set) {
@@ -126,47 +124,19 @@ TEST(PrefixTuning, GradientsMatchFiniteDifferences) {
 // (iv) SST-2 on MiniLM: prefix + classification head (mean pooling) beat the untrained
 // pair on held-out rows; the backbone does not change by a bit.
 TEST(PrefixTuning, TrainsSst2OnMiniLm) {
-  auto& model = minilm();
-  const Backbone& bb = *model.model;
-  const auto train_rows = sst2(*model.tokenizer, "train", 0, 256, 16);
-  const auto dev_rows = sst2(*model.tokenizer, "dev", 0, 200, 50);
-  auto set = attach(bb, "prefix_tuning", R"({"num_virtual_tokens": 10})", 1);
-  TaskHead head({TaskKind::classification, 2, backbones::Pooling::mean, 0.1f}, bb, 7);
-  const auto weights = weight_bytes(bb);
-  const Evaluation before = evaluate(bb, set.get(), head, dev_rows);
-  const auto t0 = Clock::now();
-  const auto losses = train(bb, set.get(), head, train_rows, 40, 1e-2f);
-  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  const Evaluation after = evaluate(bb, set.get(), head, dev_rows);
-  std::printf("prefix MiniLM SST-2: dev accuracy %.3f -> %.3f, dev loss %.3f -> %.3f, train loss %.3f -> %.3f, %.1f s\n",
-              before.accuracy, after.accuracy, before.loss, after.loss, losses.front(), losses.back(), seconds);
-  EXPECT_GT(after.accuracy, before.accuracy);
-  EXPECT_LT(losses.back(), losses.front());
-  EXPECT_TRUE(weight_bytes(bb) == weights) << "the frozen backbone changed";
+  const LearningRun run = learn_sst2({"prefix_tuning", R"({"num_virtual_tokens": 10})", 40, 1e-2f, 1});
+  EXPECT_GT(run.after.accuracy, run.before.accuracy);
+  EXPECT_LT(run.last_loss, run.first_loss);
+  EXPECT_TRUE(run.backbone_unchanged) << "the frozen backbone changed";
 }
 
 // (iv) Causal LM on stories260K: movie reviews are a new domain for a model of
 // children's stories; the prefix lowers held-out loss, below the bare model's.
 TEST(PrefixTuning, LowersHeldOutLossOfStories260K) {
-  auto& model = stories260k();
-  const Backbone& bb = *model.model;
-  const auto train_rows = sst2_text(*model.tokenizer, "train", 0, 256, 32);
-  const auto held_out = sst2_text(*model.tokenizer, "dev", 0, 128, 32);
-  auto set = attach(bb, "prefix_tuning", R"({"num_virtual_tokens": 10})", 2);
-  TaskHead head({TaskKind::causal_lm, 0, backbones::Pooling::mean, 0.f}, bb, 0);
-  const auto weights = weight_bytes(bb);
-  // The bare backbone's loss, for reference: a random N(0, 1) prefix starts above it.
-  const Evaluation bare = evaluate(bb, nullptr, head, held_out);
-  const Evaluation before = evaluate(bb, set.get(), head, held_out);
-  const auto t0 = Clock::now();
-  const auto losses = train(bb, set.get(), head, train_rows, 100, 3e-2f);
-  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  const Evaluation after = evaluate(bb, set.get(), head, held_out);
-  std::printf("prefix stories260K: held-out loss %.3f (bare %.3f) -> %.3f, train loss %.3f -> %.3f, %.1f s\n", before.loss,
-              bare.loss, after.loss, losses.front(), losses.back(), seconds);
-  EXPECT_LT(after.loss, before.loss);
-  EXPECT_LT(after.loss, bare.loss) << "the trained prefix should adapt the model to the new domain";
-  EXPECT_TRUE(weight_bytes(bb) == weights) << "the frozen backbone changed";
+  const LearningRun run = learn_stories({"prefix_tuning", R"({"num_virtual_tokens": 10})", 100, 3e-2f, 2});
+  EXPECT_LT(run.after.loss, run.before.loss);
+  EXPECT_LT(run.after.loss, run.bare.loss) << "the trained prefix should adapt the model to the new domain";
+  EXPECT_TRUE(run.backbone_unchanged) << "the frozen backbone changed";
 }
 
 // (v) Save and load give the same outputs, bit for bit; with the projection the saved
