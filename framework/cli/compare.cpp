@@ -2,7 +2,9 @@
 // Trains every method on the same data with the same seed and budget — each in its own
 // `graft train` process, so memory is measured per method and full fine-tuning cannot
 // touch the weights the others use — then writes DIR/results.json, DIR/results.md and
-// DIR/chart.svg and prints the table.
+// DIR/chart.svg and prints the table. With --lr-scales each method is trained at its
+// learning rate times each scale and reported at the one that scores best on dev (as
+// Houlsby et al. chose theirs); every run is kept under DIR/METHOD/lr-X.
 #include <fmt/format.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,6 +17,7 @@
 #include "cli/commands.h"
 #include "graft/error.h"
 #include "io/atomic_file.h"
+#include "cli/task_options.h"
 #include "io/json_config.h"
 #include "train/report.h"
 
@@ -63,10 +66,22 @@ int cmd_compare(const std::vector<std::string>& argv) {
   specs.push_back({"methods", true, fmt::format("comma-separated (default {})", kDefaultMethods)});
   specs.push_back({"configs", true, "JSON file: {\"method\": {config}, ...}"});
   specs.push_back({"output", true, "report folder (default results/compare-TASK)"});
+  specs.push_back({"lr-scales", true, "comma-separated multiples of each method's lr to try; the best on dev is reported"});
   const Args args("compare", argv, specs);
   const std::vector<std::string> methods = split_commas(args.get("methods", kDefaultMethods));
   const fs::path output = args.get("output", "results/compare-" + args.require("task"));
   const json configs = args.has("configs") ? io::load_json(args.get("configs")) : json::object();
+  std::vector<double> scales;
+  for (const auto& item : split_commas(args.get("lr-scales", "1"))) {
+    try {
+      scales.push_back(std::stod(item));
+    } catch (const std::exception&) {
+      scales.push_back(-1);
+    }
+    if (!(scales.back() > 0))
+      throw ConfigError("compare", fmt::format("--lr-scales: '{}' is not a positive number", item), "e.g. --lr-scales 0.3,1,3");
+  }
+  const bool sweep = args.has("lr-scales");
   fs::create_directories(output);
 
   // Every option but the compare-only ones goes to each `graft train` unchanged.
@@ -76,7 +91,7 @@ int cmd_compare(const std::vector<std::string>& argv) {
     const bool inline_value = name.find('=') != std::string::npos;
     name = name.substr(0, name.find('='));
     const bool takes_value = std::any_of(specs.begin(), specs.end(), [&](auto& s) { return s.name == name && s.takes_value; });
-    if (name == "methods" || name == "configs" || name == "output") {
+    if (name == "methods" || name == "configs" || name == "output" || name == "lr-scales" || name == "lr") {
       if (takes_value && !inline_value) ++i;
       continue;
     }
@@ -84,19 +99,39 @@ int cmd_compare(const std::vector<std::string>& argv) {
     if (takes_value && !inline_value && i + 1 < argv.size()) shared.push_back(argv[++i]);
   }
 
+
   json runs = json::array();
   for (const auto& method : methods) {
     fmt::print(stderr, "\n== {} ({}/{})\n", method, &method - &methods[0] + 1, methods.size());
-    const fs::path run_dir = output / method;
-    std::vector<std::string> args_for = shared;
-    args_for.insert(args_for.end(), {"--method", method, "--output", run_dir.string()});
-    if (configs.contains(method)) args_for.insert(args_for.end(), {"--config", configs.at(method).dump()});
-    const int status = run_train(args_for);
-    if (status != 0 || !fs::exists(run_dir / "results.json")) {
-      runs.push_back({{"method", method}, {"error", fmt::format("exit status {}", status)}});
+    const double base_lr = args.has("lr") ? args.number("lr", 0.0) : default_lr(method);
+    json best, tried = json::array();
+    for (const double scale : scales) {
+      const double lr = base_lr * scale;
+      const fs::path run_dir = sweep ? output / method / fmt::format("lr-{:.3g}", lr) : output / method;
+      std::vector<std::string> args_for = shared;
+      args_for.insert(args_for.end(), {"--method", method, "--output", run_dir.string(), "--lr", fmt::format("{:.9g}", lr)});
+      if (configs.contains(method)) args_for.insert(args_for.end(), {"--config", configs.at(method).dump()});
+      if (sweep) fmt::print(stderr, "-- lr {:.3g}\n", lr);
+      const int status = run_train(args_for);
+      if (status != 0 || !fs::exists(run_dir / "results.json")) {
+        tried.push_back({{"lr", lr}, {"error", fmt::format("exit status {}", status)}});
+        continue;
+      }
+      json run = io::load_json(run_dir / "results.json");
+      const std::string headline = run.at("headline");
+      const double score = run.at("best").at(headline).get<double>();
+      tried.push_back({{"lr", lr}, {"score", score}, {"output", run_dir.string()}});
+      const bool lower_is_better = headline == "perplexity";  // as train::Scores ranks
+      if (best.is_null() || (lower_is_better ? score < best.at("best").at(headline).get<double>()
+                                             : score > best.at("best").at(headline).get<double>()))
+        best = std::move(run);
+    }
+    if (best.is_null()) {
+      runs.push_back({{"method", method}, {"error", tried.back().at("error")}});
       continue;
     }
-    runs.push_back(io::load_json(run_dir / "results.json"));
+    if (sweep) best["lr_sweep"] = tried;
+    runs.push_back(std::move(best));
   }
 
   const std::string title = fmt::format("graft compare: {} on {}", args.get("task"), fs::path(args.get("backbone")).filename().string());

@@ -29,18 +29,21 @@ std::string escape_xml(const std::string& s) {
 }  // namespace
 
 std::string comparison_table(const nlohmann::json& runs, bool markdown) {
-  const std::vector<std::string> header = {"method", "trainable", "% of backbone", "dev metric", "train time", "peak memory",
-                                           "adapter file"};
+  const std::vector<std::string> header = {"method", "trainable", "% of backbone", "dev metric", "lr", "train time",
+                                           "peak memory", "adapter file"};
   std::vector<std::vector<std::string>> rows;
   for (const auto& r : runs) {
     if (r.contains("error")) {
-      rows.push_back({r.value("method", "?"), "-", "-", "failed: " + r.value("error", std::string()), "-", "-", "-"});
+      rows.push_back({r.value("method", "?"), "-", "-", "failed: " + r.value("error", std::string()), "-", "-", "-", "-"});
       continue;
     }
     const std::string headline = r.at("headline");
     rows.push_back({r.at("method"), fmt::format("{}", r.at("trainable_parameters").get<std::int64_t>()),
                     fmt::format("{:.3f}%", r.at("trainable_percent").get<double>()),
                     fmt::format("{} {:.4f}", headline, r.at("best").at(headline).get<double>()),
+                    // A swept lr says how many were tried (compare --lr-scales).
+                    r.contains("lr_sweep") ? fmt::format("{:.3g} (best of {})", r.value("lr", 0.0), r.at("lr_sweep").size())
+                                           : fmt::format("{:.3g}", r.value("lr", 0.0)),
                     fmt::format("{:.0f} s", r.at("train_seconds").get<double>()),
                     fmt::format("{:.0f} MiB", r.at("peak_memory_mib").get<double>()),
                     human_bytes(r.at("adapter_bytes").get<double>())});

@@ -57,4 +57,45 @@ TEST(CompareCli, AFailingMethodIsReportedBesideTheOthers) {
   fs::remove(out.string() + ".log");
 }
 
+// --lr-scales: each method at several learning rates, reported at its best on dev.
+TEST(CompareCli, LrSweepReportsEachMethodAtItsBestRate) {
+  const fs::path out = fs::temp_directory_path() / "graft_compare_sweep";
+  fs::remove_all(out);
+  const std::string cmd = fmt::format(
+      "OMP_NUM_THREADS=1 \"{}\" compare --backbone \"{}/tests/golden/backbones/tiny_bert\" --task sst2 --data \"{}/data/glue\" "
+      "--train-rows 32 --dev-rows 16 --max-steps 6 --batch-size 8 --seed 3 --no-progress "
+      "--methods head,lora --lr-scales 0.01,3 --output \"{}\" > \"{}.log\" 2>&1",
+      GRAFT_CLI, GRAFT_SOURCE_DIR, GRAFT_SHARED_DIR, out.string(), out.string());
+  const int raw = std::system(cmd.c_str());
+  const std::string log = read_all(out.string() + ".log");
+  ASSERT_TRUE(WIFEXITED(raw) && WEXITSTATUS(raw) == 0) << log;
+  const auto runs = nlohmann::json::parse(read_all(out / "results.json"));
+  ASSERT_EQ(runs.size(), 2u);
+  for (const auto& run : runs) {
+    SCOPED_TRACE(run.value("method", ""));
+    ASSERT_TRUE(run.contains("lr_sweep")) << run;
+    ASSERT_EQ(run["lr_sweep"].size(), 2u);
+    double best = -1, chosen_lr = 0;
+    for (const auto& tried : run["lr_sweep"]) {
+      EXPECT_TRUE(fs::exists(fs::path(tried.at("output").get<std::string>()) / "results.json"));
+      if (tried.at("score").get<double>() > best) best = tried["score"], chosen_lr = tried["lr"];
+    }
+    const std::string headline = run.at("headline");
+    EXPECT_DOUBLE_EQ(run.at("best").at(headline).get<double>(), best);
+    EXPECT_NEAR(run.at("lr").get<double>(), chosen_lr, 1e-6 * chosen_lr);
+    // The two rates are 300x apart: their runs must differ.
+    EXPECT_NE(run["lr_sweep"][0]["lr"], run["lr_sweep"][1]["lr"]);
+  }
+  EXPECT_NE(read_all(out / "results.md").find("(best of 2)"), std::string::npos);
+  fs::remove_all(out);
+  fs::remove(out.string() + ".log");
+
+  const std::string bad = fmt::format("\"{}\" compare --backbone x --task sst2 --lr-scales 1,abc > \"{}.log\" 2>&1", GRAFT_CLI,
+                                      out.string());
+  const int status = std::system(bad.c_str());
+  EXPECT_NE(WEXITSTATUS(status), 0);
+  EXPECT_NE(read_all(out.string() + ".log").find("--lr-scales: 'abc'"), std::string::npos) << read_all(out.string() + ".log");
+  fs::remove(out.string() + ".log");
+}
+
 }  // namespace
