@@ -45,13 +45,16 @@ LoadedBackbone load_llama2c_with_tokenizer(const fs::path& file, DType dtype) {
 }
 
 // The folder's tokenizer: tokenizer.json (BPE or WordPiece, by its model type), else a
-// BERT vocab.txt; null when there is neither (the model still runs on ids).
+// RoBERTa vocab.json + merges.txt or a BERT vocab.txt; null when there is none (the model
+// still runs on ids).
 std::unique_ptr<Tokenizer> load_hf_tokenizer(const fs::path& folder, const std::string& type) {
   const fs::path json = folder / "tokenizer.json";
   if (fs::exists(json)) {
     if (BpeTokenizer::is_bpe(json)) return std::make_unique<BpeTokenizer>(BpeTokenizer::from_tokenizer_json(json));
     return std::make_unique<WordPieceTokenizer>(WordPieceTokenizer::from_tokenizer_json(json));
   }
+  if (type == "roberta" && fs::exists(folder / "vocab.json") && fs::exists(folder / "merges.txt"))
+    return std::make_unique<BpeTokenizer>(BpeTokenizer::from_vocab_and_merges(folder));
   if (type == "bert" && fs::exists(folder / "vocab.txt"))
     return std::make_unique<WordPieceTokenizer>(WordPieceTokenizer::from_folder(folder));
   return nullptr;

@@ -1,6 +1,8 @@
 #include "tokenizers/bpe.h"
 
 #include <algorithm>
+#include <fstream>
+#include <map>
 #include <queue>
 
 #include "graft/error.h"
@@ -35,8 +37,9 @@ bool BpeTokenizer::is_bpe(const fs::path& path) {
 
 // A function-try-block: a value of an unexpected JSON type deep inside becomes a
 // FormatError naming the file rather than a bare nlohmann exception.
-BpeTokenizer BpeTokenizer::from_tokenizer_json(const fs::path& path) try {
-  const json root = tj::read(path);
+BpeTokenizer BpeTokenizer::from_tokenizer_json(const fs::path& path) { return from_json(tj::read(path), path); }
+
+BpeTokenizer BpeTokenizer::from_json(const json& root, const fs::path& path) try {
   if (!root.is_object()) tj::bad_key(path, "(top level)", "is not a JSON object", kHint);
   if (!root.contains("model") || !root["model"].is_object()) tj::bad_key(path, "model", "is missing or not an object", kHint);
   const json& model = root["model"];
@@ -144,6 +147,51 @@ BpeTokenizer BpeTokenizer::from_tokenizer_json(const fs::path& path) try {
   return tok;
 } catch (const json::exception& e) {
   throw FormatError(kComponent, path.string() + ": unexpected structure (" + e.what() + ")", kHint);
+}
+
+BpeTokenizer BpeTokenizer::from_vocab_and_merges(const fs::path& folder) {
+  const fs::path vocab_path = folder / "vocab.json", merges_path = folder / "merges.txt";
+  const json vocab = tj::read(vocab_path);
+  if (!vocab.is_object() || vocab.empty())
+    tj::bad_key(vocab_path, "(top level)", "is not an object of token -> id", "expected a RoBERTa/GPT-2 vocab.json");
+  std::ifstream in(merges_path, std::ios::binary);
+  if (!in) throw IoError(kComponent, "cannot open " + merges_path.string(), "vocab.json needs the merges.txt beside it");
+  json merges = json::array();
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line.rfind("#version", 0) == 0) continue;
+    merges.push_back(line);
+  }
+  json config = json::object();
+  if (fs::exists(folder / "tokenizer_config.json")) config = tj::read(folder / "tokenizer_config.json");
+  auto name = [&](const char* key, const char* fallback) {
+    return config.contains(key) && !config[key].is_null() ? tj::token_text(config[key], folder / "tokenizer_config.json", key)
+                                                          : std::string(fallback);
+  };
+  const std::string bos = name("bos_token", "<s>"), eos = name("eos_token", "</s>"), sep = name("sep_token", "</s>"),
+                    cls = name("cls_token", "<s>"), unk = name("unk_token", "<unk>"), pad = name("pad_token", "<pad>"),
+                    mask = name("mask_token", "<mask>");
+  const bool prefix = tj::get_bool(config, "add_prefix_space", false, folder / "tokenizer_config.json");
+  // Special tokens the vocabulary lacks are added after it, in transformers' order.
+  std::int64_t next_id = 0;
+  for (const auto& [token, id] : vocab.items())
+    if (id.is_number_unsigned()) next_id = std::max(next_id, id.get<std::int64_t>() + 1);
+  std::map<std::string, std::int64_t> special_ids;
+  json added = json::array();
+  for (const auto& token : {bos, eos, unk, sep, pad, cls, mask}) {
+    if (special_ids.count(token)) continue;
+    const std::int64_t id = vocab.contains(token) ? vocab[token].get<std::int64_t>() : next_id++;
+    special_ids[token] = id;
+    added.push_back({{"id", static_cast<std::uint64_t>(id)}, {"content", token}, {"lstrip", token == mask}, {"special", true}});
+  }
+  const json spec = {
+      {"added_tokens", added},
+      {"normalizer", nullptr},
+      {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", prefix}, {"use_regex", true}}},
+      {"post_processor", {{"type", "RobertaProcessing"}, {"sep", {sep, static_cast<std::uint64_t>(special_ids.at(sep))}}, {"cls", {cls, static_cast<std::uint64_t>(special_ids.at(cls))}}}},
+      {"decoder", {{"type", "ByteLevel"}}},
+      {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}, {"unk_token", unk}}}};
+  return from_json(spec, vocab_path);
 }
 
 std::int64_t BpeTokenizer::token_id(std::string_view token) const {

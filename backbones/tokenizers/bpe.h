@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -22,6 +23,11 @@ class BpeTokenizer : public Tokenizer {
   // Throws graft::FormatError naming the file and key for anything it does not
   // understand (an unsupported normaliser, pre-tokenizer, decoder or model option).
   static BpeTokenizer from_tokenizer_json(const std::filesystem::path& path);
+  // The same, from a parsed tokenizer.json (`source` names it in errors).
+  static BpeTokenizer from_json(const nlohmann::json& root, const std::filesystem::path& source);
+  // An older RoBERTa/GPT-2 folder: vocab.json + merges.txt (+ tokenizer_config.json),
+  // read as transformers' RobertaTokenizerFast converts them.
+  static BpeTokenizer from_vocab_and_merges(const std::filesystem::path& folder);
   // True when `path` is a tokenizer.json whose model is BPE.
   static bool is_bpe(const std::filesystem::path& path);
 

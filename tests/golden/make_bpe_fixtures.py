@@ -18,6 +18,8 @@ of SST-2's training set) in the two layouts real checkpoints use:
   llama3.tokenizer.json         Llama 3's layout: Split with tiktoken's cl100k regex, then
                                 ByteLevel without its regex or prefix space.
   qwen2.tokenizer.json          the same vocabulary behind Qwen2's regex (one digit each).
+  roberta_vocab_merges/         the RoBERTa vocabulary as vocab.json + merges.txt (older
+                                folders), encoded by transformers' RobertaTokenizerFast.
 Each model folder also holds a random RobertaModel / LlamaForCausalLM whose vocabulary
 is the tokenizer's, and reference.json with its output on texts tokenised by HF.
 
@@ -108,7 +110,7 @@ def llama(corpus):
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", add_prefix_space=False)  # training only
     byte_tokens = ["<0x%02X>" % b for b in range(256)]
     tok.train_from_iterator(corpus, trainers.BpeTrainer(
-        vocab_size=VOCAB, special_tokens=["<unk>", "<s>", "</s>"] + byte_tokens, limit_alphabet=60,
+        vocab_size=VOCAB, special_tokens=["<unk>", "<s>", "</s>"] + byte_tokens,
         show_progress=False))
     spec = json.loads(tok.to_str())
     spec["added_tokens"] = [t for t in spec["added_tokens"] if t["content"] in ("<unk>", "<s>", "</s>")]
@@ -229,6 +231,13 @@ def main():
     save_tokenizer(ms, os.path.join(OUT, "llama_metaspace.tokenizer.json"))
     save_tokenizer(l3, os.path.join(OUT, "llama3.tokenizer.json"))
     save_tokenizer(q2, os.path.join(OUT, "qwen2.tokenizer.json"))
+    # The older folder layout: vocab.json + merges.txt, read by transformers' RobertaConverter.
+    legacy = os.path.join(OUT, "roberta_vocab_merges")
+    os.makedirs(legacy, exist_ok=True)
+    bl.model.save(legacy)
+    from transformers import RobertaTokenizerFast
+    rv = RobertaTokenizerFast(vocab_file=os.path.join(legacy, "vocab.json"),
+                              merges_file=os.path.join(legacy, "merges.txt")).backend_tokenizer
     write_json(os.path.join(OUT, "cases.json"), {
         "description": "tokenizers.Tokenizer.from_file(<file>).encode(text[, pair]) with "
                        "truncation (longest_first) only where max_length is given; decode with "
@@ -238,7 +247,8 @@ def main():
         "llama/tokenizer.json": cases(ll),
         "llama_metaspace.tokenizer.json": cases(ms),
         "llama3.tokenizer.json": cases(l3),
-        "qwen2.tokenizer.json": cases(q2)})
+        "qwen2.tokenizer.json": cases(q2),
+        "roberta_vocab_merges": cases(rv)})
 
     cfg = RobertaConfig(vocab_size=VOCAB, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                         intermediate_size=32, max_position_embeddings=40, type_vocab_size=1,

@@ -164,6 +164,20 @@ TEST(HfBackbones, GenerateCommandContinuesTextAsTransformersGreedy) {
   EXPECT_EQ(output, greedy.at("text").get<std::string>() + "\n");
 }
 
+TEST(HfBackbones, RobertaFolderWithVocabAndMergesGetsItsTokenizer) {
+  const fs::path dir = fs::temp_directory_path() / "graft_roberta_vocab_merges";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const char* name : {"config.json", "model.safetensors"}) fs::copy_file(kBpe / "roberta" / name, dir / name);
+  for (const char* name : {"vocab.json", "merges.txt"}) fs::copy_file(kBpe / "roberta_vocab_merges" / name, dir / name);
+  auto loaded = load_backbone(dir);
+  ASSERT_TRUE(loaded.tokenizer);
+  EXPECT_EQ(loaded.tokenizer->vocab_size(), 700u);
+  EXPECT_EQ(loaded.tokenizer->pad_id(), 1);
+  EXPECT_EQ(loaded.tokenizer->decode(loaded.tokenizer->encode("a witty movie").ids), "a witty movie");
+  fs::remove_all(dir);
+}
+
 TEST(HfBackbones, TokenizerLargerThanTheEmbeddingIsRefused) {
   const fs::path dir = fs::temp_directory_path() / "graft_tokenizer_mismatch";
   fs::remove_all(dir);
