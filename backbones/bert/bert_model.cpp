@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "common/attention.h"
+#include "graft/autograd.h"
 #include "graft/error.h"
 
 namespace graft::backbones {
@@ -108,6 +109,7 @@ Tensor BertModel::position_ids(const Batch& batch, std::int64_t virtual_tokens, 
 }
 
 Tensor BertModel::forward(const Batch& batch, SiteHooks* hooks, Tensor* mask_out, bool training) const {
+  const TrainingModeGuard mode(training);  // for the hooks' own dropout
   const Tensor& ids = batch.input_ids;
   if (ids.ndim() != 2) throw ShapeError("bert", fmt::format("input ids must be [batch, seq], got {}", shape_str(ids.shape())));
   const std::int64_t B = ids.dim(0), T = ids.dim(1), H = config_.hidden, heads = config_.heads, D = H / heads;

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "common/attention.h"
+#include "graft/autograd.h"
 #include "graft/error.h"
 #include "graft/ops.h"
 
@@ -82,7 +83,8 @@ void LlamaModel::convert_weights(DType dtype) {
   info_.dtype = dtype;
 }
 
-Tensor LlamaModel::forward(const Batch& batch, SiteHooks* hooks, Tensor* mask_out, bool /*training: no dropout*/) const {
+Tensor LlamaModel::forward(const Batch& batch, SiteHooks* hooks, Tensor* mask_out, bool training) const {
+  const TrainingModeGuard mode(training);  // LLaMA has no dropout of its own; the hooks may
   const Tensor& ids = batch.input_ids;
   Tensor mask = batch.attention_mask.defined() ? batch.attention_mask : ones_mask(ids.dim(0), ids.dim(1));
   return run(ids, mask, 0, nullptr, hooks, mask_out);

@@ -12,6 +12,7 @@ namespace {
 
 thread_local bool g_grad_enabled = true;
 thread_local bool g_recording = false;
+thread_local bool g_training = false;
 
 struct RecordingScope {
   bool previous;
@@ -67,6 +68,9 @@ void accumulate_leaf(const Tensor& leaf, const Tensor& g) {
 
 NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
 NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
+TrainingModeGuard::TrainingModeGuard(bool training) : previous_(g_training) { g_training = training; }
+TrainingModeGuard::~TrainingModeGuard() { g_training = previous_; }
+bool training_mode() { return g_training; }
 
 namespace autograd {
 

@@ -110,9 +110,8 @@ class LoraHook : public AdapterHook {
 
   Tensor linear(const Site&, const Tensor& x, const Tensor& y, const Rows& rows) override {
     if (shared_->merged) return y;  // the delta is in the weight already
-    // Dropout only while gradients are recorded (training); the hook interface has no
-    // other notion of train/eval mode.
-    const Tensor in = shared_->dropout > 0 ? ops::dropout(x, shared_->dropout, autograd::grad_enabled()) : x;
+    // Dropout in training passes only, as the backbone's own (PEFT: module.training).
+    const Tensor in = shared_->dropout > 0 ? ops::dropout(x, shared_->dropout, training_mode()) : x;
     const Tensor delta = ops::scale(ops::linear(ops::linear(in, A_), B_), shared_->scaling);
     return ops::add(y, rows.gate(delta));
   }

@@ -229,6 +229,19 @@ TEST(Lora, AdaptsStories260kToMovieReviews) {
   EXPECT_TRUE(run.backbone_unchanged) << "training changed a frozen weight";
 }
 
+// LoRA's dropout is on in training passes only — the backbone's training flag, as
+// PEFT's module.training — not whenever gradients are recorded (gradcheck, saliency).
+TEST(Lora, DropoutFollowsTheBackbonesTrainingFlag) {
+  Backbone& b = *tiny_llama().model;  // no dropout of its own: any change is LoRA's
+  auto set = attach(b, "lora", R"({"r": 4, "lora_alpha": 8, "lora_dropout": 0.5, "target_modules": ["q_proj", "v_proj"]})", 3);
+  randomize_b(*set, "task", 11);
+  const Batch batch = fixture_batch("tiny_llama");
+  const std::vector<float> eval = floats(hidden(b, set.get(), batch));
+  EXPECT_EQ(floats(b.forward(batch, set.get(), nullptr, false)), eval) << "gradients on, not training: no dropout";
+  EXPECT_NE(floats(b.forward(batch, set.get(), nullptr, true)), eval) << "training: dropout on the LoRA branch";
+  EXPECT_FALSE(training_mode()) << "the training scope ends with the forward pass";
+}
+
 // ---------------------------------------------------------------- (v) save and load
 
 TEST(Lora, SaveThenLoadReproducesOutputsExactly) {

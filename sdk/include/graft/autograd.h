@@ -60,4 +60,20 @@ class NoGradGuard {
   bool previous_;
 };
 
+// Training scope: Backbone::forward(..., training = true) holds one, so PEFT modules
+// apply their own dropout exactly when the backbone applies its own (PyTorch's
+// module.train() / eval()); recording gradients alone does not mean training.
+class TrainingModeGuard {
+ public:
+  explicit TrainingModeGuard(bool training);
+  ~TrainingModeGuard();
+  TrainingModeGuard(const TrainingModeGuard&) = delete;
+  TrainingModeGuard& operator=(const TrainingModeGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+// True inside a training forward pass (see TrainingModeGuard).
+bool training_mode();
+
 }  // namespace graft
