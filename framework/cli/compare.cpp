@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -63,12 +64,22 @@ int run_train(const std::vector<std::string>& args) {
 int cmd_compare(const std::vector<std::string>& argv) {
   std::vector<OptionSpec> specs = train_option_specs();
   std::erase_if(specs, [](const OptionSpec& s) { return s.name == "method" || s.name == "config" || s.name == "output"; });
-  specs.push_back({"methods", true, fmt::format("comma-separated (default {})", kDefaultMethods)});
-  specs.push_back({"configs", true, "JSON file: {\"method\": {config}, ...}"});
+  specs.push_back({"methods", true, fmt::format("comma-separated, LABEL=METHOD to run one method twice (default {})", kDefaultMethods)});
+  specs.push_back({"configs", true, "JSON file: {\"method or label\": {config}, ...}"});
   specs.push_back({"output", true, "report folder (default results/compare-TASK)"});
   specs.push_back({"lr-scales", true, "comma-separated multiples of each method's lr to try; the best on dev is reported"});
   const Args args("compare", argv, specs);
   const std::vector<std::string> methods = split_commas(args.get("methods", kDefaultMethods));
+  std::vector<std::string> labels;
+  for (const auto& entry : methods) {
+    const auto eq = entry.find('=');
+    labels.push_back(entry.substr(0, eq));
+    if (labels.back().empty() || (eq != std::string::npos && eq + 1 == entry.size()))
+      throw ConfigError("compare", fmt::format("--methods: '{}' is not METHOD or LABEL=METHOD", entry), "e.g. --methods houlsby,wide=houlsby");
+    if (std::count(labels.begin(), labels.end(), labels.back()) > 1)
+      throw ConfigError("compare", fmt::format("--methods: '{}' appears twice", labels.back()),
+                        "give a second run of a method its own label: LABEL=METHOD");
+  }
   const fs::path output = args.get("output", "results/compare-" + args.require("task"));
   const json configs = args.has("configs") ? io::load_json(args.get("configs")) : json::object();
   std::vector<double> scales;
@@ -101,16 +112,21 @@ int cmd_compare(const std::vector<std::string>& argv) {
 
 
   json runs = json::array();
-  for (const auto& method : methods) {
-    fmt::print(stderr, "\n== {} ({}/{})\n", method, &method - &methods[0] + 1, methods.size());
+  for (const auto& entry : methods) {
+    // "houlsby64=houlsby": the method under its own label, so one method can run with
+    // several configs (--configs keys them by label) side by side.
+    const auto eq = entry.find('=');
+    const std::string label = entry.substr(0, eq), method = eq == std::string::npos ? entry : entry.substr(eq + 1);
+    fmt::print(stderr, "\n== {} ({}/{})\n", entry, &entry - &methods[0] + 1, methods.size());
     const double base_lr = args.has("lr") ? args.number("lr", 0.0) : default_lr(method);
     json best, tried = json::array();
     for (const double scale : scales) {
       const double lr = base_lr * scale;
-      const fs::path run_dir = sweep ? output / method / fmt::format("lr-{:.3g}", lr) : output / method;
+      const fs::path run_dir = sweep ? output / label / fmt::format("lr-{:.3g}", lr) : output / label;
       std::vector<std::string> args_for = shared;
       args_for.insert(args_for.end(), {"--method", method, "--output", run_dir.string(), "--lr", fmt::format("{:.9g}", lr)});
-      if (configs.contains(method)) args_for.insert(args_for.end(), {"--config", configs.at(method).dump()});
+      const std::string config_key = configs.contains(label) ? label : method;
+      if (configs.contains(config_key)) args_for.insert(args_for.end(), {"--config", configs.at(config_key).dump()});
       if (sweep) fmt::print(stderr, "-- lr {:.3g}\n", lr);
       const int status = run_train(args_for);
       if (status != 0 || !fs::exists(run_dir / "results.json")) {
@@ -127,10 +143,11 @@ int cmd_compare(const std::vector<std::string>& argv) {
         best = std::move(run);
     }
     if (best.is_null()) {
-      runs.push_back({{"method", method}, {"error", tried.back().at("error")}});
+      runs.push_back({{"method", label}, {"error", tried.back().at("error")}});
       continue;
     }
     if (sweep) best["lr_sweep"] = tried;
+    if (label != method) best["method"] = label;  // the row's name; "plugin" names the method
     runs.push_back(std::move(best));
   }
 

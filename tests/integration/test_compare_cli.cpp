@@ -64,8 +64,9 @@ TEST(CompareCli, LrSweepReportsEachMethodAtItsBestRate) {
   const std::string cmd = fmt::format(
       "OMP_NUM_THREADS=1 \"{}\" compare --backbone \"{}/tests/golden/backbones/tiny_bert\" --task sst2 --data \"{}/data/glue\" "
       "--train-rows 32 --dev-rows 16 --max-steps 6 --batch-size 8 --seed 3 --no-progress "
-      "--methods head,lora --lr-scales 0.01,3 --output \"{}\" > \"{}.log\" 2>&1",
-      GRAFT_CLI, GRAFT_SOURCE_DIR, GRAFT_SHARED_DIR, out.string(), out.string());
+      "--methods head,lora4=lora --configs \"{}\" --lr-scales 0.01,3 --output \"{}\" > \"{}.log\" 2>&1",
+      GRAFT_CLI, GRAFT_SOURCE_DIR, GRAFT_SHARED_DIR, (out.string() + ".configs.json"), out.string(), out.string());
+  std::ofstream(out.string() + ".configs.json") << R"({"lora4": {"r": 4}})";
   const int raw = std::system(cmd.c_str());
   const std::string log = read_all(out.string() + ".log");
   ASSERT_TRUE(WIFEXITED(raw) && WEXITSTATUS(raw) == 0) << log;
@@ -87,7 +88,13 @@ TEST(CompareCli, LrSweepReportsEachMethodAtItsBestRate) {
     EXPECT_NE(run["lr_sweep"][0]["lr"], run["lr_sweep"][1]["lr"]);
   }
   EXPECT_NE(read_all(out / "results.md").find("(best of 2)"), std::string::npos);
+  // The labelled run: its own row and folder, the config given under its label.
+  EXPECT_EQ(runs[1].value("method", ""), "lora4");
+  EXPECT_EQ(runs[1].value("plugin", ""), "lora");
+  EXPECT_EQ(runs[1].at("config").value("r", 0), 4) << runs[1];
+  EXPECT_TRUE(fs::is_directory(out / "lora4"));
   fs::remove_all(out);
+  fs::remove(out.string() + ".configs.json");
   fs::remove(out.string() + ".log");
 
   const std::string bad = fmt::format("\"{}\" compare --backbone x --task sst2 --lr-scales 1,abc > \"{}.log\" 2>&1", GRAFT_CLI,
@@ -95,6 +102,10 @@ TEST(CompareCli, LrSweepReportsEachMethodAtItsBestRate) {
   const int status = std::system(bad.c_str());
   EXPECT_NE(WEXITSTATUS(status), 0);
   EXPECT_NE(read_all(out.string() + ".log").find("--lr-scales: 'abc'"), std::string::npos) << read_all(out.string() + ".log");
+  const std::string twice = fmt::format("\"{}\" compare --backbone x --task sst2 --methods lora,head,lora > \"{}.log\" 2>&1",
+                                        GRAFT_CLI, out.string());
+  EXPECT_NE(WEXITSTATUS(std::system(twice.c_str())), 0);
+  EXPECT_NE(read_all(out.string() + ".log").find("'lora' appears twice"), std::string::npos) << read_all(out.string() + ".log");
   fs::remove(out.string() + ".log");
 }
 
