@@ -7,16 +7,18 @@ import os
 import sys
 
 TASKS = [("rte", "RTE (acc)"), ("mrpc", "MRPC (F1/acc)"), ("stsb", "STS-B (P/S)"), ("cola", "CoLA (MCC)"), ("sst2", "SST-2 (acc)")]
-METHODS = ["full", "houlsby", "pfeiffer", "lora", "prefix_tuning", "prompt_tuning", "head"]
+METHODS = ["full", "houlsby", "houlsby64", "pfeiffer", "lora", "prefix_tuning", "prompt_tuning", "head"]
 
 
 def main(root: str) -> int:
     runs = {}
     for task, _ in TASKS:
-        path = os.path.join(root, task, "results.json")
-        if os.path.exists(path):
-            for r in json.load(open(path)):
-                runs[(task, r["method"])] = r
+        # results/<task>/ and any results/<task>-<extra>/ (a method run on its own later)
+        for folder in sorted(os.listdir(root)):
+            path = os.path.join(root, folder, "results.json")
+            if (folder == task or folder.startswith(task + "-")) and os.path.exists(path):
+                for r in json.load(open(path)):
+                    runs[(task, r["method"])] = r
     header = ["method", "trainable %"] + [name for _, name in TASKS] + ["average"]
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")
