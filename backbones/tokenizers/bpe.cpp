@@ -194,6 +194,11 @@ BpeTokenizer BpeTokenizer::from_vocab_and_merges(const fs::path& folder) {
   return from_json(spec, vocab_path);
 }
 
+std::string BpeTokenizer::kind() const {
+  if (pipeline_->pre == Pipeline::Pre::ByteLevel) return "byte-level BPE";
+  return std::string("SentencePiece-style BPE") + (byte_fallback_ ? " (byte fallback)" : "");
+}
+
 std::int64_t BpeTokenizer::token_id(std::string_view token) const {
   const auto it = ids_.find(std::string(token));
   return it == ids_.end() ? -1 : it->second;

@@ -45,6 +45,7 @@ class BpeTokenizer : public Tokenizer {
 
   std::int64_t token_id(std::string_view token) const;  // -1 if absent
   std::size_t vocab_size() const override { return vocab_.size(); }
+  std::string kind() const override;  // "byte-level BPE" or "SentencePiece-style BPE (byte fallback)"
   std::int64_t pad_id() const override { return pad_id_; }
 
   struct Pipeline;  // normaliser, pre-tokenizer, post-processor and decoder settings

@@ -32,6 +32,7 @@ class Llama2cTokenizer : public Tokenizer {
   std::int64_t bos_id() const { return 1; }
   std::int64_t eos_id() const { return 2; }
   std::size_t vocab_size() const override { return pieces_.size(); }
+  std::string kind() const override { return "llama2.c BPE (merge scores)"; }
 
  private:
   std::vector<std::string> pieces_;

@@ -29,6 +29,8 @@ class Tokenizer {
                                 std::size_t max_length = 512) const;
   virtual std::int64_t pad_id() const = 0;
   virtual std::size_t vocab_size() const = 0;
+  // What kind of tokenizer this is, for `graft info` ("WordPiece", "byte-level BPE", ...).
+  virtual std::string kind() const = 0;
 };
 
 // Right-pads encodings to the longest, rounded up to a multiple of `pad_multiple`, and

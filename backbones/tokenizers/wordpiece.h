@@ -75,6 +75,7 @@ class WordPieceTokenizer : public Tokenizer {
   std::int64_t token_id(std::string_view token) const;  // -1 if absent
   const std::string& id_token(std::int64_t id) const;   // throws on an id out of range
   std::size_t vocab_size() const override { return vocab_.size(); }
+  std::string kind() const override { return "WordPiece"; }
   std::int64_t pad_id() const override { return pad_id_; }
   std::int64_t cls_id() const { return cls_id_; }
   std::int64_t sep_id() const { return sep_id_; }

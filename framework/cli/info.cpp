@@ -30,7 +30,7 @@ int cmd_info(const std::vector<std::string>& argv) {
   fmt::print("positions     {}\n", info.max_positions);
   fmt::print("parameters    {} ({:.2f} M), frozen weights in {}\n", info.parameter_count, info.parameter_count / 1e6,
              dtype_name(info.dtype));
-  fmt::print("tokenizer     {}\n", loaded.tokenizer ? fmt::format("{} tokens", loaded.tokenizer->vocab_size()) : "none found");
+  fmt::print("tokenizer     {}\n", loaded.tokenizer ? fmt::format("{}, {} tokens", loaded.tokenizer->kind(), loaded.tokenizer->vocab_size()) : "none found");
 
   // Sites, grouped: one line per module, with the layers it appears in.
   std::map<std::pair<int, std::string>, std::vector<int>> groups;

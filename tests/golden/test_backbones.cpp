@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <utility>
 
 #include "bert/bert_model.h"
 #include "common/pooling.h"
@@ -151,17 +152,31 @@ TEST(HfBackbones, LlamaFolderWithBpeTokenizerMatchesTransformersFromText) {
   }
 }
 
+// Runs `graft ARGS`; returns its exit status and what it printed (stdout and stderr).
+std::pair<int, std::string> run_cli(const std::string& args) {
+  std::string output;
+  FILE* pipe = popen((std::string("\"") + GRAFT_CLI + "\" " + args + " 2>&1").c_str(), "r");
+  if (!pipe) return {-1, ""};
+  for (char buf[256]; std::fgets(buf, sizeof buf, pipe);) output += buf;
+  return {pclose(pipe), output};
+}
+
 TEST(HfBackbones, GenerateCommandContinuesTextAsTransformersGreedy) {
   const json greedy = graft::testing::load_fixture((kBpe / "llama" / "reference.json").string()).at("greedy");
-  const std::string cmd = std::string("\"") + GRAFT_CLI + "\" generate --backbone \"" + (kBpe / "llama").string() +
-                          "\" --prompt \"" + greedy.at("prompt").get<std::string>() + "\" --max-tokens " +
-                          std::to_string(greedy.at("max_new_tokens").get<int>()) + " 2>&1";
-  std::string output;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  ASSERT_TRUE(pipe);
-  for (char buf[256]; std::fgets(buf, sizeof buf, pipe);) output += buf;
-  EXPECT_EQ(pclose(pipe), 0) << output;
+  const auto [status, output] = run_cli("generate --backbone \"" + (kBpe / "llama").string() + "\" --prompt \"" +
+                                        greedy.at("prompt").get<std::string>() + "\" --max-tokens " +
+                                        std::to_string(greedy.at("max_new_tokens").get<int>()));
+  EXPECT_EQ(status, 0) << output;
   EXPECT_EQ(output, greedy.at("text").get<std::string>() + "\n");
+}
+
+TEST(HfBackbones, InfoNamesTheTokenizer) {
+  for (const auto& [folder, kind] : {std::pair{"roberta", "byte-level BPE, 700 tokens"},
+                                     std::pair{"llama", "SentencePiece-style BPE (byte fallback), 700 tokens"}}) {
+    const auto [status, output] = run_cli("info --backbone \"" + (kBpe / folder).string() + "\"");
+    EXPECT_EQ(status, 0) << output;
+    EXPECT_NE(output.find(std::string("tokenizer     ") + kind), std::string::npos) << output;
+  }
 }
 
 TEST(HfBackbones, RobertaFolderWithVocabAndMergesGetsItsTokenizer) {
