@@ -13,12 +13,20 @@ METHODS = ["full", "houlsby", "houlsby64", "pfeiffer", "lora", "prefix_tuning", 
 def main(root: str) -> int:
     runs = {}
     for task, _ in TASKS:
-        # results/<task>/ and any results/<task>-<extra>/ (a method run on its own later)
+        # results/<task>/ and any results/<task>-<extra>/ (a method run on its own later);
+        # a compare still running has no results.json yet: read its finished methods.
         for folder in sorted(os.listdir(root)):
+            if not (folder == task or folder.startswith(task + "-")):
+                continue
             path = os.path.join(root, folder, "results.json")
-            if (folder == task or folder.startswith(task + "-")) and os.path.exists(path):
-                for r in json.load(open(path)):
-                    runs[(task, r["method"])] = r
+            if os.path.exists(path):
+                rows = json.load(open(path))
+            else:
+                rows = [dict(json.load(open(os.path.join(root, folder, m, "results.json"))), method=m)
+                        for m in sorted(os.listdir(os.path.join(root, folder)))
+                        if os.path.exists(os.path.join(root, folder, m, "results.json"))]
+            for r in rows:
+                runs[(task, r["method"])] = r
     header = ["method", "trainable %"] + [name for _, name in TASKS] + ["average"]
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")
