@@ -41,14 +41,18 @@ std::string replace_pattern(const json& obj, const fs::path& file, const std::st
   return obj["pattern"]["String"].get<std::string>();
 }
 
+// A Sequence component: each element of its `key` array through `parse`, named by index.
+template <typename Parse>
+void parse_sequence(const json& n, const char* key, const fs::path& file, const std::string& where, Parse parse) {
+  if (!n.contains(key) || !n[key].is_array()) tj::bad_key(file, where + "." + key, "is missing or not an array", kHint);
+  for (std::size_t i = 0; i < n[key].size(); ++i) parse(n[key][i], where + "." + key + "[" + std::to_string(i) + "]");
+}
+
 void parse_normalizer(const json& n, const fs::path& file, const std::string& where, Pipeline& p) {
   if (n.is_null()) return;
   const std::string type = tj::type_of(n);
   if (type == "Sequence") {
-    if (!n.contains("normalizers") || !n["normalizers"].is_array())
-      tj::bad_key(file, where + ".normalizers", "is missing or not an array", kHint);
-    for (std::size_t i = 0; i < n["normalizers"].size(); ++i)
-      parse_normalizer(n["normalizers"][i], file, where + ".normalizers[" + std::to_string(i) + "]", p);
+    parse_sequence(n, "normalizers", file, where, [&](const json& step, const std::string& at) { parse_normalizer(step, file, at, p); });
   } else if (type == "Prepend") {
     p.normalizer.push_back({Pipeline::Normalize::Prepend, "", string_key(n, "prepend", file, where)});
   } else if (type == "Replace") {
@@ -194,10 +198,7 @@ void parse_decoder(const json& n, const fs::path& file, const std::string& where
   p.has_decoder = true;
   const std::string type = tj::type_of(n);
   if (type == "Sequence") {
-    if (!n.contains("decoders") || !n["decoders"].is_array())
-      tj::bad_key(file, where + ".decoders", "is missing or not an array", kHint);
-    for (std::size_t i = 0; i < n["decoders"].size(); ++i)
-      parse_decoder(n["decoders"][i], file, where + ".decoders[" + std::to_string(i) + "]", p);
+    parse_sequence(n, "decoders", file, where, [&](const json& step, const std::string& at) { parse_decoder(step, file, at, p); });
   } else if (type == "ByteLevel") {
     p.decoder.push_back({D::ByteLevel, "", ""});
   } else if (type == "Replace") {
@@ -457,8 +458,11 @@ std::string decode(const Pipeline& p, std::vector<std::string> tokens) {
     std::vector<std::string> next;
     switch (step.kind) {
       case D::ByteLevel: {
-        std::unordered_map<char32_t, unsigned char> to_byte;
-        for (int b = 0; b < 256; ++b) to_byte[byte_to_char()[static_cast<std::size_t>(b)]] = static_cast<unsigned char>(b);
+        static const std::unordered_map<char32_t, unsigned char> to_byte = [] {
+          std::unordered_map<char32_t, unsigned char> inverse;
+          for (int b = 0; b < 256; ++b) inverse[byte_to_char()[static_cast<std::size_t>(b)]] = static_cast<unsigned char>(b);
+          return inverse;
+        }();
         std::string bytes;
         for (const auto& token : tokens) {
           std::string mapped;

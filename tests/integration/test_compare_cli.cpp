@@ -10,6 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <utility>
 
 namespace {
 
@@ -22,18 +23,23 @@ std::string read_all(const fs::path& path) {
   return s.str();
 }
 
+// `graft compare` on the tiny BERT and a few SST-2 rows, writing into `out`; returns the
+// exit status (-1 when it did not exit) and what it printed.
+std::pair<int, std::string> run_compare(const fs::path& out, const std::string& args) {
+  const std::string cmd = fmt::format(
+      "OMP_NUM_THREADS=1 \"{}\" compare --backbone \"{}/tests/golden/backbones/tiny_bert\" --task sst2 --data \"{}/data/glue\" "
+      "--train-rows 32 --dev-rows 16 --batch-size 8 --seed 3 --no-progress {} --output \"{}\" > \"{}.log\" 2>&1",
+      GRAFT_CLI, GRAFT_SOURCE_DIR, GRAFT_SHARED_DIR, args, out.string(), out.string());
+  const int raw = std::system(cmd.c_str());
+  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, read_all(out.string() + ".log")};
+}
+
 TEST(CompareCli, AFailingMethodIsReportedBesideTheOthers) {
   const fs::path out = fs::temp_directory_path() / "graft_compare_cli";
   fs::remove_all(out);
-  const std::string cmd = fmt::format(
-      "OMP_NUM_THREADS=1 \"{}\" compare --backbone \"{}/tests/golden/backbones/tiny_bert\" --task sst2 --data \"{}/data/glue\" "
-      "--train-rows 32 --dev-rows 16 --max-steps 4 --batch-size 8 --seed 3 --no-progress "
-      "--methods head,lora,no_such_method --output \"{}\" > \"{}.log\" 2>&1",
-      GRAFT_CLI, GRAFT_SOURCE_DIR, GRAFT_SHARED_DIR, out.string(), out.string());
-  const int raw = std::system(cmd.c_str());
-  const std::string log = read_all(out.string() + ".log");
-  ASSERT_TRUE(WIFEXITED(raw)) << log;
-  EXPECT_EQ(WEXITSTATUS(raw), 1) << "a failed method must fail the command\n" << log;
+  const auto [status, log] = run_compare(out, "--max-steps 4 --methods head,lora,no_such_method");
+  ASSERT_NE(status, -1) << log;
+  EXPECT_EQ(status, 1) << "a failed method must fail the command\n" << log;
   EXPECT_NE(log.find("no_such_method"), std::string::npos) << "the failing run's own error is shown\n" << log;
 
   const auto runs = nlohmann::json::parse(read_all(out / "results.json"));
@@ -61,15 +67,10 @@ TEST(CompareCli, AFailingMethodIsReportedBesideTheOthers) {
 TEST(CompareCli, LrSweepReportsEachMethodAtItsBestRate) {
   const fs::path out = fs::temp_directory_path() / "graft_compare_sweep";
   fs::remove_all(out);
-  const std::string cmd = fmt::format(
-      "OMP_NUM_THREADS=1 \"{}\" compare --backbone \"{}/tests/golden/backbones/tiny_bert\" --task sst2 --data \"{}/data/glue\" "
-      "--train-rows 32 --dev-rows 16 --max-steps 6 --batch-size 8 --seed 3 --no-progress "
-      "--methods head,lora4=lora --configs \"{}\" --lr-scales 0.01,3 --output \"{}\" > \"{}.log\" 2>&1",
-      GRAFT_CLI, GRAFT_SOURCE_DIR, GRAFT_SHARED_DIR, (out.string() + ".configs.json"), out.string(), out.string());
   std::ofstream(out.string() + ".configs.json") << R"({"lora4": {"r": 4}})";
-  const int raw = std::system(cmd.c_str());
-  const std::string log = read_all(out.string() + ".log");
-  ASSERT_TRUE(WIFEXITED(raw) && WEXITSTATUS(raw) == 0) << log;
+  const auto [status, log] = run_compare(
+      out, fmt::format("--max-steps 6 --methods head,lora4=lora --configs \"{}.configs.json\" --lr-scales 0.01,3", out.string()));
+  ASSERT_EQ(status, 0) << log;
   const auto runs = nlohmann::json::parse(read_all(out / "results.json"));
   ASSERT_EQ(runs.size(), 2u);
   for (const auto& run : runs) {
@@ -99,8 +100,8 @@ TEST(CompareCli, LrSweepReportsEachMethodAtItsBestRate) {
 
   const std::string bad = fmt::format("\"{}\" compare --backbone x --task sst2 --lr-scales 1,abc > \"{}.log\" 2>&1", GRAFT_CLI,
                                       out.string());
-  const int status = std::system(bad.c_str());
-  EXPECT_NE(WEXITSTATUS(status), 0);
+  const int bad_status = std::system(bad.c_str());
+  EXPECT_NE(WEXITSTATUS(bad_status), 0);
   EXPECT_NE(read_all(out.string() + ".log").find("--lr-scales: 'abc'"), std::string::npos) << read_all(out.string() + ".log");
   const std::string twice = fmt::format("\"{}\" compare --backbone x --task sst2 --methods lora,head,lora > \"{}.log\" 2>&1",
                                         GRAFT_CLI, out.string());
