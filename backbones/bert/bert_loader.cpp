@@ -37,6 +37,21 @@ std::unique_ptr<BertModel> load_hf_bert(const std::filesystem::path& folder, DTy
   else
     throw FormatError("bert", fmt::format("'{}': hidden_act '{}' is not supported", origin, act),
                       "supported: gelu, gelu_new, gelu_pytorch_tanh");
+  // Every size before any allocation; the weights are then checked against them.
+  for (const auto& [key, value] : {std::pair<const char*, std::int64_t>{"hidden_size", c.hidden}, {"num_attention_heads", c.heads},
+                                   {"intermediate_size", c.intermediate}, {"num_hidden_layers", c.layers},
+                                   {"vocab_size", c.vocab}, {"max_position_embeddings", c.max_positions}})
+    io::require_range(origin, key, static_cast<double>(value), 1, 1 << 24);
+  io::require_range(origin, "num_hidden_layers", static_cast<double>(c.layers), 1, 1024);
+  io::require_range(origin, "type_vocab_size", static_cast<double>(c.type_vocab), 1, 1 << 16);
+  io::require_range(origin, "layer_norm_eps", c.layer_norm_eps, 1e-30, 0.1);
+  io::require_range(origin, "hidden_dropout_prob", c.dropout, 0, 0.99);
+  io::require_range(origin, "attention_probs_dropout_prob", c.attention_dropout, 0, 0.99);
+  io::require_range(origin, "pad_token_id", static_cast<double>(c.pad_token_id), 0, static_cast<double>(c.vocab - 1));
+  if (const auto positions = io::optional_key<std::string>(j, "position_embedding_type", "absolute", origin);
+      positions != "absolute")
+    throw FormatError("bert", fmt::format("'{}': position_embedding_type '{}' is not supported", origin, positions),
+                      "graft's BERT-family encoder has absolute position embeddings only");
   if (c.hidden <= 0 || c.heads <= 0 || c.hidden % c.heads != 0)
     throw FormatError("bert", fmt::format("'{}': hidden_size {} is not a multiple of num_attention_heads {}", origin, c.hidden, c.heads),
                       "config.json is inconsistent");
@@ -72,6 +87,11 @@ std::unique_ptr<BertModel> load_hf_bert(const std::filesystem::path& folder, DTy
     x.ffn_ln_b = get(p + "output.LayerNorm.bias", {H});
     w.layers.push_back(std::move(x));
   }
+  if (ckpt.contains(prefix + fmt::format("encoder.layer.{}.attention.self.query.weight", c.layers)))
+    throw FormatError("bert",
+                      fmt::format("'{}': num_hidden_layers is {}, but '{}' holds more layers", origin, c.layers,
+                                  ckpt.path().string()),
+                      "config.json and the weights come from different models; restore the original config.json");
   auto model = std::make_unique<BertModel>(c, std::move(w), folder.string(), prefix);
   if (dtype != DType::f32) model->convert_weights(dtype);
   return model;

@@ -20,6 +20,11 @@ Tensor CheckpointReader::require(const std::string& name, const Shape& shape) co
                                   shape_str(info.shape), shape_str(shape)),
                       "config.json and the weights disagree: were they taken from different models?");
   Tensor t = file_.get(name);
+  if (const std::int64_t bad = count_non_finite(t); bad > 0)
+    throw FormatError("checkpoint",
+                      fmt::format("'{}': tensor '{}' holds {} non-finite values (NaN or inf) of {}", file_.path().string(), name,
+                                  bad, t.numel()),
+                      "the checkpoint is corrupt (or was saved from a diverged run): fetch or export it again");
   return t.dtype() == DType::f32 ? t : ops::to_dtype(t, DType::f32);
 }
 

@@ -30,6 +30,13 @@ std::unique_ptr<LlamaModel> load_hf_llama(const std::filesystem::path& folder, D
   c.rope_theta = io::optional_key<float>(j, "rope_theta", 10000.f, origin);
   c.tied_embeddings = io::optional_key<bool>(j, "tie_word_embeddings", false, origin);
   c.rope_interleaved = false;
+  for (const auto& [key, value] : {std::pair<const char*, std::int64_t>{"hidden_size", c.dim}, {"intermediate_size", c.hidden_dim},
+                                   {"num_attention_heads", c.n_heads}, {"num_key_value_heads", c.n_kv_heads},
+                                   {"vocab_size", c.vocab_size}, {"max_position_embeddings", c.max_seq_len}})
+    io::require_range(origin, key, static_cast<double>(value), 1, 1 << 24);
+  io::require_range(origin, "num_hidden_layers", static_cast<double>(c.n_layers), 1, 1024);
+  io::require_range(origin, "rms_norm_eps", c.norm_eps, 1e-30, 0.1);
+  io::require_range(origin, "rope_theta", c.rope_theta, 1, 1e9);
   if (c.dim <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0 || c.dim % c.n_heads != 0 || c.n_heads % c.n_kv_heads != 0)
     throw FormatError("llama", fmt::format("'{}': hidden_size {} / num_attention_heads {} / num_key_value_heads {} do not divide",
                                            origin, c.dim, c.n_heads, c.n_kv_heads),
@@ -52,6 +59,11 @@ std::unique_ptr<LlamaModel> load_hf_llama(const std::filesystem::path& folder, D
   }
   w.final_norm = ckpt.require("model.norm.weight", {D});
   w.lm_head = c.tied_embeddings ? w.embed : ckpt.require("lm_head.weight", {V, D});
+  if (ckpt.contains(fmt::format("model.layers.{}.self_attn.q_proj.weight", c.n_layers)))
+    throw FormatError("llama",
+                      fmt::format("'{}': num_hidden_layers is {}, but '{}' holds more layers", origin, c.n_layers,
+                                  ckpt.path().string()),
+                      "config.json and the weights come from different models; restore the original config.json");
   auto model = std::make_unique<LlamaModel>(c, std::move(w), folder.string());
   if (dtype != DType::f32) model->convert_weights(dtype);
   return model;

@@ -71,7 +71,11 @@ std::unique_ptr<LlamaModel> load_llama2c(const std::filesystem::path& path, DTyp
     std::vector<float> values(static_cast<std::size_t>(shape_numel(shape)));
     std::memcpy(values.data(), bytes.data() + cursor, n);
     cursor += n;
-    return Tensor::from_floats(values, std::move(shape));
+    Tensor t = Tensor::from_floats(values, std::move(shape));
+    if (const std::int64_t bad = count_non_finite(t); bad > 0)
+      throw FormatError("llama2c", fmt::format("'{}': tensor '{}' holds {} non-finite values (NaN or inf)", file, name, bad),
+                        "the checkpoint is corrupt (or was saved from a diverged run): export it again");
+    return t;
   };
   LlamaWeights w;
   w.embed = take("token_embedding", {V, D});

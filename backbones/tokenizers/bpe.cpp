@@ -154,6 +154,10 @@ BpeTokenizer BpeTokenizer::from_vocab_and_merges(const fs::path& folder) {
   const json vocab = tj::read(vocab_path);
   if (!vocab.is_object() || vocab.empty())
     tj::bad_key(vocab_path, "(top level)", "is not an object of token -> id", "expected a RoBERTa/GPT-2 vocab.json");
+  std::error_code ec;
+  if (fs::is_directory(merges_path, ec))
+    throw IoError(kComponent, "cannot read '" + merges_path.string() + "': it is a folder, not a file",
+                  "vocab.json needs the merges.txt file beside it");
   std::ifstream in(merges_path, std::ios::binary);
   if (!in) throw IoError(kComponent, "cannot open " + merges_path.string(), "vocab.json needs the merges.txt beside it");
   json merges = json::array();
@@ -175,11 +179,14 @@ BpeTokenizer BpeTokenizer::from_vocab_and_merges(const fs::path& folder) {
   // Special tokens the vocabulary lacks are added after it, in transformers' order.
   std::int64_t next_id = 0;
   for (const auto& [token, id] : vocab.items())
-    if (id.is_number_unsigned()) next_id = std::max(next_id, id.get<std::int64_t>() + 1);
+    if (id.is_number_unsigned() && id.get<std::uint64_t>() < (std::uint64_t{1} << 31))  // larger ids: from_json refuses them
+      next_id = std::max(next_id, id.get<std::int64_t>() + 1);
   std::map<std::string, std::int64_t> special_ids;
   json added = json::array();
   for (const auto& token : {bos, eos, unk, sep, pad, cls, mask}) {
     if (special_ids.count(token)) continue;
+    if (vocab.contains(token) && !vocab[token].is_number_unsigned())
+      tj::bad_key(vocab_path, token, "is not a non-negative id", "expected a RoBERTa/GPT-2 vocab.json of token -> id");
     const std::int64_t id = vocab.contains(token) ? vocab[token].get<std::int64_t>() : next_id++;
     special_ids[token] = id;
     added.push_back({{"id", static_cast<std::uint64_t>(id)}, {"content", token}, {"lstrip", token == mask}, {"special", true}});

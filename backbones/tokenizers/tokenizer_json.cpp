@@ -1,8 +1,7 @@
 #include "tokenizers/tokenizer_json.h"
 
-#include <fstream>
-
 #include "graft/error.h"
+#include "io/json_config.h"
 
 namespace graft::backbones::tokenizer_json {
 namespace fs = std::filesystem;
@@ -12,15 +11,16 @@ constexpr const char* kComponent = "tokenizer";
 }
 
 json read(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    throw IoError(kComponent, "cannot open " + path.string(),
-                  "check the path; `make models` fetches the reference model files");
+  const std::string text = io::read_text_file(path, kComponent);
+  io::check_json_depth(text, path.string());
   try {
-    return json::parse(in);
+    return json::parse(text);
   } catch (const json::parse_error& e) {
     throw FormatError(kComponent,
                       path.string() + ": not valid JSON (parse error at byte " + std::to_string(e.byte) + ")",
+                      "the file is truncated or corrupt; download it again");
+  } catch (const json::out_of_range& e) {  // 406: a number beyond a double's range (1e400)
+    throw FormatError(kComponent, path.string() + ": not valid JSON (" + e.what() + ")",
                       "the file is truncated or corrupt; download it again");
   }
 }

@@ -78,6 +78,10 @@ WordPieceTokenizer::WordPieceTokenizer(std::vector<std::string> vocab, WordPiece
 
 WordPieceTokenizer WordPieceTokenizer::from_vocab_file(const fs::path& vocab_txt,
                                                        WordPieceConfig config) {
+  std::error_code ec;
+  if (fs::is_directory(vocab_txt, ec))
+    throw IoError(kComponent, "cannot read '" + vocab_txt.string() + "': it is a folder, not a file",
+                  "a BERT model folder holds vocab.txt as a file, one token per line");
   std::ifstream in(vocab_txt, std::ios::binary);
   if (!in)
     throw IoError(kComponent, "cannot open vocabulary file " + vocab_txt.string(),

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include "graft/error.h"
 
 namespace graft::cli {
@@ -52,28 +54,48 @@ std::string Args::require(const std::string& name) const {
   return it->second;
 }
 
-double Args::number(const std::string& name, double fallback) const {
+double Args::number(const std::string& name, double fallback, double min, double max) const {
   if (!has(name)) return fallback;
   const std::string text = get(name);
+  double v = 0;
   try {
     std::size_t used = 0;
-    const double v = std::stod(text, &used);
-    if (used == text.size()) return v;
+    v = std::stod(text, &used);
+    if (used != text.size()) throw std::invalid_argument(text);
   } catch (const std::exception&) {
+    throw ConfigError(command_, fmt::format("option '--{}' wants a number, got '{}'", name, text));
   }
-  throw ConfigError(command_, fmt::format("option '--{}' wants a number, got '{}'", name, text));
+  if (!std::isfinite(v)) throw ConfigError(command_, fmt::format("option '--{}' wants a finite number, got '{}'", name, text));
+  if (v < min || v > max)
+    throw ConfigError(command_, fmt::format("option '--{}' is {}, outside [{}, {}]", name, text, min, max),
+                      fmt::format("pass a value from {} to {}", min, max));
+  return v;
 }
 
-std::int64_t Args::integer(const std::string& name, std::int64_t fallback) const {
+std::int64_t Args::integer(const std::string& name, std::int64_t fallback, std::int64_t min, std::int64_t max) const {
   if (!has(name)) return fallback;
   const std::string text = get(name);
+  long long v = 0;
   try {
     std::size_t used = 0;
-    const long long v = std::stoll(text, &used);
-    if (used == text.size()) return v;
+    v = std::stoll(text, &used);
+    if (used != text.size()) throw std::invalid_argument(text);
+  } catch (const std::out_of_range&) {
+    throw ConfigError(command_, fmt::format("option '--{}' is {}: far too large", name, text),
+                      fmt::format("pass a value from {} to {}", min, max));
   } catch (const std::exception&) {
+    throw ConfigError(command_, fmt::format("option '--{}' wants a whole number, got '{}'", name, text));
   }
-  throw ConfigError(command_, fmt::format("option '--{}' wants a whole number, got '{}'", name, text));
+  if (v < min || v > max) {
+    if (max == INT64_MAX) throw ConfigError(command_, fmt::format("option '--{}' is {}; it must be at least {}", name, text, min));
+    throw ConfigError(command_, fmt::format("option '--{}' is {}, outside [{}, {}]", name, text, min, max),
+                      fmt::format("pass a value from {} to {}", min, max));
+  }
+  return v;
+}
+
+std::size_t Args::count(const std::string& name, std::size_t fallback, std::int64_t max) const {
+  return static_cast<std::size_t>(integer(name, static_cast<std::int64_t>(fallback), 1, max));
 }
 
 }  // namespace graft::cli

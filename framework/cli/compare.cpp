@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -20,7 +21,9 @@
 #include "io/atomic_file.h"
 #include "cli/task_options.h"
 #include "io/json_config.h"
+#include "io/output_folder.h"
 #include "train/report.h"
+#include "train/trainer.h"
 
 namespace graft::cli {
 namespace fs = std::filesystem;
@@ -59,6 +62,21 @@ int run_train(const std::vector<std::string>& args) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+// A label becomes a folder name under --output: nothing that could climb out of it
+// ("..", "/abs", "a/b") or hide (".x").
+bool plain_name(const std::string& label) {
+  if (label.empty() || label[0] == '.') return false;
+  return std::all_of(label.begin(), label.end(), [](unsigned char c) { return std::isalnum(c) || c == '_' || c == '-' || c == '.'; });
+}
+
+// A report folder written by a graft older than the .graft marker: its results.md
+// starts with the title this command writes.
+bool wrote_compare_report(const fs::path& dir) {
+  std::ifstream in(dir / "results.md");
+  std::string first;
+  return std::getline(in, first) && first.rfind("# graft compare:", 0) == 0;
+}
+
 }  // namespace
 
 int cmd_compare(const std::vector<std::string>& argv) {
@@ -76,6 +94,10 @@ int cmd_compare(const std::vector<std::string>& argv) {
     labels.push_back(entry.substr(0, eq));
     if (labels.back().empty() || (eq != std::string::npos && eq + 1 == entry.size()))
       throw ConfigError("compare", fmt::format("--methods: '{}' is not METHOD or LABEL=METHOD", entry), "e.g. --methods houlsby,wide=houlsby");
+    if (!plain_name(labels.back()))
+      throw ConfigError("compare", fmt::format("--methods: label '{}' is not a plain name", labels.back()),
+                        "a label names its run's folder inside --output: letters, digits, '_', '-' and '.', not starting "
+                        "with '.' (e.g. --methods lora,lora16=lora)");
     if (std::count(labels.begin(), labels.end(), labels.back()) > 1)
       throw ConfigError("compare", fmt::format("--methods: '{}' appears twice", labels.back()),
                         "give a second run of a method its own label: LABEL=METHOD");
@@ -89,11 +111,12 @@ int cmd_compare(const std::vector<std::string>& argv) {
     } catch (const std::exception&) {
       scales.push_back(-1);
     }
-    if (!(scales.back() > 0))
+    if (!(scales.back() > 0 && scales.back() <= 1e6))
       throw ConfigError("compare", fmt::format("--lr-scales: '{}' is not a positive number", item), "e.g. --lr-scales 0.3,1,3");
   }
   const bool sweep = args.has("lr-scales");
-  fs::create_directories(output);
+  io::prepare_run_folder(output, "compare", wrote_compare_report);
+  io::clean_stale_staging(output, "compare", {"results.json", "results.md", "chart.svg"});
 
   // Every option but the compare-only ones goes to each `graft train` unchanged.
   std::vector<std::string> shared;
@@ -118,7 +141,7 @@ int cmd_compare(const std::vector<std::string>& argv) {
     const auto eq = entry.find('=');
     const std::string label = entry.substr(0, eq), method = eq == std::string::npos ? entry : entry.substr(eq + 1);
     fmt::print(stderr, "\n== {} ({}/{})\n", entry, &entry - &methods[0] + 1, methods.size());
-    const double base_lr = args.has("lr") ? args.number("lr", 0.0) : default_lr(method);
+    const double base_lr = args.has("lr") ? args.number("lr", 0.0, 1e-12, train::TrainLimits::max_lr) : default_lr(method);
     json best, tried = json::array();
     for (const double scale : scales) {
       const double lr = base_lr * scale;

@@ -16,6 +16,7 @@
 #include "peft/adapter_io.h"
 #include "registry.h"
 #include "train/evaluator.h"
+#include "train/trainer.h"
 
 namespace graft::cli {
 namespace {
@@ -43,8 +44,25 @@ LoadedTask load_with_adapter(const Args& args) {
   return t;
 }
 
-std::size_t max_length(const Args& args, const Backbone& backbone) {
-  return static_cast<std::size_t>(std::min<std::int64_t>(args.integer("max-length", 128), backbone.info().max_positions));
+// The adapter's head must be the one the task needs: a classification head evaluated on
+// a regression task would otherwise fail deep inside the loss.
+void check_head_fits(const TaskHead& head, const data::Dataset& dev, const std::string& adapter) {
+  const HeadConfig& h = head.config();
+  const std::int64_t labels = static_cast<std::int64_t>(dev.label_names.size());
+  const bool counts_labels = dev.kind == TaskKind::classification || dev.kind == TaskKind::token_classification;
+  if (h.kind != dev.kind)
+    throw ConfigError("eval",
+                      fmt::format("'{}' holds a {} head{}, but task '{}' is {}", adapter, task_kind_name(h.kind),
+                                  h.kind == TaskKind::classification || h.kind == TaskKind::token_classification
+                                      ? fmt::format(" ({} labels)", h.num_labels)
+                                      : "",
+                                  dev.task, task_kind_name(dev.kind)),
+                      "evaluate an adapter on the kind of task it was trained for (its graft_adapter.json names the head)");
+  if (counts_labels && h.num_labels != labels)
+    throw ConfigError("eval",
+                      fmt::format("'{}' holds a head with {} labels, but task '{}' has {} ({})", adapter, h.num_labels,
+                                  dev.task, labels, fmt::join(dev.label_names, ", ")),
+                      "evaluate an adapter on a task with the labels it was trained for");
 }
 
 std::vector<OptionSpec> common_specs() {
@@ -63,8 +81,9 @@ int cmd_eval(const std::vector<std::string>& argv) {
   const Args args("eval", argv, specs);
   LoadedTask t = load_with_adapter(args);
   const TaskData task = load_task(args);
-  const auto batches = data::make_batches(task.dev, *t.backbone.tokenizer, static_cast<std::size_t>(args.integer("batch-size", 32)),
-                                          max_length(args, *t.backbone.model), false, 0);
+  check_head_fits(*t.head, task.dev, args.get("adapter"));
+  const auto batches = data::make_batches(task.dev, *t.backbone.tokenizer, args.count("batch-size", 32, train::TrainLimits::max_batch_size),
+                                          capped_max_length(args, *t.backbone.model), false, 0);
   const train::Scores s = train::evaluate(*t.backbone.model, t.adapters.get(), *t.head, batches, task.dev.metric, task.dev.label_names);
   if (args.has("json")) {
     nlohmann::json j = s.values;
@@ -108,8 +127,8 @@ int cmd_predict(const std::vector<std::string>& argv) {
   if (rows.examples.empty()) throw ConfigError("predict", "nothing to predict", "give TEXT arguments or --input FILE");
   if (rows.kind != TaskKind::classification && rows.kind != TaskKind::regression)
     throw ConfigError("predict", fmt::format("predict handles classification and regression heads, not {}", task_kind_name(rows.kind)));
-  const auto batches = data::make_batches(rows, *t.backbone.tokenizer, static_cast<std::size_t>(args.integer("batch-size", 32)),
-                                          max_length(args, *t.backbone.model), false, 0);
+  const auto batches = data::make_batches(rows, *t.backbone.tokenizer, args.count("batch-size", 32, train::TrainLimits::max_batch_size),
+                                          capped_max_length(args, *t.backbone.model), false, 0);
   std::size_t row = 0;
   for (const auto& b : batches)
     for (double value : train::predict(*t.backbone.model, t.adapters.get(), *t.head, b.batch)) {

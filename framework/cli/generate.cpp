@@ -29,10 +29,10 @@ int cmd_generate(const std::vector<std::string>& argv) {
                       "put the llama2.c tokenizer (tokN.bin or tokenizer.bin) next to the checkpoint, or "
                       "tokenizer.json in the Hugging Face folder");
   backbones::GenerationConfig config;
-  config.temperature = static_cast<float>(args.number("temperature", 0.0));
-  config.top_p = static_cast<float>(args.number("top-p", 1.0));
-  config.max_new_tokens = args.integer("max-tokens", 128);
-  config.seed = static_cast<std::uint64_t>(args.integer("seed", 0));
+  config.temperature = static_cast<float>(args.number("temperature", 0.0, 0, 100));
+  config.top_p = static_cast<float>(args.number("top-p", 1.0, 1e-6, 1));
+  config.max_new_tokens = args.integer("max-tokens", 128, 1, 1 << 20);
+  config.seed = static_cast<std::uint64_t>(args.integer("seed", 0, 0, INT64_MAX));
   const std::string prompt = args.get("prompt");
   if (auto* llama2c = dynamic_cast<backbones::Llama2cTokenizer*>(loaded.tokenizer.get())) {
     // llama2.c pieces decode one at a time (a leading space depends on the previous id).

@@ -64,7 +64,7 @@ int cmd_info(const std::vector<std::string>& argv) {
     set.select("task");
     std::int64_t trainable = 0;
     for (const auto& p : set.parameters()) trainable += p.tensor.numel();
-    fmt::print("\nmethod {}: {}\n", args.get("method"), set.method("task").describe());
+    fmt::print("\nmethod {}: {}\n", args.get("method"), set.describe("task"));
     fmt::print("trainable parameters {} = {:.3f}% of the backbone's {}\n", trainable,
                100.0 * static_cast<double>(trainable) / static_cast<double>(info.parameter_count), info.parameter_count);
   }

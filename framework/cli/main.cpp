@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <string>
@@ -67,6 +68,9 @@ int main(int argc, char** argv) {
     return it->second.run({args.begin() + 1, args.end()});
   } catch (const graft::Error& e) {
     fmt::print(stderr, "graft: {}\n", e.what());
+  } catch (const std::filesystem::filesystem_error& e) {  // one graft did not wrap: still name the path
+    fmt::print(stderr, "graft: file system: {}\n  hint: check that the path exists, is of the right kind and is writable\n",
+               e.what());
   } catch (const std::exception& e) {
     fmt::print(stderr, "graft: internal error: {}\n", e.what());
   } catch (...) {

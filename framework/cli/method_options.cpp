@@ -2,10 +2,8 @@
 
 #include <fmt/format.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "graft/error.h"
+#include "io/json_config.h"
 
 namespace graft::cli {
 
@@ -14,11 +12,8 @@ MethodConfig method_config(const Args& args) {
   const std::string value = args.get("config");
   if (value.empty() || value[0] != '@') return {value, "--config"};
   const std::string path = value.substr(1);
-  std::ifstream in(path);
-  if (!in) throw IoError("cli", fmt::format("cannot read config file '{}'", path), "--config takes JSON text or @FILE");
-  std::stringstream text;
-  text << in.rdbuf();
-  return {text.str(), path};
+  if (path.empty()) throw ConfigError("cli", "--config @ names no file", "--config takes JSON text or @FILE");
+  return {io::read_text_file(path, "cli"), path};
 }
 
 plugin::PluginRegistry load_plugins(const Args& args) {
@@ -26,6 +21,8 @@ plugin::PluginRegistry load_plugins(const Args& args) {
   std::vector<std::filesystem::path> dirs;
   if (args.has("plugin-dir")) dirs.emplace_back(args.get("plugin-dir"));
   registry.scan(plugin::search_path(dirs));
+  // A plugin that lost its name to another is never used, but its author should know.
+  for (const auto& conflict : registry.conflicts()) fmt::print(stderr, "graft: warning: {}\n", conflict.message);
   return registry;
 }
 

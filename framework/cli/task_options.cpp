@@ -10,6 +10,7 @@
 #include "graft/error.h"
 #include "io/json_config.h"
 #include "peft/adapter_io.h"
+#include "train/trainer.h"
 
 namespace graft::cli {
 
@@ -26,8 +27,19 @@ std::vector<OptionSpec> task_option_specs() {
 
 namespace {
 
-void keep_first(data::Dataset& ds, std::int64_t rows) {
-  if (rows > 0 && static_cast<std::size_t>(rows) < ds.examples.size()) ds.examples.resize(static_cast<std::size_t>(rows));
+void keep_first(data::Dataset& ds, std::size_t rows) {
+  if (rows < ds.examples.size()) ds.examples.resize(rows);
+}
+
+// Scores on a dev set with a single class say nothing about a classifier (any constant
+// prediction is perfect): say so rather than report 1.0 silently.
+void warn_if_one_class(const data::Dataset& dev) {
+  if (dev.kind != TaskKind::classification || dev.examples.empty()) return;
+  for (const auto& ex : dev.examples)
+    if (ex.label != dev.examples.front().label) return;
+  const auto label = static_cast<std::size_t>(dev.examples.front().label);
+  fmt::print(stderr, "graft: warning: every held-out row of '{}' has the label '{}': its scores cannot tell a model from a constant\n",
+             dev.source.string(), label < dev.label_names.size() ? dev.label_names[label] : std::to_string(label));
 }
 
 }  // namespace
@@ -55,9 +67,15 @@ TaskData load_task(const Args& args) {
     out.train = data::read_glue(glue, task, "train");
     out.dev = data::read_glue(glue, task, "dev");
   }
-  keep_first(out.train, args.integer("train-rows", 0));
-  keep_first(out.dev, args.integer("dev-rows", 0));
+  keep_first(out.train, args.count("train-rows", SIZE_MAX / 2, INT64_MAX));
+  keep_first(out.dev, args.count("dev-rows", SIZE_MAX / 2, INT64_MAX));
+  warn_if_one_class(out.dev);
   return out;
+}
+
+std::size_t capped_max_length(const Args& args, const Backbone& backbone) {
+  const std::int64_t asked = args.integer("max-length", 128, 1, train::TrainLimits::max_length);
+  return static_cast<std::size_t>(std::min<std::int64_t>(asked, backbone.info().max_positions));
 }
 
 HeadConfig head_for(const data::Dataset& data, const Backbone& backbone, const Args& args) {

@@ -26,6 +26,9 @@ TaskData load_task(const Args& args);
 // encoders, last token for decoders).
 HeadConfig head_for(const data::Dataset& data, const Backbone& backbone, const Args& args);
 
+// --max-length (default 128, at least 1), never longer than the model can place.
+std::size_t capped_max_length(const Args& args, const Backbone& backbone);
+
 struct MethodChoice {
   std::string plugin;       // plugin name, or "head" / "full"
   std::string config_json;  // the alias's preset merged with --config

@@ -65,7 +65,7 @@ int cmd_train(const std::vector<std::string>& argv) {
   auto loaded = backbones::load_backbone(args.require("backbone"), backbones::parse_dtype(args.get("dtype", "f32")));
   if (!loaded.tokenizer) throw ConfigError("train", "the backbone has no tokenizer graft can read");
   const Backbone& backbone = *loaded.model;
-  const auto seed = static_cast<std::uint64_t>(args.integer("seed", 42));
+  const auto seed = static_cast<std::uint64_t>(args.integer("seed", 42, 0, INT64_MAX));
 
   TaskHead head(head_for(task.train, backbone, args), backbone, seed);
   AdapterSet adapters(backbone);
@@ -95,21 +95,21 @@ int cmd_train(const std::vector<std::string>& argv) {
   }
   for (const auto& p : head.parameters()) target.parameters.push_back({"head." + p.name, p.tensor});
 
+  using L = train::TrainLimits;
   train::TrainConfig config;
-  config.epochs = args.integer("epochs", 3);
-  config.max_steps = args.integer("max-steps", 0);
-  config.batch_size = static_cast<std::size_t>(args.integer("batch-size", 32));
-  config.grad_accumulation = static_cast<std::size_t>(args.integer("grad-accum", 1));
-  // Never longer than the model can place.
-  config.max_length = static_cast<std::size_t>(std::min<std::int64_t>(args.integer("max-length", 128), backbone.info().max_positions));
-  config.lr = static_cast<float>(args.number("lr", default_lr(method)));
-  config.weight_decay = static_cast<float>(args.number("weight-decay", 0.0));
-  config.warmup_ratio = static_cast<float>(args.number("warmup", 0.06));
+  config.epochs = args.integer("epochs", 3, 1, L::max_epochs);
+  config.max_steps = args.integer("max-steps", 0, 1, L::max_steps);
+  config.batch_size = args.count("batch-size", 32, L::max_batch_size);
+  config.grad_accumulation = args.count("grad-accum", 1, L::max_grad_accumulation);
+  config.max_length = capped_max_length(args, backbone);
+  config.lr = static_cast<float>(args.number("lr", default_lr(method), 1e-12, L::max_lr));
+  config.weight_decay = static_cast<float>(args.number("weight-decay", 0.0, 0, L::max_weight_decay));
+  config.warmup_ratio = static_cast<float>(args.number("warmup", 0.06, 0, 1));
   config.decay = parse_decay(args.get("schedule", "linear"));
-  config.max_grad_norm = static_cast<float>(args.number("max-grad-norm", 1.0));
+  config.max_grad_norm = static_cast<float>(args.number("max-grad-norm", 1.0, 0, L::max_grad_norm));
   config.seed = seed;
-  config.eval_every = args.integer("eval-every", 0);
-  config.save_every = args.integer("save-every", 0);
+  config.eval_every = args.integer("eval-every", 0, 1, L::max_steps);
+  config.save_every = args.integer("save-every", 0, 1, L::max_steps);
   config.output = output;
   config.progress = !args.has("no-progress");
   config.label = method;
@@ -119,7 +119,7 @@ int cmd_train(const std::vector<std::string>& argv) {
   const std::int64_t total = backbone.info().parameter_count;
   fmt::print(stderr, "{} on {} ({} train / {} dev rows): {} trainable parameters ({:.3f}% of {})\n", method, task.train.task,
              task.train.examples.size(), task.dev.examples.size(), trainable, 100.0 * trainable / total, total);
-  if (target.adapters) fmt::print(stderr, "  {}\n", adapters.method("task").describe());
+  if (target.adapters) fmt::print(stderr, "  {}\n", adapters.describe("task"));
 
   const train::TrainResult r = train::train_model(config, target, task.train, task.dev, *loaded.tokenizer);
   nlohmann::json results = {

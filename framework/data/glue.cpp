@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <map>
 
@@ -123,13 +124,7 @@ Dataset read_glue_file(const std::filesystem::path& file, const std::string& tas
     }
     const std::string& label = fields[index.back()];
     if (spec.kind == TaskKind::regression) {
-      try {
-        std::size_t used = 0;
-        ex.label = std::stod(label, &used);
-        if (used != label.size()) throw std::invalid_argument(label);
-      } catch (const std::exception&) {
-        bad_row(file, number, fmt::format("score '{}' is not a number", label), "STS-B scores are numbers from 0 to 5");
-      }
+      ex.label = parse_number_label(label, file, number, "STS-B scores are numbers from 0 to 5");
     } else {
       auto it = std::find(spec.labels.begin(), spec.labels.end(), label);
       if (it == spec.labels.end())
@@ -142,6 +137,20 @@ Dataset read_glue_file(const std::filesystem::path& file, const std::string& tas
   if (ds.examples.empty())
     throw FormatError("data", fmt::format("'{}' holds no rows", file.string()), "the file is empty or has only a header");
   return ds;
+}
+
+double parse_number_label(const std::string& text, const std::filesystem::path& file, std::size_t line, const std::string& hint) {
+  double value = 0;
+  try {
+    std::size_t used = 0;
+    value = std::stod(text, &used);
+    if (used != text.size()) throw std::invalid_argument(text);
+  } catch (const std::exception&) {
+    throw FormatError("data", fmt::format("{}:{}: label '{}' is not a number", file.string(), line, text), hint);
+  }
+  if (!std::isfinite(value))
+    throw FormatError("data", fmt::format("{}:{}: label '{}' is not a finite number", file.string(), line, text), hint);
+  return value;
 }
 
 void require_utf8(const std::string& text, const std::filesystem::path& file, std::size_t line) {

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "graft/error.h"
+#include "io/json_config.h"
 
 namespace graft::data {
 namespace {
@@ -79,6 +80,7 @@ Dataset finish(const std::filesystem::path& file, std::vector<RawRow> rows, bool
   }
   ds.label_names = label_names;
   for (const auto& r : rows) {
+    if (r.label.empty()) bad(file, r.line, "the label is empty", "every row needs its label: a class name or number");
     Example ex;
     ex.text = r.text;
     ex.text_pair = r.pair;
@@ -86,13 +88,7 @@ Dataset finish(const std::filesystem::path& file, std::vector<RawRow> rows, bool
     ex.line = r.line;
     require_utf8(r.text + r.pair + r.label, file, r.line);
     if (regression) {
-      try {
-        std::size_t used = 0;
-        ex.label = std::stod(r.label, &used);
-        if (used != r.label.size()) throw std::invalid_argument(r.label);
-      } catch (const std::exception&) {
-        bad(file, r.line, fmt::format("label '{}' is not a number", r.label), "regression labels are numbers");
-      }
+      ex.label = parse_number_label(r.label, file, r.line, "regression labels are finite numbers");
     } else {
       auto it = std::find(label_names.begin(), label_names.end(), r.label);
       if (it == label_names.end())
@@ -142,7 +138,10 @@ Dataset read_jsonl(const std::filesystem::path& file, bool regression, std::vect
     require_utf8(text, file, line);
     nlohmann::json j;
     try {
+      io::check_json_depth(text, fmt::format("{} line {}", file.string(), line), 64);
       j = nlohmann::json::parse(text);
+    } catch (const FormatError&) {
+      bad(file, line, "nests too deeply", "JSONL rows are flat objects");
     } catch (const nlohmann::json::exception&) {
       bad(file, line, "not a JSON object", "JSONL holds one {\"text\": ..., \"label\": ...} object per line");
     }
@@ -156,6 +155,9 @@ Dataset read_jsonl(const std::filesystem::path& file, bool regression, std::vect
       r.pair = j["text_pair"];
       r.has_pair = true;
     }
+    if (j["label"].is_null() || j["label"].is_structured())
+      bad(file, line, fmt::format("\"label\" is {}", j["label"].is_null() ? "null" : "not a string or number"),
+          "every row needs its label: a class name or number");
     r.label = j["label"].is_string() ? j["label"].get<std::string>() : j["label"].dump();
     rows.push_back(std::move(r));
   }

@@ -20,6 +20,7 @@
 
 #include "graft/error.h"
 #include "io/atomic_file.h"
+#include "io/json_config.h"
 
 namespace graft::io {
 
@@ -95,37 +96,60 @@ float f16_to_f32(std::uint16_t h) {
 }
 
 // nlohmann keeps the last of two equal keys without a word; safetensors readers must
-// not, or two tools could disagree on which bytes a name means. Record the first
-// duplicate (and whether it is a top-level tensor name) while parsing.
-json parse_header(const Reader& r, std::string_view text) {
+// not, or two tools could disagree on which bytes a name means. A first SAX pass records
+// the first duplicate (and whether it is a top-level tensor name); the DOM is then
+// parsed without a callback, whose end_object() rescans the parent object each time
+// and made a header of n entries cost O(n^2).
+struct DuplicateKeys : nlohmann::json_sax<json> {
   std::vector<std::set<std::string>> open_objects;
   std::string duplicate;
   bool duplicate_is_tensor = false;
-  auto callback = [&](int, json::parse_event_t event, json& parsed) {
-    if (event == json::parse_event_t::object_start) {
-      open_objects.emplace_back();
-    } else if (event == json::parse_event_t::object_end) {
-      if (!open_objects.empty()) open_objects.pop_back();
-    } else if (event == json::parse_event_t::key && !open_objects.empty()) {
-      if (!open_objects.back().insert(parsed.get<std::string>()).second && duplicate.empty()) {
-        duplicate = parsed.get<std::string>();
-        duplicate_is_tensor = open_objects.size() == 1;
-      }
+
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override {
+    open_objects.emplace_back();
+    return true;
+  }
+  bool key(string_t& k) override {
+    if (!open_objects.back().insert(k).second && duplicate.empty()) {
+      duplicate = k;
+      duplicate_is_tensor = open_objects.size() == 1;
     }
     return true;
-  };
+  }
+  bool end_object() override {
+    open_objects.pop_back();
+    return true;
+  }
+  bool start_array(std::size_t) override { return true; }
+  bool end_array() override { return true; }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+};
+
+json parse_header(const Reader& r, std::string_view text) {
+  check_json_depth(text, r.file);
+  DuplicateKeys keys;
   json header;
   try {
-    header = json::parse(text.begin(), text.end(), callback);
+    json::sax_parse(text.begin(), text.end(), &keys);  // false on a syntax error, which parse() reports
+    header = json::parse(text.begin(), text.end());
   } catch (const json::parse_error& e) {
     r.fail(fmt::format("header is not valid JSON (error at byte {} of the header): {}", e.byte, e.what()),
            kCorruptHint);
+  } catch (const json::out_of_range& e) {  // 406: a number beyond a double's range (1e400)
+    r.fail(fmt::format("header is not valid JSON: {}", e.what()), kCorruptHint);
   }
-  if (!duplicate.empty()) {
-    if (duplicate_is_tensor)
-      r.fail(fmt::format("duplicate tensor name '{}' in the header", duplicate),
+  if (!keys.duplicate.empty()) {
+    if (keys.duplicate_is_tensor)
+      r.fail(fmt::format("duplicate tensor name '{}' in the header", keys.duplicate),
              "each tensor name may appear once; rewrite the file with unique names");
-    r.fail(fmt::format("duplicate key '{}' inside a header entry", duplicate), kCorruptHint);
+    r.fail(fmt::format("duplicate key '{}' inside a header entry", keys.duplicate), kCorruptHint);
   }
   return header;
 }

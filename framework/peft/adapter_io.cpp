@@ -12,8 +12,10 @@
 #include "graft/ops.h"
 #include "io/atomic_file.h"
 #include "io/json_config.h"
+#include "io/output_folder.h"
 #include "io/safetensors.h"
 #include "peft/config_impl.h"
+#include "plugin/plugin_call.h"
 
 namespace graft {
 namespace fs = std::filesystem;
@@ -59,34 +61,47 @@ HeadConfig head_from_json(const json& j, const std::string& origin) {
 std::map<std::string, Tensor> read_tensors(const fs::path& file) {
   const auto st = io::SafetensorsFile::open(file);
   std::map<std::string, Tensor> out;
-  for (const auto& info : st.tensors()) out.emplace(info.name, st.get(info.name));
+  for (const auto& info : st.tensors()) {
+    Tensor t = st.get(info.name);
+    if (const std::int64_t bad = count_non_finite(t); bad > 0)
+      throw FormatError("adapter",
+                        fmt::format("'{}': tensor '{}' holds {} non-finite values (NaN or inf)", file.string(), info.name, bad),
+                        "the adapter was saved from a diverged run or is corrupt: train it again with a lower --lr");
+    out.emplace(info.name, std::move(t));
+  }
   return out;
 }
 
-// Moves `staged` into place as `folder`, replacing an existing one only once the new
-// one is complete.
-void publish(const fs::path& staged, const fs::path& folder) {
-  const fs::path old = folder.string() + fmt::format(".old.{}", ::getpid());
-  const bool existed = fs::exists(folder);
-  if (existed) fs::rename(folder, old);
-  fs::rename(staged, folder);
-  if (existed) fs::remove_all(old);
-}
-
-
 // Writes a folder through a staged copy: `fill` writes into the staged folder, which
-// replaces `folder` only once complete.
+// replaces `folder` only once complete (io::publish_folder), and only when `folder` is
+// missing, empty or an adapter folder graft wrote (it holds graft_adapter.json).
 void write_folder(const fs::path& folder, const std::function<void(const fs::path&)>& fill) {
-  if (!folder.parent_path().empty() && !fs::exists(folder.parent_path()))
-    throw IoError("adapter", fmt::format("cannot save to '{}': its parent folder does not exist", folder.string()));
+  const fs::path parent = folder.parent_path().empty() ? fs::path(".") : folder.parent_path();
+  if (!fs::is_directory(parent))
+    throw IoError("adapter", fmt::format("cannot save to '{}': its parent folder does not exist", folder.string()),
+                  "create the parent folder first, or save elsewhere");
+  io::clean_stale_staging(parent, "adapter", {folder.filename().string()});
+  io::require_graft_folder(folder, kManifest, "adapter folder", "adapter");
   const fs::path staged = folder.string() + fmt::format(".tmp.{}", ::getpid());
-  fs::remove_all(staged);
-  fs::create_directories(staged);
+  try {
+    fs::remove_all(staged);
+    fs::create_directories(staged);
+  } catch (const fs::filesystem_error& e) {
+    throw IoError("adapter", fmt::format("cannot save to '{}': cannot create '{}': {}", folder.string(), staged.string(),
+                                         e.code().message()),
+                  "check that the folder is writable and its disk has space");
+  }
   try {
     fill(staged);
-    publish(staged, folder);
+    io::publish_folder(staged, folder);
+  } catch (const fs::filesystem_error& e) {
+    std::error_code ec;
+    fs::remove_all(staged, ec);
+    throw IoError("adapter", fmt::format("cannot save to '{}': {}", folder.string(), e.what()),
+                  "check that the folder is writable and its disk has space");
   } catch (...) {
-    fs::remove_all(staged);
+    std::error_code ec;
+    fs::remove_all(staged, ec);
     throw;
   }
 }
@@ -123,9 +138,14 @@ void load_named(const fs::path& file, const std::vector<nn::NamedParameter>& par
 void save_adapter(const fs::path& folder, const AdapterSet& set, const std::string& name, const Backbone& backbone,
                   const TaskHead* head) {
   PeftMethod& method = set.method(name);
+  const std::string& plugin_name = set.method_name(name);
   write_folder(folder, [&](const fs::path& staged) {
-    io::write_file_atomic(staged / "adapter_config.json", json::parse(method.adapter_config_json()).dump(2) + "\n");
-    io::save_safetensors(staged / "adapter_model.safetensors", method.state(), {{"format", "pt"}});
+    const std::string config =
+        plugin::call_plugin(plugin_name, "its adapter_config_json()", [&] { return method.adapter_config_json(); });
+    io::write_file_atomic(staged / "adapter_config.json",
+                          io::parse_json(config, fmt::format("adapter_config_json() of plugin '{}'", plugin_name)).dump(2) + "\n");
+    io::save_safetensors(staged / "adapter_model.safetensors",
+                         plugin::call_plugin(plugin_name, "its state()", [&] { return method.state(); }), {{"format", "pt"}});
     json manifest = {{"format", "graft-adapter/1"},
                      {"method", set.method_name(name)},
                      {"config", json::parse(set.method_config_json(name))},
@@ -191,7 +211,14 @@ SavedAdapter load_adapter(const fs::path& folder, AdapterSet& set, const std::st
   const fs::path manifest_path = folder / kManifest;
   if (fs::exists(manifest_path)) {
     const json m = io::load_json(manifest_path);
-    const json expected = m.value("backbone", json::object()), actual = backbone_fingerprint(backbone);
+    // Every graft manifest carries the fingerprint: one without it (or with keys cut
+    // out) is refused rather than loaded unchecked onto whatever backbone is given.
+    const json expected = io::require_key<json>(m, "backbone", manifest_path.string()), actual = backbone_fingerprint(backbone);
+    for (auto it = actual.begin(); it != actual.end(); ++it)
+      if (!expected.is_object() || !expected.contains(it.key()))
+        throw FormatError("adapter",
+                          fmt::format("'{}': the backbone fingerprint lacks '{}'", manifest_path.string(), it.key()),
+                          "graft writes the whole fingerprint; the manifest was edited or is damaged: save the adapter again");
     for (auto it = expected.begin(); it != expected.end(); ++it)
       if (actual.contains(it.key()) && actual.at(it.key()) != *it)
         throw ConfigError("adapter",
@@ -214,7 +241,9 @@ SavedAdapter load_adapter(const fs::path& folder, AdapterSet& set, const std::st
   auto method = plugins.create(saved.method, saved.config_json, (folder / "adapter_config.json").string(), &resolved);
   set.add(name, saved.method, method, resolved, seed);
   try {
-    method->load_state(read_tensors(folder / "adapter_model.safetensors"));
+    const auto tensors = read_tensors(folder / "adapter_model.safetensors");
+    plugin::call_plugin(saved.method, fmt::format("its load_state() of '{}'", (folder / "adapter_model.safetensors").string()),
+                        [&] { method->load_state(tensors); });
     load_head();
   } catch (...) {
     set.remove(name);

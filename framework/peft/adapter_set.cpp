@@ -6,6 +6,7 @@
 
 #include "graft/error.h"
 #include "peft/site_select.h"
+#include "plugin/plugin_call.h"
 
 namespace graft {
 namespace {
@@ -47,6 +48,10 @@ class Context : public AttachContext {
 
 }  // namespace
 
+void AdapterSet::hook_failed(const Attached& adapter, const char* hook, const Site& site) {
+  plugin::rethrow_from_plugin(adapter.method_name, fmt::format("its {} hook at site '{}'", hook, site.name));
+}
+
 void AdapterSet::add(const std::string& name, const std::string& method_name, std::shared_ptr<PeftMethod> method,
                      const std::string& config_json, std::uint64_t seed) {
   if (name.empty()) throw ConfigError("peft", "an adapter needs a name");
@@ -62,6 +67,13 @@ void AdapterSet::add(const std::string& name, const std::string& method_name, st
   } catch (const std::exception& e) {
     throw PluginError("peft", fmt::format("attaching adapter '{}' (method '{}') failed: {}", name, method_name, e.what()),
                       "the method's attach() threw; the backbone is unchanged");
+  } catch (...) {
+    throw PluginError("peft",
+                      fmt::format("attaching adapter '{}' (method '{}') failed: plugin '{}' threw an exception that is not a "
+                                  "std::exception in its attach()",
+                                  name, method_name, method_name),
+                      "a plugin must throw graft::Error or std::exception (docs/plugin-guide.md, ABI rules); the backbone "
+                      "is unchanged");
   }
   adapters_.emplace(name, std::move(attached));
 }
@@ -82,6 +94,10 @@ const AdapterSet::Attached& AdapterSet::get(const std::string& name) const {
 }
 
 PeftMethod& AdapterSet::method(const std::string& name) const { return *get(name).method; }
+std::string AdapterSet::describe(const std::string& name) const {
+  const Attached& a = get(name);
+  return plugin::call_plugin(a.method_name, "its describe()", [&] { return a.method->describe(); });
+}
 const std::string& AdapterSet::method_name(const std::string& name) const { return get(name).method_name; }
 const std::string& AdapterSet::method_config_json(const std::string& name) const { return get(name).config_json; }
 
@@ -117,7 +133,8 @@ void AdapterSet::select_per_row(const std::vector<std::string>& row_adapters) {
 std::vector<nn::NamedParameter> AdapterSet::parameters() const {
   std::vector<nn::NamedParameter> out;
   for (const auto& name : selection_)
-    for (auto& p : get(name).method->parameters()) out.push_back({name + "." + p.name, p.tensor});
+    for (auto& p : plugin::call_plugin(get(name).method_name, "its parameters()", [&] { return get(name).method->parameters(); }))
+      out.push_back({name + "." + p.name, p.tensor});
   return out;
 }
 
@@ -135,20 +152,38 @@ std::vector<AdapterSet::Active> AdapterSet::active_at(const Site& site) const {
 Tensor AdapterSet::linear(const Site& site, const Tensor& x, const Tensor& y) {
   Tensor out = y;
   for (const Active& a : active_at(site))
-    for (const auto& hook : a.adapter->hooks.at(&site)) out = hook->linear(site, x, out, a.rows);
+    for (const auto& hook : a.adapter->hooks.at(&site)) {
+      try {
+        out = hook->linear(site, x, out, a.rows);
+      } catch (...) {
+        hook_failed(*a.adapter, "linear", site);
+      }
+    }
   return out;
 }
 
 Tensor AdapterSet::sublayer_output(const Site& site, const Tensor& h) {
   Tensor out = h;
   for (const Active& a : active_at(site))
-    for (const auto& hook : a.adapter->hooks.at(&site)) out = hook->sublayer_output(site, out, a.rows);
+    for (const auto& hook : a.adapter->hooks.at(&site)) {
+      try {
+        out = hook->sublayer_output(site, out, a.rows);
+      } catch (...) {
+        hook_failed(*a.adapter, "sublayer_output", site);
+      }
+    }
   return out;
 }
 
 void AdapterSet::attention_kv(const Site& site, Tensor& k, Tensor& v, Tensor& mask) {
   for (const Active& a : active_at(site))
-    for (const auto& hook : a.adapter->hooks.at(&site)) hook->attention_kv(site, k, v, mask, a.rows);
+    for (const auto& hook : a.adapter->hooks.at(&site)) {
+      try {
+        hook->attention_kv(site, k, v, mask, a.rows);
+      } catch (...) {
+        hook_failed(*a.adapter, "attention_kv", site);
+      }
+    }
 }
 
 std::vector<std::int64_t> AdapterSet::prefix_positions(std::int64_t batch) {
@@ -160,7 +195,12 @@ std::vector<std::int64_t> AdapterSet::prefix_positions(std::int64_t batch) {
   if (!first) return offsets;
   for (const Active& a : active_at(*first))
     for (const auto& hook : a.adapter->hooks.at(first)) {
-      const std::int64_t n = hook->prefix_length(*first);
+      std::int64_t n = 0;
+      try {
+        n = hook->prefix_length(*first);
+      } catch (...) {
+        hook_failed(*a.adapter, "prefix_length", *first);
+      }
       if (n == 0) continue;
       offsets.resize(static_cast<std::size_t>(batch), 0);
       const std::vector<float> owned = a.rows.all() ? std::vector<float>(batch, 1.f) : a.rows.mask.to_floats();
@@ -172,7 +212,13 @@ std::vector<std::int64_t> AdapterSet::prefix_positions(std::int64_t batch) {
 
 void AdapterSet::input_embeddings(const Site& site, Tensor& x, Tensor& mask) {
   for (const Active& a : active_at(site))
-    for (const auto& hook : a.adapter->hooks.at(&site)) hook->input_embeddings(site, x, mask, a.rows);
+    for (const auto& hook : a.adapter->hooks.at(&site)) {
+      try {
+        hook->input_embeddings(site, x, mask, a.rows);
+      } catch (...) {
+        hook_failed(*a.adapter, "input_embeddings", site);
+      }
+    }
 }
 
 }  // namespace graft

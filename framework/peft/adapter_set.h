@@ -31,6 +31,8 @@ class AdapterSet : public SiteHooks {
   void remove(const std::string& name);
   bool contains(const std::string& name) const { return adapters_.count(name) > 0; }
   PeftMethod& method(const std::string& name) const;
+  // method(name).describe(), with what the plugin throws reported as a graft::Error.
+  std::string describe(const std::string& name) const;
   const std::string& method_name(const std::string& name) const;
   const std::string& method_config_json(const std::string& name) const;
   std::vector<std::string> names() const;
@@ -67,6 +69,8 @@ class AdapterSet : public SiteHooks {
   };
   std::vector<Active> active_at(const Site& site) const;
   const Attached& get(const std::string& name) const;
+  // Inside a catch (...) around a hook: the host-made error naming the plugin and hook.
+  [[noreturn]] static void hook_failed(const Attached& adapter, const char* hook, const Site& site);
 
   const Backbone& backbone_;
   Tokenize tokenize_;

@@ -30,6 +30,9 @@ TaskHead::TaskHead(HeadConfig config, const Backbone& backbone, std::uint64_t se
   if (config_.kind == TaskKind::regression) config_.num_labels = 1;
   if (config_.kind == TaskKind::causal_lm) return;
   if (config_.num_labels < 1) throw ConfigError("head", fmt::format("num_labels {} must be at least 1", config_.num_labels));
+  if (config_.num_labels > kMaxLabels)  // before allocating num_labels x hidden weights
+    throw ConfigError("head", fmt::format("num_labels {} is more than {} classes", config_.num_labels, kMaxLabels),
+                      "a classification head has one row per class: is the head's num_labels corrupt?");
   // As Hugging Face initialises classifiers: N(0, 0.02²) weights, zero bias.
   weight_ = nn::parameter({config_.num_labels, backbone.info().hidden_size}, 0.02f, seed);
   bias_ = nn::zeros_parameter({config_.num_labels});

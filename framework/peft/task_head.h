@@ -16,6 +16,9 @@ enum class TaskKind { classification, regression, token_classification, causal_l
 TaskKind parse_task_kind(const std::string& name);
 const char* task_kind_name(TaskKind kind);
 
+// More classes than any classification task has; a head beyond it is a corrupt file.
+constexpr std::int64_t kMaxLabels = 1 << 16;
+
 struct HeadConfig {
   TaskKind kind = TaskKind::classification;
   std::int64_t num_labels = 2;  // 1 for regression; unused for causal_lm

@@ -1,9 +1,14 @@
 #include "plugin/loader.h"
 
 #include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <bit>
+#include <cstring>
+#include <fstream>
 #include <boost/dll/shared_library.hpp>
 #include <cstdlib>
 #include <exception>
@@ -39,10 +44,63 @@ fs::path canonical_or_self(const fs::path& p) {
   return ec ? p.lexically_normal() : c;
 }
 
+// Why `file` cannot be a shared library of this machine, read from its ELF header and
+// program headers; empty when they look right (the loader then says what else is wrong).
+std::string elf_problem(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return {};  // unreadable: dlopen says why
+  unsigned char bytes[sizeof(ElfW(Ehdr))] = {};
+  in.read(reinterpret_cast<char*>(bytes), sizeof bytes);
+  const auto n = static_cast<std::size_t>(in.gcount());
+  if (n < SELFMAG || std::memcmp(bytes, ELFMAG, SELFMAG) != 0) return "not an ELF file";
+  if (n < sizeof bytes) return fmt::format("a truncated ELF file ({} bytes, shorter than an ELF header)", n);
+  ElfW(Ehdr) header;
+  std::memcpy(&header, bytes, sizeof header);
+  constexpr unsigned char word = sizeof(void*) == 8 ? ELFCLASS64 : ELFCLASS32;
+  if (header.e_ident[EI_CLASS] != word)
+    return fmt::format("an ELF file of another word size ({}-bit, this graft is {}-bit)", header.e_ident[EI_CLASS] == ELFCLASS32 ? 32 : 64,
+                       8 * sizeof(void*));
+  constexpr unsigned char order = std::endian::native == std::endian::little ? ELFDATA2LSB : ELFDATA2MSB;
+  if (header.e_ident[EI_DATA] != order) return "an ELF file of the other byte order";
+#if defined(__x86_64__)
+  constexpr auto machine = EM_X86_64;
+#elif defined(__aarch64__)
+  constexpr auto machine = EM_AARCH64;
+#else
+  const auto machine = header.e_machine;
+#endif
+  if (header.e_machine != machine) return fmt::format("an ELF file for another machine (e_machine {}, this one is {})", header.e_machine, machine);
+  if (header.e_type == ET_EXEC) return "an ELF executable, not a shared library";
+  if (header.e_type == ET_REL) return "an ELF object file (.o), not a shared library: link it with -shared";
+  if (header.e_type != ET_DYN) return fmt::format("an ELF file of type {}, not a shared library", header.e_type);
+  // Every byte the loader will map must be in the file: it maps past the end and
+  // faults (SIGBUS) on a truncated library instead of reporting it.
+  std::error_code ec;
+  const std::uintmax_t size = fs::file_size(file, ec);
+  if (ec) return fmt::format("its size cannot be read: {}", ec.message());
+  const std::uintmax_t table_end = header.e_phoff + std::uintmax_t{header.e_phnum} * header.e_phentsize;
+  if (header.e_phentsize != sizeof(ElfW(Phdr)) || header.e_phnum == 0 || table_end > size)
+    return fmt::format("a truncated or corrupt ELF file (its program headers end at byte {}, the file has {})", table_end, size);
+  in.clear();
+  in.seekg(static_cast<std::streamoff>(header.e_phoff));
+  for (unsigned i = 0; i < header.e_phnum; ++i) {
+    ElfW(Phdr) segment;
+    if (!in.read(reinterpret_cast<char*>(&segment), sizeof segment)) return "a truncated ELF file (its program headers cannot be read)";
+    if (segment.p_type == PT_LOAD && std::uintmax_t{segment.p_offset} + segment.p_filesz > size)
+      return fmt::format("a truncated ELF file (segment {} ends at byte {}, the file has {}): copy the library again",
+                         i, std::uintmax_t{segment.p_offset} + segment.p_filesz, size);
+  }
+  return {};
+}
+
 // RTLD_NOW so that a plugin built against another libgraft fails here, with the name
 // of the missing symbol, rather than at its first call. RTLD_LOCAL keeps one plugin's
 // symbols from resolving another's.
 boost::dll::shared_library open_library(const fs::path& file) {
+  // Checked first: the dynamic loader's own messages mislead ("No such file or
+  // directory" for a file that is there), and it dies of SIGBUS on a truncated library.
+  if (const std::string problem = elf_problem(file); !problem.empty())
+    fail(file, "not a shared library: " + problem, "a plugin is a shared library (lib<name>.so) built with the GRAFT_PLUGIN macro");
   boost::dll::shared_library library;
   std::error_code ec;
   library.load(file, boost::dll::load_mode::rtld_local | boost::dll::load_mode::rtld_now, ec);
@@ -51,6 +109,8 @@ boost::dll::shared_library open_library(const fs::path& file) {
   const char* text = ::dlerror();
   std::string reason = text ? text : ec.message();
   if (const std::string prefix = file.string() + ": "; reason.rfind(prefix, 0) == 0) reason.erase(0, prefix.size());
+  if (reason.find("No such file or directory") != std::string::npos && fs::exists(file))
+    reason = "the dynamic loader cannot map it (" + reason + "): a corrupt library?";
   if (reason.find("undefined symbol") != std::string::npos)
     fail(file, "has unresolved symbols: " + reason,
          "it was built against another libgraft or misses a library it needs; " + std::string(kRebuildHint));
@@ -83,6 +143,24 @@ const GraftPluginInfo& gate(const fs::path& file, const GraftPluginInfo* info) {
   return *info;
 }
 
+// A plugin that lost its name to another one: reported, never used.
+struct PluginConflict : PluginError {
+  using PluginError::PluginError;
+};
+
+constexpr const char* kConflictHint =
+    "the shipped plugin is used; rename yours (GRAFT_PLUGIN's name) or take its folder off --plugin-dir / "
+    "GRAFT_PLUGIN_PATH";
+
+std::string conflict_text(const std::string& name, const fs::path& shipped) {
+  return fmt::format("plugin name '{}' conflicts with the plugin shipped with graft ({}); this one is not used", name,
+                     shipped.string());
+}
+
+std::string conflict_message(const fs::path& file, const std::string& name, const fs::path& shipped) {
+  return PluginError("plugin", fmt::format("{}: {}", file.string(), conflict_text(name, shipped)), kConflictHint).what();
+}
+
 }  // namespace
 
 namespace {
@@ -97,6 +175,19 @@ fs::path libgraft_dir() {
 
 }  // namespace
 
+std::vector<fs::path> shipped_plugin_dirs() {
+  // Beside this libgraft in the build tree, or in <libdir>/graft/plugins once installed
+  // (found from where libgraft was loaded, so a relocated install still finds its own;
+  // an installed graft ignores the build tree).
+  std::vector<fs::path> dirs;
+  const fs::path lib_dir = libgraft_dir();
+  std::error_code ec;
+  if (fs::equivalent(lib_dir, GRAFT_BUILD_LIB_DIR, ec) && fs::is_directory(GRAFT_BUILD_PLUGIN_DIR, ec))
+    dirs.emplace_back(GRAFT_BUILD_PLUGIN_DIR);
+  if (fs::is_directory(lib_dir / "graft" / "plugins", ec)) dirs.push_back(lib_dir / "graft" / "plugins");
+  return dirs;
+}
+
 std::vector<fs::path> search_path(const std::vector<fs::path>& plugin_dirs) {
   std::vector<fs::path> dirs = plugin_dirs;
   if (const char* env = std::getenv("GRAFT_PLUGIN_PATH")) {
@@ -108,14 +199,8 @@ std::vector<fs::path> search_path(const std::vector<fs::path>& plugin_dirs) {
       start = end + 1;
     }
   }
-  // Then the plugins shipped with this libgraft: beside it in the build tree, or in
-  // <libdir>/graft/plugins once installed (found from where libgraft was loaded, so a
-  // relocated install still finds its own; an installed graft ignores the build tree).
-  const fs::path lib_dir = libgraft_dir();
-  std::error_code ec;
-  if (fs::equivalent(lib_dir, GRAFT_BUILD_LIB_DIR, ec) && fs::is_directory(GRAFT_BUILD_PLUGIN_DIR, ec))
-    dirs.emplace_back(GRAFT_BUILD_PLUGIN_DIR);
-  if (fs::is_directory(lib_dir / "graft" / "plugins", ec)) dirs.push_back(lib_dir / "graft" / "plugins");
+  // Then the plugins shipped with this libgraft.
+  for (const auto& dir : shipped_plugin_dirs()) dirs.push_back(dir);
   // The same directory twice (say --plugin-dir pointing at the build tree) would make
   // every plugin in it a duplicate of itself.
   std::vector<fs::path> out, seen;
@@ -128,33 +213,75 @@ std::vector<fs::path> search_path(const std::vector<fs::path>& plugin_dirs) {
   return out;
 }
 
+namespace {
+
+// A file in one of the shipped plugin folders (links resolved).
+bool is_shipped(const fs::path& file) {
+  static const std::vector<fs::path> dirs = [] {
+    std::vector<fs::path> out;
+    for (const auto& dir : shipped_plugin_dirs()) out.push_back(canonical_or_self(dir));
+    return out;
+  }();
+  return std::find(dirs.begin(), dirs.end(), canonical_or_self(file).parent_path()) != dirs.end();
+}
+
+}  // namespace
+
 PluginRegistry::PluginRegistry() = default;
 PluginRegistry::~PluginRegistry() = default;
 PluginRegistry::PluginRegistry(PluginRegistry&&) noexcept = default;
 PluginRegistry& PluginRegistry::operator=(PluginRegistry&&) noexcept = default;
 
 void PluginRegistry::scan(const std::vector<fs::path>& dirs) {
+  auto failure = [](const fs::path& path, const std::string& what, const std::string& hint) {
+    return LoadFailure{path, PluginError("plugin", fmt::format("{}: {}", path.string(), what), hint).what()};
+  };
   for (const auto& dir : dirs) {
-    std::vector<fs::path> files;
-    try {
-      if (!fs::is_directory(dir))
-        throw PluginError("plugin", fmt::format("{}: no such directory", dir.string()),
-                          "check --plugin-dir and GRAFT_PLUGIN_PATH");
-      for (const auto& entry : fs::directory_iterator(dir))
-        if (entry.path().extension() == ".so" && entry.is_regular_file()) files.push_back(entry.path());
-    } catch (const std::exception& e) {
-      failures_.push_back({dir, e.what()});
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) {
+      failures_.push_back(failure(dir, "no such directory", "check --plugin-dir and GRAFT_PLUGIN_PATH"));
       continue;
     }
+    // One entry that cannot be read (a symlink loop, a dangling link) is reported on
+    // its own: the other plugins of the folder still load.
+    std::vector<fs::path> files;
+    fs::directory_iterator it(dir, ec);
+    for (const fs::directory_iterator end; !ec && it != end; it.increment(ec)) {
+      const fs::path& path = it->path();
+      if (path.extension() != ".so") continue;
+      std::error_code entry_ec;
+      const fs::file_status status = fs::status(path, entry_ec);
+      if (status.type() == fs::file_type::not_found) entry_ec.clear();  // a dangling link: reported below
+      if (entry_ec)
+        failures_.push_back(failure(path, fmt::format("cannot be read: {}", entry_ec.message()),
+                                    "a symbolic link loop? fix or remove it; the folder's other plugins were loaded"));
+      else if (!fs::exists(status))
+        failures_.push_back(failure(path, "is a symbolic link to a file that does not exist",
+                                    "fix or remove the link; the folder's other plugins were loaded"));
+      else if (fs::is_regular_file(status))
+        files.push_back(path);
+    }
+    if (ec)
+      failures_.push_back(failure(dir, fmt::format("cannot list the folder: {}", ec.message()),
+                                  "check its permissions; plugins listed before the error were loaded"));
     std::sort(files.begin(), files.end(), [](const fs::path& a, const fs::path& b) { return a.filename() < b.filename(); });
     for (const auto& file : files) {
       try {
         load(file);
+      } catch (const PluginConflict& e) {
+        failures_.push_back({file, e.what(), true});
       } catch (const std::exception& e) {
         failures_.push_back({file, e.what()});
       }
     }
   }
+}
+
+std::vector<LoadFailure> PluginRegistry::conflicts() const {
+  std::vector<LoadFailure> out;
+  for (const auto& f : failures_)
+    if (f.conflict) out.push_back(f);
+  return out;
 }
 
 const PluginRecord& PluginRegistry::load(const fs::path& file) {
@@ -187,10 +314,26 @@ const PluginRecord& PluginRegistry::load(const fs::path& file) {
   } catch (const Error& e) {
     fail(file, e.message(), e.hint());
   }
-  for (const auto& other : records_)
-    if (other.name == record.name)
-      fail(file, fmt::format("duplicate plugin name '{}': already loaded from {}", record.name, other.file.string()),
-           "the first one found is used; remove or rename the other");
+  // Shipped plugins win a name (docs/plugin-guide.md, "Trust model"); otherwise the
+  // first one found does. The other is reported as a conflict, never used.
+  const bool shipped = is_shipped(file);
+  for (std::size_t i = 0; i < records_.size(); ++i) {
+    const PluginRecord& other = records_[i];
+    if (other.name != record.name) continue;
+    const bool other_shipped = is_shipped(other.file);
+    if (shipped && !other_shipped) {
+      failures_.push_back({other.file, conflict_message(other.file, record.name, file), true});
+      records_[i] = std::move(record);
+      loaded_[i] = std::move(loaded);
+      return records_[i];
+    }
+    if (other_shipped && !shipped)
+      throw PluginConflict("plugin", fmt::format("{}: {}", file.string(), conflict_text(record.name, other.file)), kConflictHint);
+    throw PluginConflict("plugin",
+                         fmt::format("{}: duplicate plugin name '{}': already loaded from {}", file.string(), record.name,
+                                     other.file.string()),
+                         "the first one found is used; remove or rename the other");
+  }
 
   records_.push_back(std::move(record));
   loaded_.push_back(std::move(loaded));
@@ -237,7 +380,13 @@ std::shared_ptr<PeftMethod> PluginRegistry::create(const std::string& name, cons
     throw PluginError("plugin", fmt::format("plugin '{}' failed to create its method: create returned null", name),
                       fmt::format("the error comes from {}", record.file.string()));
   // The deleter owns a reference to the library: destroy runs while its code is mapped.
-  return std::shared_ptr<PeftMethod>(method, [loaded](PeftMethod* m) { loaded->info->destroy(m); });
+  return std::shared_ptr<PeftMethod>(method, [loaded, name](PeftMethod* m) {
+    try {
+      loaded->info->destroy(m);
+    } catch (...) {  // a deleter must not throw; nothing is left to clean up
+      fmt::print(stderr, "graft: warning: plugin '{}' threw while destroying its method\n", name);
+    }
+  });
 }
 
 }  // namespace graft::plugin

@@ -20,12 +20,16 @@ struct PluginRecord {
 struct LoadFailure {
   std::filesystem::path file;  // the library, or the directory that could not be listed
   std::string message;         // the full error text, hint included
+  bool conflict = false;       // a valid plugin not used: another one has its name
 };
 
 // The directories searched, in order, duplicates dropped: each of `plugin_dirs`
 // (--plugin-dir), each entry of GRAFT_PLUGIN_PATH (':'-separated), then the build
 // tree's and the install prefix's plugin directories where they exist.
 std::vector<std::filesystem::path> search_path(const std::vector<std::filesystem::path>& plugin_dirs);
+// The folders of the plugins shipped with this libgraft: the build tree's plugins/ when
+// it runs from the build tree, <libdir>/graft/plugins when installed.
+std::vector<std::filesystem::path> shipped_plugin_dirs();
 
 class PluginRegistry {
  public:
@@ -37,14 +41,22 @@ class PluginRegistry {
   PluginRegistry& operator=(PluginRegistry&&) noexcept;
 
   // Loads every *.so in `dirs` (not recursive; by file name within a directory). Never
-  // throws for a bad plugin or directory: each failure is recorded and the scan goes on.
+  // throws for a bad plugin, directory or entry: each failure is recorded and the scan
+  // goes on. Loading a library runs its code (static constructors): scan only folders
+  // you trust.
   void scan(const std::vector<std::filesystem::path>& dirs);
   // Loads one file (again: returns the record already loaded); PluginError on failure.
+  // Two plugins of one name: a shipped one (shipped_plugin_dirs()) wins over any other,
+  // whatever the order; otherwise the first loaded wins. The loser is a PluginError
+  // here, and a failure marked `conflict` (a shipped plugin displacing one loaded
+  // before it records the displaced one so).
   // Records are returned by reference: valid until the next load() or scan().
   const PluginRecord& load(const std::filesystem::path& file);
 
   const std::vector<PluginRecord>& plugins() const { return records_; }
   const std::vector<LoadFailure>& failures() const { return failures_; }
+  // The failures that are name conflicts: every command warns about them.
+  std::vector<LoadFailure> conflicts() const;
   // PluginError "no plugin named X" listing what was loaded and what failed.
   const PluginRecord& find(const std::string& name) const;
 

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include <malloc.h>
 
 #include <cstdlib>
@@ -68,12 +70,22 @@ const bool kHeapForLargeBlocks = [] {
   return true;
 }();
 
-std::shared_ptr<Storage> allocate(std::size_t bytes) {
+// What to do about a tensor too large to allocate: sizes come from files and options.
+constexpr const char* kTooLargeHint =
+    "a size read from a file or an option is probably far too large: check the config.json, adapter_config.json or "
+    "graft_adapter.json named above (vocab_size, hidden_size, num_labels, r, num_virtual_tokens) and --batch-size / "
+    "--max-length";
+
+std::shared_ptr<Storage> allocate(std::size_t bytes, const Shape& shape, DType dtype) {
   auto storage = std::make_shared<Storage>();
   std::size_t rounded = ((bytes + 63) / 64) * 64;
   if (rounded == 0) rounded = 64;
-  void* p = std::aligned_alloc(64, rounded);
-  if (!p) throw Error("tensor", fmt::format("out of memory allocating {} bytes", bytes));
+  void* p = rounded >= bytes ? std::aligned_alloc(64, rounded) : nullptr;
+  if (!p)
+    throw Error("tensor",
+                fmt::format("out of memory allocating a {} tensor of shape {}: {} bytes ({:.1f} GiB)", dtype_name(dtype),
+                            shape_str(shape), bytes, static_cast<double>(bytes) / (1ull << 30)),
+                kTooLargeHint);
   storage->data = p;
   storage->bytes = bytes;
   storage->owner = std::shared_ptr<void>(p, std::free);
@@ -90,7 +102,12 @@ void check_shape(const Shape& shape) {
 Tensor Tensor::empty(Shape shape, DType dtype) {
   check_shape(shape);
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = allocate(static_cast<std::size_t>(shape_numel(shape)) * dtype_size(dtype));
+  std::uint64_t bytes = dtype_size(dtype);
+  for (auto d : shape)
+    if (__builtin_mul_overflow(bytes, static_cast<std::uint64_t>(d), &bytes))
+      throw ShapeError("tensor", fmt::format("a {} tensor of shape {} is too large to allocate", dtype_name(dtype), shape_str(shape)),
+                       kTooLargeHint);
+  impl->storage = allocate(static_cast<std::size_t>(bytes), shape, dtype);
   impl->shape = std::move(shape);
   impl->dtype = dtype;
   return Tensor(std::move(impl));
@@ -244,5 +261,19 @@ void Tensor::zero_grad() const { checked(impl_).grad.reset(); }
 const std::shared_ptr<Node>& Tensor::node() const { return checked(impl_).node; }
 
 void Tensor::backward(const Tensor& seed) const { autograd::backward(*this, seed); }
+
+std::int64_t count_non_finite(const Tensor& t) {
+  if (!t.defined()) return 0;
+  const std::int64_t n = t.numel();
+  std::int64_t bad = 0;
+  if (t.dtype() == DType::f32) {
+    const float* v = static_cast<const float*>(t.raw());
+    for (std::int64_t i = 0; i < n; ++i) bad += !std::isfinite(v[i]);
+  } else if (t.dtype() == DType::bf16) {
+    const auto* v = static_cast<const std::uint16_t*>(t.raw());
+    for (std::int64_t i = 0; i < n; ++i) bad += (v[i] & 0x7f80u) == 0x7f80u;  // exponent all ones
+  }
+  return bad;
+}
 
 }  // namespace graft

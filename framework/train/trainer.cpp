@@ -13,6 +13,7 @@
 #include "graft/ops.h"
 #include "io/atomic_file.h"
 #include "io/json_config.h"
+#include "io/output_folder.h"
 #include "io/safetensors.h"
 #include "train/evaluator.h"
 #include "train/progress.h"
@@ -69,10 +70,7 @@ struct Checkpoint {
     io::save_safetensors(staged / "trainable.safetensors", weights);
     io::save_safetensors(staged / "optimizer.safetensors", moments);
     io::write_file_atomic(staged / "trainer_state.json", state.dump(2) + "\n");
-    const fs::path old = dir.string() + fmt::format(".old.{}", ::getpid());
-    if (fs::exists(dir)) fs::rename(dir, old);
-    fs::rename(staged, dir);
-    fs::remove_all(old);
+    io::publish_folder(staged, dir);
   }
   // Restores weights and optimiser state; returns the trainer state.
   json load(TrainTarget& target, nn::AdamW& optimizer) const {
@@ -92,6 +90,36 @@ struct Checkpoint {
     return io::load_json(dir / "trainer_state.json");
   }
 };
+
+std::string first_non_finite(const std::vector<nn::NamedParameter>& parameters) {
+  for (const auto& p : parameters)
+    if (count_non_finite(p.tensor) > 0) return p.name;
+  return {};
+}
+
+void refuse_if_too_big(const TrainConfig& config, const TrainTarget& target) {
+  std::int64_t trainable = 0;
+  for (const auto& p : target.parameters) trainable += p.tensor.numel();
+  const BackboneInfo& b = target.backbone->info();
+  const std::uint64_t need = estimate_training_bytes(config, b, trainable), have = memory_limit_bytes();
+  if (need > have)
+    throw ConfigError("train",
+                      fmt::format("this run needs up to about {:.1f} GiB (batch {} x {} tokens on {} layers of width {}), more than "
+                                  "the {:.1f} GiB this machine has",
+                                  static_cast<double>(need) / (1 << 30), config.batch_size, config.max_length, b.num_layers,
+                                  b.hidden_size, static_cast<double>(have) / (1 << 30)),
+                      "lower --batch-size or --max-length (--grad-accum keeps the effective batch)");
+}
+
+// The run folder: graft's own (or new), its stale staging folders cleaned up, a
+// checkpoint or best model interrupted mid-replacement put back, and no checkpoint/ or
+// best/ there that graft did not write (they would be replaced).
+void prepare_output(const fs::path& output) {
+  io::prepare_run_folder(output, "train", [](const fs::path& dir) { return fs::exists(dir / "log.jsonl"); });
+  io::clean_stale_staging(output, "train", {"checkpoint", "best", "results.json"});
+  io::require_graft_folder(output / "checkpoint", "trainer_state.json", "checkpoint", "train");
+  io::require_graft_folder(output / "best", "graft_adapter.json", "adapter folder", "train");
+}
 
 class Log {
  public:
@@ -113,7 +141,9 @@ TrainResult train_model(const TrainConfig& config, TrainTarget& target, const da
                         const backbones::Tokenizer& tokenizer) {
   if (config.output.empty()) throw ConfigError("train", "no output folder given", "pass --output DIR");
   if (train_data.examples.empty()) throw ConfigError("train", "the training data is empty");
-  fs::create_directories(config.output);
+  validate(config);
+  refuse_if_too_big(config, target);
+  prepare_output(config.output);
   const std::size_t accumulation = std::max<std::size_t>(config.grad_accumulation, 1);
   const std::size_t per_epoch = (train_data.examples.size() + config.batch_size - 1) / config.batch_size;
   const std::int64_t steps_per_epoch = static_cast<std::int64_t>((per_epoch + accumulation - 1) / accumulation);
@@ -187,11 +217,17 @@ TrainResult train_model(const TrainConfig& config, TrainTarget& target, const da
       window_tokens += static_cast<double>(b.tokens);
     }
     if (!std::isfinite(step_loss))
-      throw Error("train", fmt::format("the loss became {} at step {}", step_loss, step), "lower the learning rate (--lr)");
+      throw Error("train", fmt::format("the loss became {} at step {}", step_loss, step),
+                  "lower the learning rate (--lr); for regression, scale the labels to a few units");
     if (config.max_grad_norm > 0) nn::clip_grad_norm(target.parameters, config.max_grad_norm);
     optimizer.step();
     optimizer.zero_grad();
     ++step;
+    // A step can overflow the weights while its loss was still finite: stop before such
+    // weights are evaluated, kept as "best" or checkpointed.
+    if (const std::string bad = first_non_finite(target.parameters); !bad.empty())
+      throw Error("train", fmt::format("parameter '{}' became non-finite (NaN or inf) at step {}", bad, step),
+                  "lower the learning rate (--lr) or clip gradients (--max-grad-norm)");
 
     const auto now = std::chrono::steady_clock::now();
     const double window = std::chrono::duration<double>(now - window_start).count();

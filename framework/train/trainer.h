@@ -34,6 +34,24 @@ struct TrainConfig {
   std::string label = "train";  // shown on the progress line
 };
 
+// What a run may ask for. Beyond these a value is a typo (or hostile), and it is refused
+// up front rather than wrapping, spinning or allocating terabytes.
+struct TrainLimits {
+  static constexpr std::int64_t max_batch_size = 65536, max_grad_accumulation = 65536, max_length = 1 << 20;
+  static constexpr std::int64_t max_epochs = 100000, max_steps = 1000000000;
+  static constexpr double max_lr = 10, max_weight_decay = 10, max_grad_norm = 1e6;
+};
+// ConfigError naming the field and its range for a value outside TrainLimits (or zero,
+// negative, non-finite where those make no sense).
+void validate(const TrainConfig& config);
+
+// Bytes one training step needs at this config on `backbone` (weights, activations kept
+// for backward, gradients and AdamW moments of `trainable` parameters): an estimate
+// within a small factor, to refuse a run that cannot fit before allocating anything.
+std::uint64_t estimate_training_bytes(const TrainConfig& config, const BackboneInfo& backbone, std::int64_t trainable);
+// What this process may use: physical memory, or the cgroup limit when lower.
+std::uint64_t memory_limit_bytes();
+
 struct TrainResult {
   Scores best, last;
   std::int64_t best_step = 0, steps = 0;

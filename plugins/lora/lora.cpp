@@ -176,6 +176,14 @@ class Lora : public PeftMethod {
       throw ConfigError("lora", fmt::format("adapter '{}': target_modules and layers_to_transform select no linear site",
                                             context.adapter_name()),
                         "the modules named exist, but not in the layers listed");
+    // Checked against the backbone before anything is allocated: an update B·A of
+    // rank above min(out, in) adds nothing but memory (r: 100000 would take gigabytes).
+    for (const Site* s : chosen)
+      if (r_ > std::min(s->in_features, s->out_features))
+        throw ConfigError("lora", fmt::format("adapter '{}': r {} exceeds the rank an update of {} [{} x {}] can have ({})",
+                                              context.adapter_name(), r_, s->name, s->out_features, s->in_features,
+                                              std::min(s->in_features, s->out_features)),
+                          "pick r at most the smaller side of the targeted weights; 4 to 64 is usual");
     const std::uint64_t seed = context.seed();
     for (std::size_t i = 0; i < chosen.size(); ++i) {
       const Site& s = *chosen[i];

@@ -159,7 +159,17 @@ class PrefixTuning : public PeftMethod {
     expect_match(config_, "token_dim", p->kv_dim(), "key/value width (num_key_value_heads * head_dim)", hint);
     expect_match(config_, "num_attention_heads", p->kv_heads, "key/value head count", hint);
     expect_match(config_, "num_transformer_submodules", 1, "transformer stack count", "graft has no encoder-decoder backbones");
+    const std::int64_t max_positions = context.backbone().info().max_positions;
+    if (p->n >= max_positions)  // prefix rows count as past positions
+      throw ConfigError("prefix_tuning",
+                        fmt::format("num_virtual_tokens {} leaves no position for the input: the backbone places {} tokens",
+                                    p->n, max_positions),
+                        "use 8 to 100 virtual tokens");
     p->encoder_hidden = config_.has("encoder_hidden_size") ? config_.integer("encoder_hidden_size") : p->kv_dim();
+    if (p->encoder_hidden > 64 * p->kv_dim())
+      throw ConfigError("prefix_tuning",
+                        fmt::format("encoder_hidden_size {} is over 64 times the key/value width {}", p->encoder_hidden, p->kv_dim()),
+                        "PEFT's default is the key/value width; 512 to 1024 is usual");
     p->projection = config_.boolean("prefix_projection");
 
     // PEFT's initialisation: torch.nn.Embedding is N(0, 1); torch.nn.Linear draws

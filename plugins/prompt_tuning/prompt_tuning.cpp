@@ -133,6 +133,11 @@ class PromptTuning : public PeftMethod {
     expect_match(config_, "num_attention_heads", heads_, "attention head count");
     expect_match(config_, "num_transformer_submodules", 1, "transformer stack count");
     const std::int64_t n = config_.integer("num_virtual_tokens");
+    if (n >= info.max_positions)  // virtual tokens take positions; a real token needs one too
+      throw ConfigError("prompt_tuning",
+                        fmt::format("num_virtual_tokens {} leaves no position for the input: the backbone places {} tokens", n,
+                                    info.max_positions),
+                        "use 8 to 100 virtual tokens");
     source_ = info.source;
 
     Tensor prompt;

@@ -16,8 +16,9 @@ function(graft_add_plugin name)
   target_link_libraries(${name} PRIVATE graft::graft)
   target_compile_features(${name} PRIVATE cxx_std_20)
   # -fno-gnu-unique: function-local statics in inline code would otherwise pin the
-  # library in memory for the life of the process, defeating unloading.
-  target_compile_options(${name} PRIVATE -fno-gnu-unique)
+  # library in memory for the life of the process, defeating unloading (GCC only:
+  # clang never emits STB_GNU_UNIQUE symbols and has no such flag).
+  target_compile_options(${name} PRIVATE $<$<CXX_COMPILER_ID:GNU>:-fno-gnu-unique>)
   set_target_properties(${name} PROPERTIES
     PREFIX "libgraft_"
     CXX_VISIBILITY_PRESET hidden

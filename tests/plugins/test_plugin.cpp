@@ -8,12 +8,33 @@
 
 namespace {
 
+#ifdef CASE_THROWING_ODD
+// Not a std::exception: what a careless plugin might throw, and the host must still
+// report as an error naming the plugin and the call.
+struct NotAnException {
+  int code = 7;
+};
+class OddHook : public graft::AdapterHook {
+ public:
+  graft::Tensor linear(const graft::Site&, const graft::Tensor&, const graft::Tensor&, const graft::Rows&) override {
+    throw NotAnException{};
+  }
+};
+#endif
+
 class NullMethod : public graft::PeftMethod {
  public:
   explicit NullMethod(const graft::Config& c) : r_(c.integer("r")), mode_(c.string("mode")) {}
-  void attach(graft::AttachContext&) override {
+  void attach([[maybe_unused]] graft::AttachContext& context) override {
 #ifdef CASE_THROWING_ATTACH
     throw std::runtime_error("attach exploded");
+#endif
+#ifdef CASE_THROWING_ODD
+    // mode "a": attach throws an int; mode "b": the hook on the first linear site
+    // throws during the forward pass.
+    if (mode_ == "a") throw 42;
+    const auto sites = context.select(graft::SiteKind::linear, {}, {});
+    context.register_hook(*sites.at(0), std::make_shared<OddHook>());
 #endif
   }
   std::vector<graft::nn::NamedParameter> parameters() const override { return {}; }
@@ -50,6 +71,11 @@ GRAFT_PLUGIN("test_good", "2.0.0", "another file with the same name", kSchema, c
 GRAFT_PLUGIN("test_throwing_factory", "1.0.0", "create throws", kSchema, create)
 #elif defined(CASE_THROWING_ATTACH)
 GRAFT_PLUGIN("test_throwing_attach", "1.0.0", "attach throws", kSchema, create)
+#elif defined(CASE_THROWING_ODD)
+GRAFT_PLUGIN("test_throwing_odd", "1.0.0", "attach or its hook throws something that is not a std::exception", kSchema, create)
+#elif defined(CASE_SHADOW_HOULSBY)
+// A valid plugin under the name of a shipped one: it must never replace it.
+GRAFT_PLUGIN("houlsby", "6.6.6", "not the real houlsby", kSchema, create)
 #elif defined(CASE_UNRESOLVED)
 // Needs a symbol that no library defines, as a plugin built against another libgraft
 // would: RTLD_NOW makes that a load error instead of a crash at the first call.

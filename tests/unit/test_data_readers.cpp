@@ -87,7 +87,34 @@ TEST_F(BadFile, GlueWrongDelimiter) {
 
 TEST_F(BadFile, StsbScoreThatIsNotANumber) {
   const auto f = write("stsb.tsv", "index\tsentence1\tsentence2\tscore\n0\ta\tb\thigh\n");
-  expect_error([&] { read_glue_file(f, "stsb"); }, f, ":2", "score 'high'");
+  expect_error([&] { read_glue_file(f, "stsb"); }, f, ":2", "label 'high'");
+}
+
+TEST_F(BadFile, NonFiniteRegressionLabelsAreRefused) {
+  // std::stod reads "nan" and "inf": they would poison every loss and metric silently.
+  for (const std::string label : {"nan", "inf", "-inf", "NaN", "1e999"}) {
+    SCOPED_TRACE(label);
+    const auto tsv = write("stsb.tsv", "index\tsentence1\tsentence2\tscore\n0\ta\tb\t3.5\n1\ta\tb\t" + label + "\n");
+    expect_error([&] { read_glue_file(tsv, "stsb"); }, tsv, ":3", "'" + label + "'");
+    const auto csv = write("r.csv", "text,label\nfine,1.5\nbad," + label + "\n");
+    expect_error([&] { read_csv(csv, true); }, csv, ":3", "'" + label + "'");
+    const auto jsonl = write("r.jsonl", "{\"text\": \"fine\", \"label\": 1.5}\n{\"text\": \"bad\", \"label\": \"" + label + "\"}\n");
+    expect_error([&] { read_jsonl(jsonl, true); }, jsonl, ":2", "'" + label + "'");
+  }
+}
+
+TEST_F(BadFile, NullAndEmptyLabelsAreRefused) {
+  const auto jsonl = write("n.jsonl", "{\"text\": \"a\", \"label\": \"pos\"}\n{\"text\": \"b\", \"label\": null}\n");
+  expect_error([&] { read_jsonl(jsonl, false); }, jsonl, ":2", "\"label\" is null");
+  const auto nested = write("o.jsonl", "{\"text\": \"a\", \"label\": [1]}\n");
+  expect_error([&] { read_jsonl(nested, false); }, nested, ":1", "not a string or number");
+  const auto csv = write("e.csv", "text,label\na,pos\nb,\n");
+  expect_error([&] { read_csv(csv, false); }, csv, ":3", "label is empty");
+}
+
+TEST_F(BadFile, DeeplyNestedJsonlRowIsAnErrorNotACrash) {
+  const auto f = write("deep.jsonl", "{\"text\": \"a\", \"label\": " + std::string(100000, '[') + "\n");
+  expect_error([&] { read_jsonl(f, false); }, f, ":1", "nests too deeply");
 }
 
 TEST_F(BadFile, CsvRowsAndErrors) {

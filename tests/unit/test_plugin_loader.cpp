@@ -3,12 +3,14 @@
 // keeps working — even after the registry that loaded it is gone.
 #include <dlfcn.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -96,7 +98,7 @@ TEST(PluginLoader, MissingFileAndDirectory) {
 }
 
 TEST(PluginLoader, EachBrokenPluginHasItsOwnMessage) {
-  expect_rejected("not_a_library", {"not a shared library", "invalid ELF header"});
+  expect_rejected("not_a_library", {"not a shared library", "not an ELF file"});
   expect_rejected("unresolved", {"has unresolved symbols", "undefined symbol: graft_symbol_nobody_defines"});
   expect_rejected("no_entry", {"no entry symbol 'graft_plugin_entry'", "GRAFT_PLUGIN"});
   expect_rejected("wrong_abi", {"plugin ABI version 999, this graft supports 1", "rebuild the plugin"});
@@ -151,7 +153,8 @@ TEST(PluginLoader, AfterScanningEveryCaseTheGoodPluginWorks) {
   registry.scan(dirs);
   std::vector<std::string> names;
   for (const auto& p : registry.plugins()) names.push_back(p.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"test_good", "test_throwing_attach", "test_throwing_factory"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"test_good", "houlsby", "test_throwing_attach", "test_throwing_factory",
+                                              "test_throwing_odd"}));
   EXPECT_EQ(registry.failures().size(), 9u);
 
   const auto& good = registry.find("test_good");
@@ -177,7 +180,7 @@ TEST(PluginLoader, AfterScanningEveryCaseTheGoodPluginWorks) {
   EXPECT_THROW(registry.create("test_good", "{r: 4", "--config"), graft::FormatError);
 
   text = error_of<graft::PluginError>([&] { registry.find("lora"); });
-  EXPECT_HAS(text, "no plugin named 'lora' (loaded: test_good, test_throwing_attach, test_throwing_factory)");
+  EXPECT_HAS(text, "no plugin named 'lora' (loaded: test_good, houlsby, test_throwing_attach, test_throwing_factory, test_throwing_odd)");
   EXPECT_HAS(text, lib_of("wrong_abi").string());
   EXPECT_HAS(text, "--plugin-dir or GRAFT_PLUGIN_PATH");
 }
@@ -257,4 +260,196 @@ TEST(PluginsCommand, ListsPluginsAndFailures) {
   EXPECT_HAS(out, "needs a value");
   EXPECT_EQ(run(cli + " extra 2>&1", out), 1);
   EXPECT_HAS(out, "unexpected argument 'extra'");
+}
+
+// ---- hostile folders and files on the search path (issue 10) ----------------------
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  explicit TempDir(const std::string& name) : path(fs::temp_directory_path() / (name + "_" + std::to_string(::getpid()))) {
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+std::string bytes_of(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+void write_bytes(const fs::path& file, const std::string& bytes) { std::ofstream(file, std::ios::binary) << bytes; }
+
+const graft::plugin::LoadFailure* failure_for(const PluginRegistry& registry, const fs::path& file) {
+  for (const auto& f : registry.failures())
+    if (f.file == file) return &f;
+  return nullptr;
+}
+
+// GRAFT_PLUGIN_PATH cleared for the scope: the tests choose their folders themselves.
+struct NoPluginPathEnv {
+  std::string saved;
+  bool had = false;
+  NoPluginPathEnv() {
+    if (const char* v = std::getenv("GRAFT_PLUGIN_PATH")) saved = v, had = true;
+    ::unsetenv("GRAFT_PLUGIN_PATH");
+  }
+  ~NoPluginPathEnv() {
+    if (had) ::setenv("GRAFT_PLUGIN_PATH", saved.c_str(), 1);
+  }
+};
+
+}  // namespace
+
+// A symlink loop (or a dangling link) named like a plugin is one failure of its own:
+// the folder's other plugins still load.
+TEST(PluginLoader, AnUnreadableEntryDoesNotHideTheOthers) {
+  TempDir dir("graft_plugin_links");
+  fs::create_symlink("libloop.so", dir.path / "libloop.so");
+  fs::create_symlink("nothing_here.so", dir.path / "libdangling.so");
+  fs::create_symlink(lib_of("good"), dir.path / "libgood.so");
+  PluginRegistry registry;
+  registry.scan({dir.path});
+  ASSERT_EQ(registry.plugins().size(), 1u);
+  EXPECT_EQ(registry.plugins()[0].name, "test_good");
+  ASSERT_EQ(registry.failures().size(), 2u);
+  const auto* loop = failure_for(registry, dir.path / "libloop.so");
+  ASSERT_NE(loop, nullptr);
+  EXPECT_HAS(loop->message, (dir.path / "libloop.so").string() + ": cannot be read: Too many levels of symbolic links");
+  EXPECT_HAS(loop->message, "the folder's other plugins were loaded");
+  const auto* dangling = failure_for(registry, dir.path / "libdangling.so");
+  ASSERT_NE(dangling, nullptr);
+  EXPECT_HAS(dangling->message, "is a symbolic link to a file that does not exist");
+}
+
+// Files named .so that are no shared library of this machine: each message says what
+// the file is, never the loader's "No such file or directory", and a truncated library
+// is refused before the dynamic loader maps it (which would die of SIGBUS).
+TEST(PluginLoader, FilesThatAreNotLibrariesSayWhatTheyAre) {
+  TempDir dir("graft_plugin_not_libs");
+  const std::string good = bytes_of(lib_of("good"));
+  ASSERT_GT(good.size(), 4096u);
+  write_bytes(dir.path / "libtext.so", "just some text, not a library at all, longer than an ELF header would be........");
+  std::string garbage = good.substr(0, 16);  // an ELF identification, then noise
+  for (int i = 0; i < 200; ++i) garbage.push_back(static_cast<char>(i * 37 + 11));
+  write_bytes(dir.path / "libgarbage.so", garbage);
+  write_bytes(dir.path / "libtruncated.so", good.substr(0, good.size() / 3));
+  write_bytes(dir.path / "libshort.so", good.substr(0, 40));
+  std::string object = good;
+  object[16] = 1, object[17] = 0;  // e_type ET_REL
+  write_bytes(dir.path / "libobject.so", object);
+
+  PluginRegistry registry;
+  registry.scan({dir.path});
+  EXPECT_TRUE(registry.plugins().empty());
+  ASSERT_EQ(registry.failures().size(), 5u);
+  const std::vector<std::pair<std::string, std::string>> want = {
+      {"libtext.so", "not a shared library: not an ELF file"},
+      {"libgarbage.so", "not a shared library: an ELF file for another machine"},
+      {"libtruncated.so", "not a shared library: a truncated ELF file (segment"},
+      {"libshort.so", "not a shared library: a truncated ELF file (40 bytes"},
+      {"libobject.so", "not a shared library: an ELF object file (.o)"}};
+  for (const auto& [name, part] : want) {
+    SCOPED_TRACE(name);
+    const auto* f = failure_for(registry, dir.path / name);
+    ASSERT_NE(f, nullptr);
+    EXPECT_HAS(f->message, (dir.path / name).string());
+    EXPECT_HAS(f->message, part);
+    EXPECT_EQ(f->message.find("No such file or directory"), std::string::npos) << f->message;
+    EXPECT_HAS(f->message, "hint:");
+  }
+}
+
+// The trust model (docs/plugin-guide.md): a plugin named like a shipped one never
+// replaces it, whichever is found first; it is reported as a conflict.
+TEST(PluginLoader, ShippedPluginKeepsItsName) {
+  NoPluginPathEnv no_env;
+  const auto shipped = graft::plugin::shipped_plugin_dirs();
+  ASSERT_FALSE(shipped.empty()) << "the tests run from the build tree, beside its plugins";
+  for (const bool shadow_first : {true, false}) {
+    SCOPED_TRACE(shadow_first ? "the shadowing plugin found first (--plugin-dir)" : "the shipped one found first");
+    PluginRegistry registry;
+    if (shadow_first) {
+      registry.scan(graft::plugin::search_path({dir_of("shadow_houlsby")}));
+    } else {
+      registry.scan(shipped);
+      registry.scan({dir_of("shadow_houlsby")});
+    }
+    const auto& houlsby = registry.find("houlsby");
+    EXPECT_NE(houlsby.version, "6.6.6");
+    EXPECT_TRUE(fs::equivalent(houlsby.file.parent_path(), shipped[0])) << houlsby.file;
+    EXPECT_EQ(std::count_if(registry.plugins().begin(), registry.plugins().end(), [](auto& p) { return p.name == "houlsby"; }), 1);
+    const auto conflicts = registry.conflicts();
+    ASSERT_EQ(conflicts.size(), 1u);
+    EXPECT_EQ(conflicts[0].file, lib_of("shadow_houlsby"));
+    EXPECT_HAS(conflicts[0].message, "plugin name 'houlsby' conflicts with the plugin shipped with graft");
+    EXPECT_HAS(conflicts[0].message, houlsby.file.string());
+    EXPECT_HAS(conflicts[0].message, "GRAFT_PLUGIN_PATH");
+    // And what is created is the shipped method.
+    auto method = registry.create("houlsby", "{}", "test");
+    EXPECT_EQ(method->adapter_config_json().find("\"peft_type\": \"NULL\""), std::string::npos);
+  }
+  // Two plugins of one name, neither shipped: the first found wins, also a conflict.
+  PluginRegistry registry;
+  registry.scan({dir_of("good"), dir_of("good_twin")});
+  ASSERT_EQ(registry.conflicts().size(), 1u);
+  EXPECT_EQ(registry.conflicts()[0].file, lib_of("good_twin"));
+}
+
+namespace {
+
+std::string quiet_cli() { return std::string("GRAFT_PLUGIN_PATH= OMP_NUM_THREADS=1 ") + GRAFT_CLI; }
+const std::string kTinyBert = std::string(GRAFT_SOURCE_DIR) + "/tests/golden/backbones/tiny_bert";
+
+}  // namespace
+
+// Every command that loads the registry warns about a conflict, not only `graft plugins`,
+// and still uses the shipped plugin.
+TEST(PluginsCommand, ConflictIsAWarningEverywhere) {
+  std::string out;
+  const std::string shadow = " --plugin-dir " + dir_of("shadow_houlsby").string();
+  ASSERT_EQ(run(quiet_cli() + " info --backbone " + kTinyBert + " --method houlsby" + shadow + " 2>&1", out), 0) << out;
+  EXPECT_HAS(out, "graft: warning: plugin: " + lib_of("shadow_houlsby").string() + ": plugin name 'houlsby' conflicts");
+  EXPECT_HAS(out, "method houlsby: Houlsby adapters");  // the real one
+  ASSERT_EQ(run(quiet_cli() + " plugins" + shadow + " --json", out), 0) << out;
+  const auto doc = nlohmann::json::parse(out);
+  for (const auto& p : doc["plugins"])
+    if (p["name"] == "houlsby") EXPECT_NE(p["version"], "6.6.6");
+  ASSERT_EQ(doc["failures"].size(), 1u);
+  EXPECT_EQ(doc["failures"][0]["file"], lib_of("shadow_houlsby").string());
+}
+
+// A symlink loop in a plugin folder: `graft plugins` still lists the folder's plugins.
+TEST(PluginsCommand, SymlinkLoopIsSkippedWithADiagnostic) {
+  TempDir dir("graft_plugins_cli_loop");
+  fs::create_symlink("libloop.so", dir.path / "libloop.so");
+  fs::create_symlink(lib_of("good"), dir.path / "libgood.so");
+  std::string out;
+  ASSERT_EQ(run(quiet_cli() + " plugins --plugin-dir " + dir.path.string() + " 2>&1", out), 0) << out;
+  EXPECT_HAS(out, "test_good 1.0.0");
+  EXPECT_HAS(out, "libloop.so: cannot be read: Too many levels of symbolic links");
+}
+
+// A plugin throwing something that is not a std::exception, in attach() or in a hook
+// during training: an error naming the plugin and the call, exit status 1, never
+// "internal error: unknown exception".
+TEST(PluginsCommand, NonStandardExceptionNamesThePluginAndTheCall) {
+  TempDir dir("graft_plugins_odd");
+  const std::string train = quiet_cli() + " train --backbone " + kTinyBert + " --task sst2 --data " + GRAFT_SHARED_DIR +
+                            "/data/glue --train-rows 16 --dev-rows 8 --batch-size 8 --max-steps 2 --no-progress --method "
+                            "test_throwing_odd --plugin-dir " +
+                            dir_of("throwing_odd").string();
+  std::string out;
+  EXPECT_EQ(run(train + " --config '{\"mode\": \"a\"}' --output " + (dir.path / "a").string() + " 2>&1", out), 1) << out;
+  EXPECT_HAS(out, "attaching adapter 'task' (method 'test_throwing_odd') failed");
+  EXPECT_HAS(out, "plugin 'test_throwing_odd' threw an exception that is not a std::exception in its attach()");
+  EXPECT_EQ(out.find("internal error"), std::string::npos) << out;
+
+  EXPECT_EQ(run(train + " --config '{\"mode\": \"b\"}' --output " + (dir.path / "b").string() + " 2>&1", out), 1) << out;
+  EXPECT_HAS(out, "plugin 'test_throwing_odd' threw an exception that is not a std::exception in its linear hook at site "
+                  "'layers.0.attention.query'");
+  EXPECT_HAS(out, "hint: a plugin must throw graft::Error or std::exception");
+  EXPECT_EQ(out.find("internal error"), std::string::npos) << out;
 }

@@ -102,4 +102,8 @@ class Tensor {
   std::shared_ptr<TensorImpl> impl_;
 };
 
+// How many elements of a floating tensor are NaN or ±inf (0 for integer tensors): a
+// weight read from a file or produced by an optimiser step is checked before use.
+std::int64_t count_non_finite(const Tensor& t);
+
 }  // namespace graft
