@@ -45,7 +45,8 @@ bench: build
 # build (g++, uninstrumented).
 SAN_BUILD ?= build-san
 SLOW_TESTS := TrainsSst2|LearnsSst2|LowersHeldOutLoss|AdaptsStories|TrainsCausalLm|test_ia3_training|sdk_ia3|plugin_leak_check
-export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1
+# allocator_may_return_null: a refused huge allocation reaches graft's own out-of-memory error.
+export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:allocator_may_return_null=1
 export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 .PHONY: test-sanitize
 test-sanitize: deps models

@@ -116,7 +116,8 @@ WordPieceTokenizer WordPieceTokenizer::from_tokenizer_json(const fs::path& path)
   if (model.contains("continuing_subword_prefix") && model["continuing_subword_prefix"].is_string())
     config.continuing_prefix = model["continuing_subword_prefix"].get<std::string>();
   if (model.contains("max_input_chars_per_word")) {
-    if (!model["max_input_chars_per_word"].is_number_unsigned())
+    if (!model["max_input_chars_per_word"].is_number_unsigned() ||
+        model["max_input_chars_per_word"].get<std::uint64_t>() > static_cast<std::uint64_t>(INT32_MAX))  // read as an int
       bad_key(path, "model.max_input_chars_per_word", "is not a positive integer", hint_model);
     config.max_input_chars_per_word = model["max_input_chars_per_word"].get<int>();
   }
@@ -150,10 +151,14 @@ WordPieceTokenizer WordPieceTokenizer::from_tokenizer_json(const fs::path& path)
         config.sep_token = specials.back();
       }
     } else if (post_type == "BertProcessing" || post_type == "RobertaProcessing") {
-      if (post.contains("cls") && post["cls"].is_array() && post["cls"][0].is_string())
-        config.cls_token = post["cls"][0].get<std::string>();
-      if (post.contains("sep") && post["sep"].is_array() && post["sep"][0].is_string())
-        config.sep_token = post["sep"][0].get<std::string>();
+      // ["[CLS]", 101]; anything else (an empty array once read past its end) is refused.
+      for (const auto& [key, token] : {std::pair{"cls", &config.cls_token}, std::pair{"sep", &config.sep_token}}) {
+        if (!post.contains(key)) continue;
+        const json& v = post[key];
+        if (!v.is_array() || v.size() != 2 || !v[0].is_string())
+          bad_key(path, std::string("post_processor.") + key, "is not a [token, id] pair", hint_model);
+        *token = v[0].get<std::string>();
+      }
     }
   }
   const json padding = root.value("padding", json());

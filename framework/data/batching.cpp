@@ -77,7 +77,8 @@ std::vector<LabeledBatch> make_batches(const Dataset& data, const backbones::Tok
         encodings.push_back(tokenizer.encode(ex.text, ex.text_pair, ex.has_pair, max_length));
       }
       lb.tokens += encodings.back().ids.size();
-      class_labels.push_back(static_cast<std::int64_t>(ex.label));
+      // A regression target (any finite f32) is no class index: casting it would be UB.
+      class_labels.push_back(data.kind == TaskKind::regression ? 0 : static_cast<std::int64_t>(ex.label));
       targets.push_back(static_cast<float>(ex.label));
     }
     lb.batch = backbones::make_batch(encodings, tokenizer.pad_id(), kPadMultiple, max_length);

@@ -42,6 +42,10 @@ Dataset read_conll(const std::filesystem::path& file) {
     std::istringstream fields(line);
     std::vector<std::string> cols;
     for (std::string c; fields >> c;) cols.push_back(c);
+    if (cols.empty()) {  // only whitespace such as \v or \f: a blank line too
+      flush();
+      continue;
+    }
     if (cols[0] == "-DOCSTART-") continue;
     if (cols.size() != 4)
       throw FormatError("data", fmt::format("{}:{}: {} columns, CoNLL-2003 has 4 (word POS chunk NER)", file.string(), number, cols.size()),

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <map>
 
 #include "graft/error.h"
@@ -148,7 +149,7 @@ double parse_number_label(const std::string& text, const std::filesystem::path& 
   } catch (const std::exception&) {
     throw FormatError("data", fmt::format("{}:{}: label '{}' is not a number", file.string(), line, text), hint);
   }
-  if (!std::isfinite(value))
+  if (!std::isfinite(value) || std::abs(value) > std::numeric_limits<float>::max())  // targets are f32
     throw FormatError("data", fmt::format("{}:{}: label '{}' is not a finite number", file.string(), line, text), hint);
   return value;
 }

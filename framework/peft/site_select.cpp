@@ -3,8 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <regex>
+#include <cstdint>
 #include <set>
+#include <string_view>
 
 #include "graft/error.h"
 
@@ -16,33 +17,83 @@ bool ends_with_part(const std::string& name, const std::string& tail) {
                           name[name.size() - tail.size() - 1] == '.');
 }
 
-// Glob → regex: '.' literal, '*' anything, a whole "A-B" part a number in range.
-bool glob_matches(const std::string& pattern, const std::string& name) {
-  std::string rx;
+// A glob, token by token: '*' matches any characters (dots included), a whole dotted
+// part "A-B" matches a whole part of the name that is a number in [A, B] written without
+// leading zeros, any other character itself. Matched in O(pattern x name) steps, without
+// std::regex: a range used to become an alternation of every number in it ("0-99999999"
+// built a hundred million strings; "0-99999999999" threw std::out_of_range from stoi),
+// and backtracking over many '*' took exponential time.
+struct GlobToken {
+  enum Kind { literal, star, range } kind;
+  char c = 0;
+  std::uint64_t lo = 0, hi = 0;
+};
+
+std::uint64_t saturating_number(std::string_view digits) {
+  std::uint64_t v = 0;
+  for (char d : digits) {
+    const auto digit = static_cast<std::uint64_t>(d - '0');
+    if (v > (UINT64_MAX - digit) / 10) return UINT64_MAX;
+    v = v * 10 + digit;
+  }
+  return v;
+}
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+std::vector<GlobToken> glob_tokens(const std::string& pattern) {
+  std::vector<GlobToken> out;
   std::size_t start = 0;
-  while (start <= pattern.size()) {
+  while (true) {
     std::size_t end = pattern.find('.', start);
     if (end == std::string::npos) end = pattern.size();
-    const std::string part = pattern.substr(start, end - start);
-    std::smatch range;
-    static const std::regex kRange(R"((\d+)-(\d+))");
-    if (std::regex_match(part, range, kRange)) {
-      const int lo = std::stoi(range[1]), hi = std::stoi(range[2]);
-      std::vector<std::string> numbers;
-      for (int i = lo; i <= hi; ++i) numbers.push_back(std::to_string(i));
-      rx += fmt::format("({})", fmt::join(numbers, "|"));
+    const std::string_view part(pattern.data() + start, end - start);
+    const std::size_t dash = part.find('-');
+    if (dash != std::string_view::npos && all_digits(part.substr(0, dash)) && all_digits(part.substr(dash + 1))) {
+      out.push_back({GlobToken::range, 0, saturating_number(part.substr(0, dash)), saturating_number(part.substr(dash + 1))});
     } else {
-      for (char c : part) {
-        if (c == '*') rx += ".*";
-        else if (std::string_view("^$|()[]{}+?\\").find(c) != std::string_view::npos) rx += std::string("\\") + c;
-        else rx += c;
-      }
+      for (char c : part) out.push_back(c == '*' ? GlobToken{GlobToken::star} : GlobToken{GlobToken::literal, c});
     }
     if (end == pattern.size()) break;
-    rx += "\\.";
+    out.push_back({GlobToken::literal, '.'});
     start = end + 1;
   }
-  return std::regex_match(name, std::regex(rx));
+  return out;
+}
+
+bool is_glob(const std::vector<GlobToken>& tokens) {
+  return std::any_of(tokens.begin(), tokens.end(), [](const GlobToken& t) { return t.kind != GlobToken::literal; });
+}
+
+bool glob_matches(const std::vector<GlobToken>& tokens, const std::string& name) {
+  const std::size_t n = name.size();
+  std::vector<char> reach(n + 1, 0), next(n + 1);  // reach[j]: tokens so far match name[0, j)
+  reach[0] = 1;
+  for (const GlobToken& t : tokens) {
+    std::fill(next.begin(), next.end(), 0);
+    for (std::size_t j = 0; j <= n; ++j) {
+      if (!reach[j]) continue;
+      if (t.kind == GlobToken::star) {
+        std::fill(next.begin() + static_cast<std::ptrdiff_t>(j), next.end(), 1);
+        break;
+      }
+      if (t.kind == GlobToken::literal) {
+        if (j < n && name[j] == t.c) next[j + 1] = 1;
+        continue;
+      }
+      std::size_t k = j;
+      while (k < n && name[k] >= '0' && name[k] <= '9') ++k;
+      const std::string_view number(name.data() + j, k - j);
+      if (k == j || (number.size() > 1 && number[0] == '0') || (j > 0 && name[j - 1] != '.') || (k < n && name[k] != '.'))
+        continue;
+      const std::uint64_t v = saturating_number(number);
+      if (v >= t.lo && v <= t.hi) next[k] = 1;
+    }
+    std::swap(reach, next);
+  }
+  return reach[n] != 0;
 }
 
 }  // namespace
@@ -51,8 +102,8 @@ bool site_matches(const std::string& pattern, const Site& site) {
   if (pattern.empty()) return false;
   if (pattern == site.name || ends_with_part(site.module, pattern)) return true;
   if (!site.checkpoint_module.empty() && ends_with_part(site.checkpoint_module, pattern)) return true;
-  const bool glob = pattern.find('*') != std::string::npos || std::regex_search(pattern, std::regex(R"((^|\.)\d+-\d+(\.|$))"));
-  return glob && glob_matches(pattern, site.name);
+  const auto tokens = glob_tokens(pattern);
+  return is_glob(tokens) && glob_matches(tokens, site.name);
 }
 
 std::vector<const Site*> select_sites(const std::vector<Site>& sites, SiteKind kind, const std::vector<std::string>& patterns,

@@ -90,6 +90,13 @@ std::string elf_problem(const fs::path& file) {
       return fmt::format("a truncated ELF file (segment {} ends at byte {}, the file has {}): copy the library again",
                          i, std::uintmax_t{segment.p_offset} + segment.p_filesz, size);
   }
+  // The section headers come last in the file: a library cut short keeps its segments
+  // (and would load) only when it was cut in its debug information, but it is damaged
+  // all the same.
+  const std::uintmax_t sections_end = header.e_shoff + std::uintmax_t{header.e_shnum} * header.e_shentsize;
+  if (header.e_shoff != 0 && sections_end > size)
+    return fmt::format("a truncated ELF file (its section headers end at byte {}, the file has {}): copy the library again",
+                       sections_end, size);
   return {};
 }
 

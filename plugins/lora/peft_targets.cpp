@@ -6,6 +6,7 @@
 #include <cctype>
 #include <regex>
 #include <set>
+#include "graft/error.h"
 #include "graft/text.h"
 
 namespace graft::lora {
@@ -41,12 +42,83 @@ std::string regex_escape(const std::string& s) {
   return out;
 }
 
+// libstdc++'s std::regex compiles by recursion (a stack frame per term of a branch, per
+// group) and matches by backtracking: a target_modules string from a config file could
+// overflow the stack ("a" 100000 times, "(){30000}"), take exponential time
+// ("(.*)*(.*)*x" against a module name) or overflow an integer reading a count
+// ("\\18446744073709551615"). Module-name patterns are small: refuse what is not, and
+// match with the polynomial (breadth-first) executor. "" when `p` is acceptable.
+std::string regex_problem(const std::string& p) {
+  constexpr std::size_t kMaxTerms = 4000, kMaxGroups = 100, kMaxDigits = 6, kMaxRepeatedSize = 10000;
+  std::vector<std::size_t> terms{0};  // per open group: terms so far in its current branch
+  std::size_t in_branches = 0;        // sum of `terms`: the compiler's recursion depth, roughly
+  double repeat = 1;                  // product of the counted repetitions' bounds
+  auto term = [&] { ++terms.back(), ++in_branches; };
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    const char c = p[i];
+    if (std::isdigit(static_cast<unsigned char>(c))) {
+      std::size_t run = 0;
+      while (i + run < p.size() && std::isdigit(static_cast<unsigned char>(p[i + run]))) ++run;
+      if (run > kMaxDigits) return fmt::format("it holds a number of {} digits", run);
+    }
+    if (c == '\\') {
+      if (i + 1 < p.size() && p[i + 1] >= '1' && p[i + 1] <= '9') return "back-references (\\1) are not supported";
+      ++i;
+      term();
+    } else if (c == '[') {  // a bracket expression is one term: skip to its ']'
+      std::size_t j = i + 1;
+      if (j < p.size() && p[j] == '^') ++j;
+      if (j < p.size() && p[j] == ']') ++j;
+      while (j < p.size() && p[j] != ']') j += p[j] == '\\' ? 2 : 1;
+      i = j;
+      term();
+    } else if (c == '(') {
+      if (terms.size() > kMaxGroups) return fmt::format("it nests groups more than {} deep", kMaxGroups);
+      terms.push_back(0);
+    } else if (c == ')') {
+      if (terms.size() > 1) in_branches -= terms.back(), terms.pop_back();
+      term();
+    } else if (c == '|') {
+      in_branches -= terms.back();
+      terms.back() = 0;
+    } else if (c == '{') {  // {m}, {m,}, {m,n}: its largest number bounds the copies made
+      std::size_t bound = 1, j = i + 1;
+      while (j < p.size() && p[j] != '}') {
+        std::size_t n = 0, run = 0;
+        for (; j < p.size() && std::isdigit(static_cast<unsigned char>(p[j])); ++j, ++run)
+          n = n * 10 + static_cast<std::size_t>(p[j] - '0');
+        if (run > kMaxDigits) return fmt::format("it holds a number of {} digits", run);
+        bound = std::max(bound, n + 1);
+        if (run == 0) ++j;
+      }
+      repeat *= static_cast<double>(bound);
+      i = j;
+    } else {
+      term();
+    }
+    if (in_branches > kMaxTerms) return fmt::format("a branch of it has more than {} terms", kMaxTerms);
+  }
+  if (repeat > 1 && repeat * static_cast<double>(p.size()) > kMaxRepeatedSize)
+    return fmt::format("its counted repetitions (up to {} copies of a {}-character pattern) build too large an automaton",
+                       repeat, p.size());
+  return {};
+}
+
 }  // namespace
 
 std::vector<const Site*> regex_select(const std::string& pattern, const std::vector<const Site*>& candidates) {
+  if (const std::string problem = regex_problem(pattern); !problem.empty())
+    throw ConfigError("lora",
+                      fmt::format("target_modules '{}' names no site, and graft does not read it as a regex: {}",
+                                  pattern.size() > 80 ? pattern.substr(0, 77) + "..." : pattern, problem),
+                      "name the modules (a list such as [\"query\", \"value\"]) or write a simpler regex over full module names");
   std::vector<const Site*> out;
   try {
+#ifdef __GLIBCXX__
+    const std::regex rx(pattern, std::regex::ECMAScript | std::regex_constants::__polynomial);
+#else
     const std::regex rx(pattern);
+#endif
     for (const Site* s : candidates)
       if (std::regex_match(s->checkpoint_module, rx)) out.push_back(s);
   } catch (const std::regex_error&) {

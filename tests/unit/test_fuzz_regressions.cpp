@@ -7,16 +7,21 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <chrono>
 #include <string>
 
+#include "data/conll.h"
 #include "graft/config.h"
 #include "graft/error.h"
 #include "io/json_config.h"
 #include "io/safetensors.h"
 #include "peft/adapter_io.h"
+#include "peft/adapter_set.h"
+#include "peft/site_select.h"
 #include "plugin/loader.h"
 #include "registry.h"
 #include "tokenizers/bpe.h"
+#include "tokenizers/wordpiece.h"
 
 namespace fs = std::filesystem;
 using namespace graft;
@@ -129,6 +134,116 @@ TEST_F(FuzzRegression, VocabJsonHugeId) {
   write("roberta/merges.txt", "#version: 0.2\n");
   const std::string msg = error_of<FormatError>([&] { backbones::BpeTokenizer::from_vocab_and_merges(folder); });
   EXPECT_HAS(msg, "has ids far beyond its size (max id 9223372036854775807)");
+}
+
+// --- WordPiece tokenizer.json -------------------------------------------------------
+
+// BertProcessing with "cls": [] read element 0 of an empty array (UBSan: reference
+// binding to null; out of bounds in a release build). Found by reading the code the
+// fuzzer pointed at; the input is kept in tests/fuzz/corpus/fuzz_tokenizer_json/.
+TEST_F(FuzzRegression, BertProcessingEmptyCls) {
+  const fs::path file = kSource / "tests/fuzz/corpus/fuzz_tokenizer_json/regress_bert_processing_empty_cls.json";
+  const std::string msg = error_of<FormatError>([&] { backbones::WordPieceTokenizer::from_tokenizer_json(file); });
+  EXPECT_HAS(msg, file.string() + ": key \"post_processor.cls\" is not a [token, id] pair");
+}
+
+// max_input_chars_per_word 4294967295 was read as the int -1.
+TEST_F(FuzzRegression, WordPieceMaxInputCharsOverflow) {
+  const fs::path file = kSource / "tests/fuzz/corpus/fuzz_tokenizer_json/regress_max_input_chars_overflow.json";
+  const std::string msg = error_of<FormatError>([&] { backbones::WordPieceTokenizer::from_tokenizer_json(file); });
+  EXPECT_HAS(msg, file.string() + ": key \"model.max_input_chars_per_word\" is not a positive integer");
+}
+
+// --- CoNLL-2003 -----------------------------------------------------------------------
+
+// A line of whitespace other than space and tab (here a vertical tab) split into no
+// columns, and cols[0] read past the end. It is a blank line, as in Python's strip().
+TEST_F(FuzzRegression, ConllWhitespaceOnlyLine) {
+  const fs::path file = kSource / "tests/fuzz/corpus/fuzz_data_readers/regress_conll_vertical_tab_line.txt";
+  const data::Dataset ds = data::read_conll(file);
+  ASSERT_EQ(ds.examples.size(), 1u);
+  EXPECT_EQ(ds.examples[0].words, std::vector<std::string>{"EU"});
+  const fs::path two = write("two.txt", "EU NNP B-NP B-ORG\n\f\nPeter NNP B-NP B-PER\n");
+  EXPECT_EQ(data::read_conll(two).examples.size(), 2u);
+}
+
+// --- Site globs and LoRA's target_modules regex --------------------------------------
+
+Site linear_site(int layer, const std::string& module) {
+  Site s;
+  s.name = "layers." + std::to_string(layer) + "." + module;
+  s.kind = SiteKind::linear;
+  s.layer = layer;
+  s.module = module;
+  return s;
+}
+
+// "A-B" in a glob became an alternation of every number from A to B: std::stoi threw
+// std::out_of_range for a bound past 2^31, and a wide range built millions of strings.
+// Now matched numerically (same semantics: whole parts, no leading zeros).
+TEST(FuzzRegressionGlob, RangesAreMatchedNumerically) {
+  const Site s3 = linear_site(3, "attention.query"), s12 = linear_site(12, "ffn.up");
+  EXPECT_TRUE(site_matches("layers.0-5.*", s3));
+  EXPECT_FALSE(site_matches("layers.0-5.*", s12));
+  EXPECT_TRUE(site_matches("layers.10-12.ffn.up", s12));
+  EXPECT_TRUE(site_matches("layers.*.attention.*", s3));
+  EXPECT_TRUE(site_matches("*query", s3));
+  EXPECT_FALSE(site_matches("layers.5-0.*", s3));  // empty range
+  EXPECT_FALSE(site_matches("layers.03-3.*", linear_site(30, "ffn.up")));
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(site_matches("layers.0-99999999999999999999999.*", s12));
+  EXPECT_TRUE(site_matches("layers.0-99999999.*", s3));
+  EXPECT_FALSE(site_matches("*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*z", linear_site(1, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+  const std::vector<Site> sites = {s3, s12};
+  EXPECT_EQ(select_sites(sites, SiteKind::linear, {"layers.4-4294967296.*"}, {}, "lora").size(), 1u);
+}
+
+class FuzzRegressionLora : public FuzzRegression {
+ protected:
+  static const plugin::PluginRegistry& plugins() {
+    static const plugin::PluginRegistry registry = [] {
+      plugin::PluginRegistry r;
+      r.scan(plugin::search_path({}));
+      return r;
+    }();
+    return registry;
+  }
+  // The error attaching LoRA with `target_modules` (a JSON string) to tiny BERT gives.
+  std::string attach_error(const std::string& target_modules) {
+    static const auto bert = backbones::load_backbone(kSource / "tests/golden/backbones/tiny_bert");
+    AdapterSet set(*bert.model);
+    const std::string config = R"({"peft_type": "LORA", "r": 2, "target_modules": )" + target_modules + "}";
+    write("adapter/adapter_config.json", config);
+    try {
+      const SavedAdapter saved = read_adapter_manifest(dir_ / "adapter", plugins());
+      attach_method(set, plugins(), "a", saved.method, saved.config_json, "adapter_config.json", 0);
+    } catch (const ConfigError& e) {
+      return e.what();
+    }
+    return "attached";
+  }
+};
+
+// A target_modules string that names no site is a regex over full module names, as in
+// PEFT; libstdc++'s std::regex overflowed an integer reading "\18446744073709551615"
+// (UBSan), overflowed the stack on long patterns and backtracked exponentially on
+// nested stars. Such patterns are now refused with a ConfigError before compiling, and
+// accepted ones are matched by the polynomial executor. Found by fuzz_adapter_config.
+TEST_F(FuzzRegressionLora, HostileTargetRegexIsRefused) {
+  if (plugins().plugins().empty()) GTEST_SKIP() << "the lora plugin is not built";
+  // (The patterns below are JSON strings: "\\." is the regex \. and "\\1" the regex \1.)
+  EXPECT_EQ(attach_error(R"j(".*layer\\.1\\..*(query|value)")j"), "attached");
+  // The fuzzer's input, minimised: a back-reference number past 2^64.
+  EXPECT_HAS(attach_error(R"j(".*layer\\18446744073709551615AAvalun")j"),
+             "names no site, and graft does not read it as a regex: back-references (\\1) are not supported");
+  EXPECT_HAS(attach_error(R"j(".*(query)\\1")j"), "back-references (\\1) are not supported");
+  EXPECT_HAS(attach_error(R"j(".*query{18446744073709551615}")j"), "it holds a number of 20 digits");
+  EXPECT_HAS(attach_error("\"" + std::string(5000, 'a') + "\""), "a branch of it has more than 4000 terms");
+  EXPECT_HAS(attach_error(R"j("((){100}){100}")j"), "build too large an automaton");
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_HAS(attach_error(R"j("(.*)*(.*)*(.*)*(.*)*(.*)*(.*)*x")j"), "matches no linear site");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
 }
 
 }  // namespace

@@ -348,7 +348,7 @@ TEST(PluginLoader, FilesThatAreNotLibrariesSayWhatTheyAre) {
   const std::vector<std::pair<std::string, std::string>> want = {
       {"libtext.so", "not a shared library: not an ELF file"},
       {"libgarbage.so", "not a shared library: an ELF file for another machine"},
-      {"libtruncated.so", "not a shared library: a truncated ELF file (segment"},
+      {"libtruncated.so", "not a shared library: a truncated ELF file ("},  // segments or section headers
       {"libshort.so", "not a shared library: a truncated ELF file (40 bytes"},
       {"libobject.so", "not a shared library: an ELF object file (.o)"}};
   for (const auto& [name, part] : want) {
