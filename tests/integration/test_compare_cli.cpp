@@ -12,26 +12,23 @@
 #include <sstream>
 #include <utility>
 
+#include "integration/cli_harness.h"
+
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string read_all(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using graft::testing::read_file;
 
 // `graft compare` on the tiny BERT and a few SST-2 rows, writing into `out`; returns the
 // exit status (-1 when it did not exit) and what it printed.
 std::pair<int, std::string> run_compare(const fs::path& out, const std::string& args) {
   const std::string cmd = fmt::format(
       "OMP_NUM_THREADS=1 \"{}\" compare --backbone \"{}/tests/golden/backbones/tiny_bert\" --task sst2 --data \"{}/data/glue\" "
-      "--train-rows 32 --dev-rows 16 --batch-size 8 --seed 3 --no-progress {} --output \"{}\" > \"{}.log\" 2>&1",
-      GRAFT_CLI, GRAFT_SOURCE_DIR, GRAFT_SHARED_DIR, args, out.string(), out.string());
-  const int raw = std::system(cmd.c_str());
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, read_all(out.string() + ".log")};
+      "--train-rows 32 --dev-rows 16 --batch-size 8 --seed 3 --no-progress {} --output \"{}\"",
+      GRAFT_CLI, GRAFT_SOURCE_DIR, GRAFT_SHARED_DIR, args, out.string());
+  const auto r = graft::testing::run_shell(cmd, out.string() + ".log");
+  return {r.status, r.output};
 }
 
 TEST(CompareCli, AFailingMethodIsReportedBesideTheOthers) {
@@ -42,7 +39,7 @@ TEST(CompareCli, AFailingMethodIsReportedBesideTheOthers) {
   EXPECT_EQ(status, 1) << "a failed method must fail the command\n" << log;
   EXPECT_NE(log.find("no_such_method"), std::string::npos) << "the failing run's own error is shown\n" << log;
 
-  const auto runs = nlohmann::json::parse(read_all(out / "results.json"));
+  const auto runs = nlohmann::json::parse(read_file(out / "results.json"));
   ASSERT_EQ(runs.size(), 3u);
   for (int i = 0; i < 2; ++i) {
     EXPECT_FALSE(runs[i].contains("error")) << runs[i];
@@ -51,11 +48,11 @@ TEST(CompareCli, AFailingMethodIsReportedBesideTheOthers) {
   EXPECT_EQ(runs[2].value("method", ""), "no_such_method");
   EXPECT_TRUE(runs[2].contains("error"));
 
-  const std::string table = read_all(out / "results.md");
+  const std::string table = read_file(out / "results.md");
   EXPECT_NE(table.find("| no_such_method"), std::string::npos) << table;
   EXPECT_NE(table.find("failed: exit status"), std::string::npos) << table;
   EXPECT_NE(table.find("| lora"), std::string::npos) << table;
-  const std::string svg = read_all(out / "chart.svg");
+  const std::string svg = read_file(out / "chart.svg");
   EXPECT_NE(svg.find("<svg"), std::string::npos);
   EXPECT_NE(svg.find("lora"), std::string::npos);
   EXPECT_EQ(svg.find("no_such_method"), std::string::npos) << "failed runs have no point on the chart";
@@ -71,7 +68,7 @@ TEST(CompareCli, LrSweepReportsEachMethodAtItsBestRate) {
   const auto [status, log] = run_compare(
       out, fmt::format("--max-steps 6 --methods head,lora4=lora --configs \"{}.configs.json\" --lr-scales 0.01,3", out.string()));
   ASSERT_EQ(status, 0) << log;
-  const auto runs = nlohmann::json::parse(read_all(out / "results.json"));
+  const auto runs = nlohmann::json::parse(read_file(out / "results.json"));
   ASSERT_EQ(runs.size(), 2u);
   for (const auto& run : runs) {
     SCOPED_TRACE(run.value("method", ""));
@@ -88,7 +85,7 @@ TEST(CompareCli, LrSweepReportsEachMethodAtItsBestRate) {
     // The two rates are 300x apart: their runs must differ.
     EXPECT_NE(run["lr_sweep"][0]["lr"], run["lr_sweep"][1]["lr"]);
   }
-  EXPECT_NE(read_all(out / "results.md").find("(best of 2)"), std::string::npos);
+  EXPECT_NE(read_file(out / "results.md").find("(best of 2)"), std::string::npos);
   // The labelled run: its own row and folder, the config given under its label.
   EXPECT_EQ(runs[1].value("method", ""), "lora4");
   EXPECT_EQ(runs[1].value("plugin", ""), "lora");
@@ -102,11 +99,11 @@ TEST(CompareCli, LrSweepReportsEachMethodAtItsBestRate) {
                                       out.string());
   const int bad_status = std::system(bad.c_str());
   EXPECT_NE(WEXITSTATUS(bad_status), 0);
-  EXPECT_NE(read_all(out.string() + ".log").find("--lr-scales: 'abc'"), std::string::npos) << read_all(out.string() + ".log");
+  EXPECT_NE(read_file(out.string() + ".log").find("--lr-scales: 'abc'"), std::string::npos) << read_file(out.string() + ".log");
   const std::string twice = fmt::format("\"{}\" compare --backbone x --task sst2 --methods lora,head,lora > \"{}.log\" 2>&1",
                                         GRAFT_CLI, out.string());
   EXPECT_NE(WEXITSTATUS(std::system(twice.c_str())), 0);
-  EXPECT_NE(read_all(out.string() + ".log").find("'lora' appears twice"), std::string::npos) << read_all(out.string() + ".log");
+  EXPECT_NE(read_file(out.string() + ".log").find("'lora' appears twice"), std::string::npos) << read_file(out.string() + ".log");
   fs::remove(out.string() + ".log");
 }
 

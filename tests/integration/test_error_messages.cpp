@@ -13,33 +13,22 @@
 #include <utility>
 
 #include "graft/error.h"
+#include "integration/cli_harness.h"
 #include "graft/tensor.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-#define EXPECT_HAS(text, part) EXPECT_NE((text).find(part), std::string::npos) << "missing '" << (part) << "' in:\n" << (text)
+using graft::testing::read_file;
 
-std::string read_all(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using Root = graft::testing::TempFolder;
 
-struct Root {
-  fs::path path;
-  explicit Root(const std::string& name) : path(fs::temp_directory_path() / fmt::format("graft_{}_{}", name, ::getpid())) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~Root() { fs::remove_all(path); }
-};
-
+// Runs a shell command line; returns its exit status (-1: it did not exit) and what it
+// printed on stdout and stderr.
 std::pair<int, std::string> run(const std::string& command, const fs::path& log) {
-  const int raw = std::system(fmt::format("OMP_NUM_THREADS=1 {} > \"{}\" 2>&1", command, log.string()).c_str());
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, read_all(log)};
+  const auto r = graft::testing::run_shell(command, log);
+  return {r.status, r.output};
 }
 
 const std::string kTinyBert = std::string(GRAFT_SOURCE_DIR) + "/tests/golden/backbones/tiny_bert";

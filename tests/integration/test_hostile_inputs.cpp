@@ -3,19 +3,17 @@
 // left behind, or NaN outputs with exit status 0.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "graft/error.h"
 #include "io/safetensors.h"
 #include "peft/adapter_io.h"
+#include "integration/cli_harness.h"
 #include "integration/peft_harness.h"
 #include "registry.h"
 
@@ -31,14 +29,8 @@ const fs::path kTinyLlama = kSource / "tests/golden/backbones/tiny_llama";
 const fs::path kStories = fs::path(GRAFT_SHARED_DIR) / "models/stories260K/stories260K.bin";
 const fs::path kMiniLm = kSource / ".cache/models/all-MiniLM-L6-v2";
 
-std::string read_all(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void write_all(const fs::path& file, const std::string& text) { std::ofstream(file, std::ios::binary) << text; }
+using testing::read_file;
+using testing::write_file;
 
 class Hostile : public ::testing::Test {
  protected:
@@ -49,21 +41,9 @@ class Hostile : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir); }
 
-  struct Run {
-    int status = -1;  // exit status; -1 when killed by a signal (or the 120 s watchdog)
-    std::string output;
-  };
-  // `graft ARGS` with stdout and stderr captured; a hang is killed after 120 s.
-  Run graft(const std::string& args) const {
-    const fs::path log = dir / "cli.log";
-    const std::string cmd =
-        fmt::format("OMP_NUM_THREADS=1 timeout -s KILL 120 \"{}\" {} > \"{}\" 2>&1", GRAFT_CLI, args, log.string());
-    const int raw = std::system(cmd.c_str());
-    Run r;
-    r.output = read_all(log);
-    if (WIFEXITED(raw) && WEXITSTATUS(raw) != 137) r.status = WEXITSTATUS(raw);
-    return r;
-  }
+  using Run = testing::ShellRun;
+  // `graft ARGS`; a hang is killed after 120 s.
+  Run graft(const std::string& args) const { return testing::run_graft(args, dir / "cli.log", 120); }
   // Expects a clean refusal: exit status 1 and `what` in the message.
   void expect_refused(const std::string& args, const std::string& what) const {
     SCOPED_TRACE(args);
@@ -84,7 +64,7 @@ class Hostile : public ::testing::Test {
     fs::create_directories(copy);
     for (const auto& e : fs::directory_iterator(model))
       if (e.path().filename() != "config.json") fs::create_symlink(fs::absolute(e.path()), copy / e.path().filename());
-    write_all(copy / "config.json", config.dump());
+    write_file(copy / "config.json", config.dump());
     return copy;
   }
 };
@@ -133,7 +113,7 @@ TEST_F(Hostile, GenerationNumbersOutOfRangeAreRefused) {
 
 TEST_F(Hostile, DeeplyNestedJsonIsAnErrorNotAStackOverflow) {
   const std::string deep = std::string(60000, '[') + std::string(60000, ']');
-  write_all(dir / "deep.json", deep);
+  write_file(dir / "deep.json", deep);
   expect_refused(train_args(dir / "run") + " --config @" + (dir / "deep.json").string(), "more than 256 levels deep");
 
   // The same in each file of an adapter folder.
@@ -144,7 +124,7 @@ TEST_F(Hostile, DeeplyNestedJsonIsAnErrorNotAStackOverflow) {
     fs::copy(kSource / (file == "graft_adapter.json" ? "tests/golden/peft_lora/graft_saved_tiny_bert"
                                                      : "tests/golden/peft_lora/tiny_bert_lora"),
              adapter);
-    write_all(adapter / file, "{\"r\": " + deep + "}");
+    write_file(adapter / file, "{\"r\": " + deep + "}");
     AdapterSet set(*testing::tiny_bert().model);
     try {
       load_adapter(adapter, set, "a", testing::plugins(), *testing::tiny_bert().model, nullptr);
@@ -157,7 +137,7 @@ TEST_F(Hostile, DeeplyNestedJsonIsAnErrorNotAStackOverflow) {
 }
 
 TEST_F(Hostile, ConfigJsonValuesOutOfRangeNameTheKey) {
-  const json base = json::parse(read_all(kTinyBert / "config.json"));
+  const json base = json::parse(read_file(kTinyBert / "config.json"));
   const std::vector<std::tuple<std::string, json, std::string>> cases = {
       {"layer_norm_eps", -1, "'layer_norm_eps' is -1"},
       {"num_hidden_layers", 0, "'num_hidden_layers' is 0"},
@@ -183,7 +163,7 @@ TEST_F(Hostile, ConfigJsonValuesOutOfRangeNameTheKey) {
       EXPECT_NE(std::string(e.what()).find("config.json"), std::string::npos) << e.what();
     }
   }
-  const json llama = json::parse(read_all(kTinyLlama / "config.json"));
+  const json llama = json::parse(read_file(kTinyLlama / "config.json"));
   for (const auto& [key, value, message] : std::vector<std::tuple<std::string, json, std::string>>{
            {"rms_norm_eps", -1, "'rms_norm_eps' is -1"},
            {"num_hidden_layers", llama["num_hidden_layers"].get<int>() - 1, "but"},
@@ -222,10 +202,10 @@ TEST_F(Hostile, NonFiniteWeightsAreReportedWithTheFileAndTensor) {
                  "tensor 'encoder.layer.1.output.dense.weight' holds 1 non-finite values");
 
   // A llama2.c checkpoint: the first float of the token embedding.
-  std::string bytes = read_all(kStories);
+  std::string bytes = read_file(kStories);
   const float nan = std::nanf("");
   std::memcpy(bytes.data() + 28, &nan, 4);
-  write_all(dir / "stories.bin", bytes);
+  write_file(dir / "stories.bin", bytes);
   fs::copy(kStories.parent_path() / "tok512.bin", dir / "tok512.bin");
   expect_refused(fmt::format("generate --backbone \"{}\" --max-tokens 2", (dir / "stories.bin").string()),
                  "tensor 'token_embedding' holds 1 non-finite values");
@@ -250,10 +230,10 @@ TEST_F(Hostile, AnAdapterWithoutItsBackboneFingerprintIsRefused) {
     const fs::path adapter = dir / "fp";
     fs::remove_all(adapter);
     fs::copy(kSource / "tests/golden/peft_lora/graft_saved_tiny_bert", adapter);
-    json manifest = json::parse(read_all(adapter / "graft_adapter.json"));
+    json manifest = json::parse(read_file(adapter / "graft_adapter.json"));
     if (cut == "backbone") manifest.erase("backbone");
     else manifest["backbone"].erase("hidden_size");
-    write_all(adapter / "graft_adapter.json", manifest.dump());
+    write_file(adapter / "graft_adapter.json", manifest.dump());
     AdapterSet set(*testing::tiny_bert().model);
     try {
       load_adapter(adapter, set, "a", testing::plugins(), *testing::tiny_bert().model, nullptr);
@@ -270,9 +250,9 @@ TEST_F(Hostile, AbsurdSizesInAnAdapterAreRefusedBeforeAllocating) {
   // LoRA rank beyond what the weights allow (r: 100000 took 3.6 GB before).
   const fs::path lora = dir / "lora";
   fs::copy(kSource / "tests/golden/peft_lora/tiny_bert_lora", lora);
-  json config = json::parse(read_all(lora / "adapter_config.json"));
+  json config = json::parse(read_file(lora / "adapter_config.json"));
   config["r"] = 100000;
-  write_all(lora / "adapter_config.json", config.dump());
+  write_file(lora / "adapter_config.json", config.dump());
   AdapterSet set(*testing::tiny_bert().model);
   try {
     load_adapter(lora, set, "a", testing::plugins(), *testing::tiny_bert().model, nullptr);
@@ -288,6 +268,25 @@ TEST_F(Hostile, AbsurdSizesInAnAdapterAreRefusedBeforeAllocating) {
     ADD_FAILURE() << "num_labels 2000000 accepted";
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("num_labels 2000000"), std::string::npos) << e.what();
+  }
+  // Zero, negative, fractional and absurd values of each size key, refused by name.
+  for (const auto& [method, config, key] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"lora", R"({"r": 0})", "r"},
+           {"lora", R"({"r": -1})", "r"},
+           {"lora", R"({"r": 8.5})", "r"},
+           {"lora", R"({"r": 1e300})", "r"},
+           {"houlsby", R"({"reduction_factor": 0})", "reduction_factor"},
+           {"houlsby", R"({"reduction_factor": -16})", "reduction_factor"},
+           {"prompt_tuning", R"({"num_virtual_tokens": -5})", "num_virtual_tokens"},
+           {"prefix_tuning", R"({"num_virtual_tokens": 0})", "num_virtual_tokens"}}) {
+    SCOPED_TRACE(method + " " + config);
+    AdapterSet s(*testing::tiny_bert().model);
+    try {
+      attach_method(s, testing::plugins(), "a", method, config, "--config", 0);
+      ADD_FAILURE() << "accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+    }
   }
   // Virtual tokens that leave no position for the input.
   for (const std::string method : {"prompt_tuning", "prefix_tuning"}) {
@@ -306,9 +305,9 @@ TEST_F(Hostile, AnAdapterOfAnotherBackboneIsAnErrorNotACrash) {
   // tensor: both used to crash (SIGSEGV) while the error was being reported.
   const fs::path foreign = dir / "foreign";
   fs::copy(kSource / "tests/golden/peft_lora/tiny_llama_lora", foreign);
-  json config = json::parse(read_all(foreign / "adapter_config.json"));
+  json config = json::parse(read_file(foreign / "adapter_config.json"));
   config["target_modules"] = {"query", "value"};
-  write_all(foreign / "adapter_config.json", config.dump());
+  write_file(foreign / "adapter_config.json", config.dump());
   {
     AdapterSet set(*testing::tiny_bert().model);
     try {
@@ -336,8 +335,8 @@ TEST_F(Hostile, AnAdapterOfAnotherBackboneIsAnErrorNotACrash) {
 
 TEST_F(Hostile, ALossThatOverflowsStopsTheRunNamingTheStep) {
   // Regression targets of 1e20: the squared error overflows f32 at the first step.
-  write_all(dir / "train.csv", "text,label\na good film,1e20\na bad film,-1e20\n");
-  write_all(dir / "dev.csv", "text,label\nfine,1\n");
+  write_file(dir / "train.csv", "text,label\na good film,1e20\na bad film,-1e20\n");
+  write_file(dir / "dev.csv", "text,label\nfine,1\n");
   const fs::path out = dir / "run";
   expect_refused(fmt::format("train --backbone \"{}\" --task csv --regression --train-file \"{}\" --dev-file \"{}\" --method lora "
                              "--max-steps 3 --no-progress --output \"{}\"",
@@ -347,8 +346,8 @@ TEST_F(Hostile, ALossThatOverflowsStopsTheRunNamingTheStep) {
 }
 
 TEST_F(Hostile, ADevSetOfOneClassIsWarnedAbout) {
-  write_all(dir / "train.csv", "text,label\na good film,pos\na bad film,neg\n");
-  write_all(dir / "dev.csv", "text,label\nfine,pos\ngreat,pos\n");
+  write_file(dir / "train.csv", "text,label\na good film,pos\na bad film,neg\n");
+  write_file(dir / "dev.csv", "text,label\nfine,pos\ngreat,pos\n");
   const Run r = graft(fmt::format("train --backbone \"{}\" --task csv --train-file \"{}\" --dev-file \"{}\" --method head "
                                   "--max-steps 1 --no-progress --output \"{}\"",
                                   kTinyBert.string(), (dir / "train.csv").string(), (dir / "dev.csv").string(),
@@ -368,7 +367,7 @@ TEST_F(Hostile, ASafetensorsHeaderOfManyEntriesParsesInLinearTime) {
   header.append((8 - header.size() % 8) % 8, ' ');
   const std::uint64_t n = header.size();
   std::string file(reinterpret_cast<const char*>(&n), 8);
-  write_all(dir / "many.safetensors", file + header);
+  write_file(dir / "many.safetensors", file + header);
   const Run r = graft("inspect \"" + (dir / "many.safetensors").string() + "\"");
   EXPECT_EQ(r.status, 0) << r.output.substr(0, 500);
   EXPECT_NE(r.output.find("200000 tensors"), std::string::npos) << r.output.substr(r.output.size() > 500 ? r.output.size() - 500 : 0);

@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "graft/error.h"
+#include "integration/cli_harness.h"
 #include "integration/peft_harness.h"
 #include "peft/adapter_io.h"
 
@@ -28,34 +29,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
-#define EXPECT_HAS(text, part) EXPECT_NE((text).find(part), std::string::npos) << "missing '" << (part) << "' in:\n" << (text)
+using graft::testing::read_file;
 
-std::string read_all(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// A folder of its own per test, removed afterwards.
-struct Root {
-  fs::path path;
-  explicit Root(const std::string& name) : path(fs::temp_directory_path() / fmt::format("graft_{}_{}", name, ::getpid())) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~Root() {
-    std::error_code ec;
-    fs::permissions(path / "readonly", fs::perms::owner_all, fs::perm_options::add, ec);
-    fs::remove_all(path, ec);
-  }
-};
+using Root = graft::testing::TempFolder;
 
 // Runs a shell command line; returns its exit status (-1: it did not exit) and what it
 // printed on stdout and stderr.
 std::pair<int, std::string> run(const std::string& command, const fs::path& log) {
-  const int raw = std::system(fmt::format("{} > \"{}\" 2>&1", command, log.string()).c_str());
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, read_all(log)};
+  const auto r = graft::testing::run_shell(command, log);
+  return {r.status, r.output};
 }
 
 const std::string kTinyBert = std::string(GRAFT_SOURCE_DIR) + "/tests/golden/backbones/tiny_bert";
@@ -86,7 +68,7 @@ TEST(OutputFolders, UserFilesInTheRunFolderAreNeverReplaced) {
   EXPECT_EQ(status, 1) << out;
   EXPECT_HAS(out, fmt::format("'{}' already holds files graft did not write (best/): refusing to write a run into it", mine.string()));
   EXPECT_HAS(out, "hint: give a new folder (graft creates it) or an empty one");
-  EXPECT_EQ(read_all(mine / "best" / "notes.txt"), "my notes");
+  EXPECT_EQ(read_file(mine / "best" / "notes.txt"), "my notes");
   EXPECT_FALSE(fs::exists(mine / "log.jsonl"));
 
   // A run folder of graft's whose best/ now holds someone else's files.
@@ -100,7 +82,7 @@ TEST(OutputFolders, UserFilesInTheRunFolderAreNeverReplaced) {
   EXPECT_EQ(status, 1) << out;
   EXPECT_HAS(out, fmt::format("'{}' holds files graft did not write", (run_dir / "best").string()));
   EXPECT_HAS(out, "no graft_adapter.json): refusing to replace this adapter folder");
-  EXPECT_EQ(read_all(run_dir / "best" / "notes.txt"), "my notes");
+  EXPECT_EQ(read_file(run_dir / "best" / "notes.txt"), "my notes");
 
   // ...or whose checkpoint/ does.
   fs::remove_all(run_dir / "best");
@@ -112,7 +94,7 @@ TEST(OutputFolders, UserFilesInTheRunFolderAreNeverReplaced) {
   EXPECT_HAS(out, fmt::format("'{}' holds files graft did not write (weights.bin; no trainer_state.json): refusing to replace "
                               "this checkpoint",
                               (run_dir / "checkpoint").string()));
-  EXPECT_EQ(read_all(run_dir / "checkpoint" / "weights.bin"), "mine");
+  EXPECT_EQ(read_file(run_dir / "checkpoint" / "weights.bin"), "mine");
 
   // A file where best/ goes.
   fs::remove_all(run_dir / "checkpoint");
@@ -120,7 +102,7 @@ TEST(OutputFolders, UserFilesInTheRunFolderAreNeverReplaced) {
   std::tie(status, out) = run(train_command(run_dir), log);
   EXPECT_EQ(status, 1) << out;
   EXPECT_HAS(out, fmt::format("'{}' is in the way", (run_dir / "best").string()));
-  EXPECT_EQ(read_all(run_dir / "best"), "a file");
+  EXPECT_EQ(read_file(run_dir / "best"), "a file");
 
   // An empty folder is the user's way of saying "here": accepted, then marked.
   const fs::path empty = root.path / "empty";
@@ -147,7 +129,7 @@ TEST(OutputFolders, SavingAnAdapterRefusesAFolderGraftDidNotWrite) {
                                                   folder.string()));
     EXPECT_FALSE(e.hint().empty());
   }
-  EXPECT_EQ(read_all(folder / "adapter_config.json"), "{\"peft_type\": \"LORA\"}");
+  EXPECT_EQ(read_file(folder / "adapter_config.json"), "{\"peft_type\": \"LORA\"}");
   for (const auto& e : fs::directory_iterator(root.path)) EXPECT_EQ(e.path(), folder) << "a staging folder was left behind";
 
   // Its own folder is replaced, and a stale staging folder of a dead process goes.
@@ -177,7 +159,7 @@ TEST(OutputFolders, OutputThatIsAFileOrCannotBeWritten) {
                               log);
   EXPECT_EQ(status, 1) << out;
   EXPECT_HAS(out, fmt::format("graft: compare: '{}' is a file, not a folder", file.string()));
-  EXPECT_EQ(read_all(file), "x");
+  EXPECT_EQ(read_file(file), "x");
 
   // A read-only folder. Root may write anywhere: run graft as nobody then.
   const fs::path readonly = root.path / "readonly";
@@ -206,7 +188,7 @@ TEST(OutputFolders, InterruptedSaveIsRecoveredAndStaleStagingRemoved) {
   const fs::path log = root.path / "out.txt", run_dir = root.path / "run";
   auto [status, out] = run(train_command(run_dir), log);
   ASSERT_EQ(status, 0) << out;
-  const auto first = nlohmann::json::parse(read_all(run_dir / "results.json"));
+  const auto first = nlohmann::json::parse(read_file(run_dir / "results.json"));
   EXPECT_FALSE(first.at("resumed").get<bool>());
 
   // The state a kill between the renames leaves, by hand.
@@ -245,11 +227,11 @@ TEST(OutputFolders, InterruptedSaveIsRecoveredAndStaleStagingRemoved) {
   EXPECT_FALSE(fs::exists(stale_best));
   EXPECT_FALSE(fs::exists(stale_file));
   EXPECT_TRUE(fs::exists(live));
-  EXPECT_EQ(read_all(other), "mine");
+  EXPECT_EQ(read_file(other), "mine");
   EXPECT_TRUE(fs::exists(run_dir / "best" / "graft_adapter.json"));
 
   // Resumed from the recovered checkpoint (the run's last step), not from step 0.
-  const auto again = nlohmann::json::parse(read_all(run_dir / "results.json"));
+  const auto again = nlohmann::json::parse(read_file(run_dir / "results.json"));
   EXPECT_TRUE(again.at("resumed").get<bool>()) << again;
   EXPECT_EQ(again.at("steps"), first.at("steps"));
   EXPECT_EQ(again.at("best"), first.at("best"));
@@ -299,7 +281,7 @@ TEST(CompareOutput, WritesOnlyIntoItsOwnFolders) {
   auto [status, out] = compare(mine);
   EXPECT_EQ(status, 1) << out;
   EXPECT_HAS(out, fmt::format("graft: compare: '{}' already holds files graft did not write (results.md)", mine.string()));
-  EXPECT_EQ(read_all(mine / "results.md"), "my results");
+  EXPECT_EQ(read_file(mine / "results.md"), "my results");
 
   // A report of a graft that wrote no marker yet is recognised by its title.
   const fs::path older = root.path / "older";
