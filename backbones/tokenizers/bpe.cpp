@@ -61,7 +61,9 @@ BpeTokenizer BpeTokenizer::from_json(const json& root, const fs::path& path) try
   tok.source_ = path.string();
   std::vector<std::pair<std::string, std::int64_t>> entries;
   for (const auto& [token, id] : model["vocab"].items()) {
-    if (!id.is_number_unsigned()) tj::bad_key(path, "model.vocab." + token, "is not a non-negative id", kHint);
+    // Below 2^31 (ids are read as int64 and index vectors: 2^63 and up would wrap negative).
+    if (!id.is_number_unsigned() || id.get<std::uint64_t>() >= (std::uint64_t{1} << 31))
+      tj::bad_key(path, "model.vocab." + token, "is not an id in [0, 2^31)", kHint);
     entries.emplace_back(token, id.get<std::int64_t>());
   }
   const json added_tokens = root.value("added_tokens", json::array());
@@ -70,6 +72,8 @@ BpeTokenizer BpeTokenizer::from_json(const json& root, const fs::path& path) try
     if (!entry.is_object() || !entry.contains("content") || !entry["content"].is_string() || !entry.contains("id") ||
         !entry["id"].is_number_unsigned())
       tj::bad_key(path, "added_tokens", "has an entry without a string \"content\" and an \"id\"", kHint);
+    if (entry["id"].get<std::uint64_t>() >= (std::uint64_t{1} << 31))
+      tj::bad_key(path, "added_tokens", "has an id " + entry["id"].dump() + ", not in [0, 2^31)", kHint);
     text_segments::AddedToken added;
     added.content = unicode::decode_utf8(entry["content"].get<std::string>(), path.string() + " added token");
     added.id = entry["id"].get<std::int64_t>();
@@ -144,6 +148,8 @@ BpeTokenizer BpeTokenizer::from_json(const json& root, const fs::path& path) try
     tok.pad_id_ = tok.token_id("<pad>");
   else if (tok.unk_id_ >= 0)
     tok.pad_id_ = tok.unk_id_;
+  if (tok.pad_id_ < 0 || static_cast<std::size_t>(tok.pad_id_) >= tok.vocab_.size())
+    tj::bad_key(path, "padding.pad_id", std::to_string(tok.pad_id_) + " is outside the vocabulary", kHint);
   return tok;
 } catch (const json::exception& e) {
   throw FormatError(kComponent, path.string() + ": unexpected structure (" + e.what() + ")", kHint);

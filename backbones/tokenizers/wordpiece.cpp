@@ -168,7 +168,9 @@ WordPieceTokenizer WordPieceTokenizer::from_tokenizer_json(const fs::path& path)
   // The vocabulary by id; added tokens may sit past the model's vocabulary.
   std::vector<std::pair<std::string, std::int64_t>> entries;
   for (const auto& [token, id] : model["vocab"].items()) {
-    if (!id.is_number_unsigned()) bad_key(path, "model.vocab." + token, "is not a non-negative id", hint_model);
+    // Below 2^31 (ids are read as int64 and index vectors: 2^63 and up would wrap negative).
+    if (!id.is_number_unsigned() || id.get<std::uint64_t>() >= (std::uint64_t{1} << 31))
+      bad_key(path, "model.vocab." + token, "is not an id in [0, 2^31)", hint_model);
     entries.emplace_back(token, id.get<std::int64_t>());
   }
   std::vector<std::string> added;
@@ -177,6 +179,8 @@ WordPieceTokenizer WordPieceTokenizer::from_tokenizer_json(const fs::path& path)
     if (!entry.is_object() || !entry.contains("content") || !entry.contains("id") ||
         !entry["id"].is_number_unsigned())
       bad_key(path, "added_tokens", "has an entry without \"content\" and \"id\"", hint_model);
+    if (entry["id"].get<std::uint64_t>() >= (std::uint64_t{1} << 31))
+      bad_key(path, "added_tokens", "has an id " + entry["id"].dump() + ", not in [0, 2^31)", hint_model);
     entries.emplace_back(entry["content"].get<std::string>(), entry["id"].get<std::int64_t>());
     added.push_back(entry["content"].get<std::string>());
   }

@@ -20,6 +20,7 @@ constexpr std::string_view kText =
     "Hello world! The cat sat on the mat. don't  STOP\t\tüñïcödé ÀÉ 你好 ｆｕｌｌ <s></s>[CLS] [MASK] <unk> 123,456 \n\x01 end";
 
 void exercise(const backbones::Tokenizer& tok, std::string_view extra) {
+  if (tok.pad_id() < 0 || tok.pad_id() >= static_cast<std::int64_t>(tok.vocab_size())) __builtin_trap();  // pads index embeddings
   for (std::size_t max_length : {std::size_t{512}, std::size_t{7}, std::size_t{1}}) {
     fuzz::expect_errors([&] { (void)tok.encode(kText, {}, false, max_length); });
     fuzz::expect_errors([&] { (void)tok.encode(kText, extra, true, max_length); });

@@ -127,13 +127,45 @@ TEST_F(FuzzRegression, VocabJsonSpecialTokenIdNotANumber) {
 }
 
 // The next free id after 2^63 - 1 overflowed a signed integer (undefined behaviour);
-// such an id is now left to from_json, which refuses ids far beyond the vocabulary.
+// such an id is now left to from_json, which refuses ids of 2^31 and more.
 TEST_F(FuzzRegression, VocabJsonHugeId) {
   const fs::path folder = dir_ / "roberta";
   write("roberta/vocab.json", R"({"a": 9223372036854775807, "b": 0})");
   write("roberta/merges.txt", "#version: 0.2\n");
   const std::string msg = error_of<FormatError>([&] { backbones::BpeTokenizer::from_vocab_and_merges(folder); });
-  EXPECT_HAS(msg, "has ids far beyond its size (max id 9223372036854775807)");
+  EXPECT_HAS(msg, (folder / "vocab.json").string() + ": key \"model.vocab.a\" is not an id in [0, 2^31)");
+}
+
+// An id of 2^63 or more passed is_number_unsigned() and wrapped negative when read as
+// int64: the vocabulary vector was then written at a negative index (UBSan, then a heap
+// overflow). Found by fuzz_tokenizer_json through vocab.json; tokenizer.json had the
+// same hole, in BPE and WordPiece alike.
+TEST_F(FuzzRegression, VocabIdPast2p63) {
+  const fs::path folder = dir_ / "roberta";
+  std::ifstream in(kSource / "tests/fuzz/corpus/fuzz_tokenizer_json/regress_vocab_id_past_2p63.json", std::ios::binary);
+  write("roberta/vocab.json", std::string(std::istreambuf_iterator<char>(in), {}));
+  write("roberta/merges.txt", "#version: 0.2\n");
+  EXPECT_HAS(error_of<FormatError>([&] { backbones::BpeTokenizer::from_vocab_and_merges(folder); }),
+             "\"model.vocab.a\" is not an id in [0, 2^31)");
+  const fs::path bpe = write("bpe.json", R"({"model": {"type": "BPE", "vocab": {"a": 9223372073647585806, "b": 1}, "merges": []}})");
+  EXPECT_HAS(error_of<FormatError>([&] { backbones::BpeTokenizer::from_tokenizer_json(bpe); }),
+             bpe.string() + ": key \"model.vocab.a\" is not an id in [0, 2^31)");
+  const fs::path added = write("added.json", R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},
+                                                 "added_tokens": [{"id": 18446744073709551615, "content": "x"}]})");
+  EXPECT_HAS(error_of<FormatError>([&] { backbones::BpeTokenizer::from_tokenizer_json(added); }),
+             "key \"added_tokens\" has an id 18446744073709551615, not in [0, 2^31)");
+  const fs::path wp = write("wp.json", R"({"model": {"type": "WordPiece", "vocab": {"[UNK]": 0, "a": 9223372036854775808}},
+                                           "pre_tokenizer": {"type": "BertPreTokenizer"}})");
+  EXPECT_HAS(error_of<FormatError>([&] { backbones::WordPieceTokenizer::from_tokenizer_json(wp); }),
+             wp.string() + ": key \"model.vocab.a\" is not an id in [0, 2^31)");
+}
+
+// padding.pad_id was taken as given: an id past the vocabulary padded every batch with
+// an index outside the embedding table.
+TEST_F(FuzzRegression, BpePadIdOutsideVocab) {
+  const fs::path file = kSource / "tests/fuzz/corpus/fuzz_tokenizer_json/regress_bpe_pad_id_outside_vocab.json";
+  EXPECT_HAS(error_of<FormatError>([&] { backbones::BpeTokenizer::from_tokenizer_json(file); }),
+             file.string() + ": key \"padding.pad_id\" 5 is outside the vocabulary");
 }
 
 // --- WordPiece tokenizer.json -------------------------------------------------------
