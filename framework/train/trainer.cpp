@@ -144,14 +144,14 @@ TrainResult train_model(const TrainConfig& config, TrainTarget& target, const da
   validate(config);
   refuse_if_too_big(config, target);
   prepare_output(config.output);
-  const std::size_t accumulation = std::max<std::size_t>(config.grad_accumulation, 1);
+  const std::size_t accumulation = config.grad_accumulation;  // validated: at least 1
   const std::size_t per_epoch = (train_data.examples.size() + config.batch_size - 1) / config.batch_size;
   const std::int64_t steps_per_epoch = static_cast<std::int64_t>((per_epoch + accumulation - 1) / accumulation);
   const std::int64_t total = config.max_steps > 0 ? config.max_steps : config.epochs * steps_per_epoch;
   const std::int64_t eval_every = config.eval_every > 0 ? config.eval_every : steps_per_epoch;
   const std::int64_t save_every = config.save_every > 0 ? config.save_every : eval_every;
 
-  nn::AdamW optimizer(target.parameters, {std::max(config.lr, 1e-12f), 0.9f, 0.999f, 1e-8f, config.weight_decay});
+  nn::AdamW optimizer(target.parameters, {config.lr, 0.9f, 0.999f, 1e-8f, config.weight_decay});
   const nn::LrSchedule schedule({config.lr, static_cast<std::int64_t>(std::lround(config.warmup_ratio * static_cast<float>(total))),
                                  total, config.decay, 0.f});
   const auto dev_batches = data::make_batches(dev_data, tokenizer, config.batch_size, config.max_length, false, 0);

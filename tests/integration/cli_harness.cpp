@@ -52,6 +52,11 @@ ShellRun run_shell(const std::string& command, const std::filesystem::path& log,
   return r;
 }
 
+std::pair<int, std::string> run_command(const std::string& command, const std::filesystem::path& log) {
+  ShellRun r = run_shell(command, log);
+  return {r.status, std::move(r.output)};
+}
+
 ShellRun run_graft(const std::string& args, const std::filesystem::path& log, int timeout_s) {
   return run_shell(fmt::format("\"{}\" {}", GRAFT_CLI, args), log, timeout_s);
 }

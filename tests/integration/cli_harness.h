@@ -3,6 +3,7 @@
 #pragma once
 #include <filesystem>
 #include <string>
+#include <utility>
 
 #define EXPECT_HAS(text, part) EXPECT_NE((text).find(part), std::string::npos) << "missing '" << (part) << "' in:\n" << (text)
 
@@ -29,6 +30,8 @@ struct ShellRun {
 // Runs `command` (a shell command line) with OMP_NUM_THREADS=1, stdout and stderr going
 // to `log`; the command is killed after `timeout_s` seconds, so a hang fails the test.
 ShellRun run_shell(const std::string& command, const std::filesystem::path& log, int timeout_s = 300);
+// run_shell as (exit status, output), for std::tie.
+std::pair<int, std::string> run_command(const std::string& command, const std::filesystem::path& log);
 // `graft ARGS` (the build tree's command) the same way.
 ShellRun run_graft(const std::string& args, const std::filesystem::path& log, int timeout_s = 300);
 

@@ -27,8 +27,7 @@ std::pair<int, std::string> run_compare(const fs::path& out, const std::string& 
       "OMP_NUM_THREADS=1 \"{}\" compare --backbone \"{}/tests/golden/backbones/tiny_bert\" --task sst2 --data \"{}/data/glue\" "
       "--train-rows 32 --dev-rows 16 --batch-size 8 --seed 3 --no-progress {} --output \"{}\"",
       GRAFT_CLI, GRAFT_SOURCE_DIR, GRAFT_SHARED_DIR, args, out.string());
-  const auto r = graft::testing::run_shell(cmd, out.string() + ".log");
-  return {r.status, r.output};
+  return graft::testing::run_command(cmd, out.string() + ".log");
 }
 
 TEST(CompareCli, AFailingMethodIsReportedBesideTheOthers) {

@@ -21,15 +21,8 @@ namespace {
 namespace fs = std::filesystem;
 
 using graft::testing::read_file;
-
+using graft::testing::run_command;
 using Root = graft::testing::TempFolder;
-
-// Runs a shell command line; returns its exit status (-1: it did not exit) and what it
-// printed on stdout and stderr.
-std::pair<int, std::string> run(const std::string& command, const fs::path& log) {
-  const auto r = graft::testing::run_shell(command, log);
-  return {r.status, r.output};
-}
 
 const std::string kTinyBert = std::string(GRAFT_SOURCE_DIR) + "/tests/golden/backbones/tiny_bert";
 const std::string kGlue = std::string(GRAFT_SHARED_DIR) + "/data/glue";
@@ -40,7 +33,7 @@ const std::string kGlue = std::string(GRAFT_SHARED_DIR) + "/data/glue";
 TEST(ErrorMessages, EvalRefusesAHeadThatDoesNotFitTheTask) {
   const Root root("eval_head");
   const fs::path log = root.path / "out.txt", run_dir = root.path / "run";
-  auto [status, out] = run(fmt::format("\"{}\" train --backbone \"{}\" --task sst2 --data \"{}\" --train-rows 16 --dev-rows 8 "
+  auto [status, out] = run_command(fmt::format("\"{}\" train --backbone \"{}\" --task sst2 --data \"{}\" --train-rows 16 --dev-rows 8 "
                                        "--batch-size 8 --max-steps 2 --no-progress --method head --output \"{}\"",
                                        GRAFT_CLI, kTinyBert, kGlue, run_dir.string()),
                            log);
@@ -48,24 +41,24 @@ TEST(ErrorMessages, EvalRefusesAHeadThatDoesNotFitTheTask) {
   const fs::path adapter = run_dir / "best";
   const std::string eval = fmt::format("\"{}\" eval --backbone \"{}\" --adapter \"{}\" --dev-rows 8", GRAFT_CLI, kTinyBert, adapter.string());
 
-  std::tie(status, out) = run(fmt::format("{} --task sst2 --data \"{}\"", eval, kGlue), log);
+  std::tie(status, out) = run_command(fmt::format("{} --task sst2 --data \"{}\"", eval, kGlue), log);
   EXPECT_EQ(status, 0) << out;  // the task it was trained for
 
-  std::tie(status, out) = run(fmt::format("{} --task stsb --data \"{}\"", eval, kGlue), log);
+  std::tie(status, out) = run_command(fmt::format("{} --task stsb --data \"{}\"", eval, kGlue), log);
   EXPECT_EQ(status, 1) << out;
   EXPECT_HAS(out, fmt::format("graft: eval: '{}' holds a classification head (2 labels), but task 'stsb' is regression",
                               adapter.string()));
   EXPECT_HAS(out, "hint: evaluate an adapter on the kind of task it was trained for");
 
   std::ofstream(root.path / "train.txt") << "once upon a time\nthere was a cat\n";
-  std::tie(status, out) = run(fmt::format("{} --task text --train-file \"{}\" --dev-file \"{}\"", eval,
+  std::tie(status, out) = run_command(fmt::format("{} --task text --train-file \"{}\" --dev-file \"{}\"", eval,
                                           (root.path / "train.txt").string(), (root.path / "train.txt").string()),
                               log);
   EXPECT_EQ(status, 1) << out;
   EXPECT_HAS(out, "holds a classification head (2 labels), but task 'text' is causal_lm");
 
   std::ofstream(root.path / "three.csv") << "text,label\ngood,pos\nbad,neg\nmeh,neutral\n";
-  std::tie(status, out) = run(fmt::format("{} --task csv --train-file \"{}\" --dev-file \"{}\"", eval,
+  std::tie(status, out) = run_command(fmt::format("{} --task csv --train-file \"{}\" --dev-file \"{}\"", eval,
                                           (root.path / "three.csv").string(), (root.path / "three.csv").string()),
                               log);
   EXPECT_EQ(status, 1) << out;
@@ -100,12 +93,12 @@ TEST(ErrorMessages, TokenizerFileThatIsAFolder) {
   fs::copy(kTinyBert, model, fs::copy_options::recursive);
   fs::remove(model / "vocab.txt");
   fs::create_directories(model / "vocab.txt");
-  auto [status, out] = run(fmt::format("\"{}\" embed --backbone \"{}\" hello", GRAFT_CLI, model.string()), log);
+  auto [status, out] = run_command(fmt::format("\"{}\" embed --backbone \"{}\" hello", GRAFT_CLI, model.string()), log);
   EXPECT_EQ(status, 1) << out;
   EXPECT_HAS(out, fmt::format("cannot read '{}': it is a folder, not a file", (model / "vocab.txt").string()));
 
   fs::create_directories(model / "tokenizer.json");  // read before vocab.txt
-  std::tie(status, out) = run(fmt::format("\"{}\" embed --backbone \"{}\" hello", GRAFT_CLI, model.string()), log);
+  std::tie(status, out) = run_command(fmt::format("\"{}\" embed --backbone \"{}\" hello", GRAFT_CLI, model.string()), log);
   EXPECT_EQ(status, 1) << out;
   EXPECT_HAS(out, fmt::format("cannot read '{}': it is a folder, not a file", (model / "tokenizer.json").string()));
 }

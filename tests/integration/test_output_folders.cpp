@@ -30,15 +30,8 @@ namespace {
 namespace fs = std::filesystem;
 
 using graft::testing::read_file;
-
+using graft::testing::run_command;
 using Root = graft::testing::TempFolder;
-
-// Runs a shell command line; returns its exit status (-1: it did not exit) and what it
-// printed on stdout and stderr.
-std::pair<int, std::string> run(const std::string& command, const fs::path& log) {
-  const auto r = graft::testing::run_shell(command, log);
-  return {r.status, r.output};
-}
 
 const std::string kTinyBert = std::string(GRAFT_SOURCE_DIR) + "/tests/golden/backbones/tiny_bert";
 
@@ -64,7 +57,7 @@ TEST(OutputFolders, UserFilesInTheRunFolderAreNeverReplaced) {
   const fs::path mine = root.path / "mine";
   fs::create_directories(mine / "best");
   std::ofstream(mine / "best" / "notes.txt") << "my notes";
-  auto [status, out] = run(train_command(mine), log);
+  auto [status, out] = run_command(train_command(mine), log);
   EXPECT_EQ(status, 1) << out;
   EXPECT_HAS(out, fmt::format("'{}' already holds files graft did not write (best/): refusing to write a run into it", mine.string()));
   EXPECT_HAS(out, "hint: give a new folder (graft creates it) or an empty one");
@@ -73,12 +66,12 @@ TEST(OutputFolders, UserFilesInTheRunFolderAreNeverReplaced) {
 
   // A run folder of graft's whose best/ now holds someone else's files.
   const fs::path run_dir = root.path / "run";
-  std::tie(status, out) = run(train_command(run_dir), log);
+  std::tie(status, out) = run_command(train_command(run_dir), log);
   ASSERT_EQ(status, 0) << out;
   EXPECT_TRUE(fs::exists(run_dir / ".graft"));
   fs::remove(run_dir / "best" / "graft_adapter.json");
   std::ofstream(run_dir / "best" / "notes.txt") << "my notes";
-  std::tie(status, out) = run(train_command(run_dir), log);
+  std::tie(status, out) = run_command(train_command(run_dir), log);
   EXPECT_EQ(status, 1) << out;
   EXPECT_HAS(out, fmt::format("'{}' holds files graft did not write", (run_dir / "best").string()));
   EXPECT_HAS(out, "no graft_adapter.json): refusing to replace this adapter folder");
@@ -89,7 +82,7 @@ TEST(OutputFolders, UserFilesInTheRunFolderAreNeverReplaced) {
   fs::remove_all(run_dir / "checkpoint");
   fs::create_directories(run_dir / "checkpoint");
   std::ofstream(run_dir / "checkpoint" / "weights.bin") << "mine";
-  std::tie(status, out) = run(train_command(run_dir), log);
+  std::tie(status, out) = run_command(train_command(run_dir), log);
   EXPECT_EQ(status, 1) << out;
   EXPECT_HAS(out, fmt::format("'{}' holds files graft did not write (weights.bin; no trainer_state.json): refusing to replace "
                               "this checkpoint",
@@ -99,7 +92,7 @@ TEST(OutputFolders, UserFilesInTheRunFolderAreNeverReplaced) {
   // A file where best/ goes.
   fs::remove_all(run_dir / "checkpoint");
   std::ofstream(run_dir / "best") << "a file";
-  std::tie(status, out) = run(train_command(run_dir), log);
+  std::tie(status, out) = run_command(train_command(run_dir), log);
   EXPECT_EQ(status, 1) << out;
   EXPECT_HAS(out, fmt::format("'{}' is in the way", (run_dir / "best").string()));
   EXPECT_EQ(read_file(run_dir / "best"), "a file");
@@ -107,7 +100,7 @@ TEST(OutputFolders, UserFilesInTheRunFolderAreNeverReplaced) {
   // An empty folder is the user's way of saying "here": accepted, then marked.
   const fs::path empty = root.path / "empty";
   fs::create_directories(empty);
-  std::tie(status, out) = run(train_command(empty), log);
+  std::tie(status, out) = run_command(train_command(empty), log);
   EXPECT_EQ(status, 0) << out;
   EXPECT_TRUE(fs::exists(empty / ".graft"));
   EXPECT_TRUE(fs::exists(empty / "best" / "graft_adapter.json"));
@@ -147,14 +140,14 @@ TEST(OutputFolders, OutputThatIsAFileOrCannotBeWritten) {
   const fs::path log = root.path / "out.txt";
   const fs::path file = root.path / "a_file";
   std::ofstream(file) << "x";
-  auto [status, out] = run(train_command(file), log);
+  auto [status, out] = run_command(train_command(file), log);
   EXPECT_EQ(status, 1) << out;
   EXPECT_HAS(out, fmt::format("graft: train: '{}' is a file, not a folder", file.string()));
   EXPECT_HAS(out, "hint: the output is a folder");
-  std::tie(status, out) = run(train_command(file / "run"), log);
+  std::tie(status, out) = run_command(train_command(file / "run"), log);
   EXPECT_EQ(status, 1) << out;
   EXPECT_HAS(out, fmt::format("cannot create the folder '{}': Not a directory", (file / "run").string()));
-  std::tie(status, out) = run(fmt::format("\"{}\" compare --backbone \"{}\" --task sst2 --methods head --output \"{}\"", GRAFT_CLI,
+  std::tie(status, out) = run_command(fmt::format("\"{}\" compare --backbone \"{}\" --task sst2 --methods head --output \"{}\"", GRAFT_CLI,
                                           kTinyBert, file.string()),
                               log);
   EXPECT_EQ(status, 1) << out;
@@ -171,11 +164,11 @@ TEST(OutputFolders, OutputThatIsAFileOrCannotBeWritten) {
     if (std::system("command -v setpriv > /dev/null") != 0) GTEST_SKIP() << "running as root without setpriv";
     prefix = "setpriv --reuid=65534 --regid=65534 --clear-groups ";
   }
-  std::tie(status, out) = run(train_command(readonly, prefix), log);
+  std::tie(status, out) = run_command(train_command(readonly, prefix), log);
   EXPECT_EQ(status, 1) << out;
   EXPECT_HAS(out, fmt::format("graft: train: cannot write into the folder '{}': Permission denied", readonly.string()));
   EXPECT_HAS(out, "hint: check that the folder is writable");
-  std::tie(status, out) = run(train_command(readonly / "run", prefix), log);
+  std::tie(status, out) = run_command(train_command(readonly / "run", prefix), log);
   EXPECT_EQ(status, 1) << out;
   EXPECT_HAS(out, fmt::format("graft: train: cannot create the folder '{}': Permission denied", (readonly / "run").string()));
 }
@@ -186,7 +179,7 @@ TEST(OutputFolders, OutputThatIsAFileOrCannotBeWritten) {
 TEST(OutputFolders, InterruptedSaveIsRecoveredAndStaleStagingRemoved) {
   const Root root("recover");
   const fs::path log = root.path / "out.txt", run_dir = root.path / "run";
-  auto [status, out] = run(train_command(run_dir), log);
+  auto [status, out] = run_command(train_command(run_dir), log);
   ASSERT_EQ(status, 0) << out;
   const auto first = nlohmann::json::parse(read_file(run_dir / "results.json"));
   EXPECT_FALSE(first.at("resumed").get<bool>());
@@ -212,7 +205,7 @@ TEST(OutputFolders, InterruptedSaveIsRecoveredAndStaleStagingRemoved) {
   const fs::path other = run_dir / fmt::format("notes.old.{}", dead);
   std::ofstream(other) << "mine";
 
-  std::tie(status, out) = run(train_command(run_dir), log);
+  std::tie(status, out) = run_command(train_command(run_dir), log);
   ASSERT_EQ(status, 0) << out;
   EXPECT_HAS(out, fmt::format("graft: train: recovered '{}' from 'checkpoint.old.{}' (process {} was stopped while replacing it)",
                               (run_dir / "checkpoint").string(), dead, dead));
@@ -249,7 +242,7 @@ TEST(CompareOutput, LabelsArePlainNames) {
   const fs::path log = root.path / "out.txt", output = root.path / "report";
   for (const std::string label : {"../../x", "/abs/path", ".hidden", "a/b", "..", "sp ace"}) {
     SCOPED_TRACE(label);
-    const auto [status, out] = run(fmt::format("\"{}\" compare --backbone \"{}\" --task sst2 --methods 'head,{}=lora' --output \"{}\"",
+    const auto [status, out] = run_command(fmt::format("\"{}\" compare --backbone \"{}\" --task sst2 --methods 'head,{}=lora' --output \"{}\"",
                                                GRAFT_CLI, kTinyBert, label, output.string()),
                                    log);
     EXPECT_EQ(status, 1) << out;
@@ -258,7 +251,7 @@ TEST(CompareOutput, LabelsArePlainNames) {
     EXPECT_FALSE(fs::exists(output)) << "refused before anything is written";
   }
   // A bare METHOD is its own label.
-  const auto [status, out] = run(fmt::format("\"{}\" compare --backbone \"{}\" --task sst2 --methods ../lora --output \"{}\"",
+  const auto [status, out] = run_command(fmt::format("\"{}\" compare --backbone \"{}\" --task sst2 --methods ../lora --output \"{}\"",
                                              GRAFT_CLI, kTinyBert, output.string()),
                                  log);
   EXPECT_EQ(status, 1) << out;
@@ -270,7 +263,7 @@ TEST(CompareOutput, WritesOnlyIntoItsOwnFolders) {
   const Root root("compare_output");
   const fs::path log = root.path / "out.txt";
   auto compare = [&](const fs::path& output) {
-    return run(fmt::format("OMP_NUM_THREADS=1 \"{}\" compare --backbone \"{}\" --task sst2 --data \"{}/data/glue\" --train-rows 16 "
+    return run_command(fmt::format("OMP_NUM_THREADS=1 \"{}\" compare --backbone \"{}\" --task sst2 --data \"{}/data/glue\" --train-rows 16 "
                            "--dev-rows 8 --batch-size 8 --max-steps 2 --no-progress --methods head --output \"{}\"",
                            GRAFT_CLI, kTinyBert, GRAFT_SHARED_DIR, output.string()),
                log);
