@@ -26,6 +26,7 @@ struct LoadedTask {
   std::unique_ptr<AdapterSet> adapters;
   std::unique_ptr<TaskHead> head;
   SavedAdapter saved;
+  Selection selection;
 };
 
 LoadedTask load_with_adapter(const Args& args) {
@@ -40,7 +41,7 @@ LoadedTask load_with_adapter(const Args& args) {
   if (!t.head)
     throw ConfigError("eval", fmt::format("'{}' has no task head", args.get("adapter")),
                       "evaluate folders written by `graft train` (they hold the head)");
-  if (t.adapters->contains("task")) t.adapters->select("task");
+  if (t.adapters->contains("task")) t.selection = Selection::one("task");
   return t;
 }
 
@@ -84,7 +85,8 @@ int cmd_eval(const std::vector<std::string>& argv) {
   check_head_fits(*t.head, task.dev, args.get("adapter"));
   const auto batches = data::make_batches(task.dev, *t.backbone.tokenizer, args.count("batch-size", 32, train::TrainLimits::max_batch_size),
                                           capped_max_length(args, *t.backbone.model), false, 0);
-  const train::Scores s = train::evaluate(*t.backbone.model, t.adapters.get(), *t.head, batches, task.dev.metric, task.dev.label_names);
+  ActiveAdapters hooks = t.adapters->bind(t.selection);
+  const train::Scores s = train::evaluate(*t.backbone.model, &hooks, *t.head, batches, task.dev.metric, task.dev.label_names);
   if (args.has("json")) {
     nlohmann::json j = s.values;
     j["headline"] = s.headline;
@@ -129,9 +131,10 @@ int cmd_predict(const std::vector<std::string>& argv) {
     throw ConfigError("predict", fmt::format("predict handles classification and regression heads, not {}", task_kind_name(rows.kind)));
   const auto batches = data::make_batches(rows, *t.backbone.tokenizer, args.count("batch-size", 32, train::TrainLimits::max_batch_size),
                                           capped_max_length(args, *t.backbone.model), false, 0);
+  ActiveAdapters hooks = t.adapters->bind(t.selection);
   std::size_t row = 0;
   for (const auto& b : batches)
-    for (double value : train::predict(*t.backbone.model, t.adapters.get(), *t.head, b.batch)) {
+    for (double value : train::predict(*t.backbone.model, &hooks, *t.head, b.batch)) {
       const auto& ex = rows.examples[row++];
       const std::string shown = ex.has_pair ? ex.text + " ||| " + ex.text_pair : ex.text;
       if (rows.kind == TaskKind::regression) fmt::print("{:.4f}\t{}\n", value, shown);

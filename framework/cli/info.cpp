@@ -61,9 +61,8 @@ int cmd_info(const std::vector<std::string>& argv) {
     const plugin::PluginRegistry plugins = load_plugins(args);
     AdapterSet set(*loaded.model);
     attach_method(set, plugins, "task", choice.plugin, choice.config_json, choice.origin, 0);
-    set.select("task");
     std::int64_t trainable = 0;
-    for (const auto& p : set.parameters()) trainable += p.tensor.numel();
+    for (const auto& p : set.parameters(Selection::one("task"))) trainable += p.tensor.numel();
     fmt::print("\nmethod {}: {}\n", args.get("method"), set.describe("task"));
     fmt::print("trainable parameters {} = {:.3f}% of the backbone's {}\n", trainable,
                100.0 * static_cast<double>(trainable) / static_cast<double>(info.parameter_count), info.parameter_count);

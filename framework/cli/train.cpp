@@ -73,6 +73,7 @@ int cmd_train(const std::vector<std::string>& argv) {
   adapters.set_tokenizer([tokenizer](const std::string& text) { return tokenizer->encode(text).ids; });
   const plugin::PluginRegistry plugins = load_plugins(args);
   train::TrainTarget target;
+  ActiveAdapters hooks = adapters.bind(Selection::none());
   target.backbone = &backbone;
   target.head = &head;
   if (choice.plugin == kFullFineTuning) {
@@ -88,9 +89,9 @@ int cmd_train(const std::vector<std::string>& argv) {
     target.export_best = [&](const fs::path& dir) { save_baseline(dir, kHeadOnly, backbone, head); };
   } else {
     attach_method(adapters, plugins, "task", choice.plugin, choice.config_json, choice.origin, seed);
-    adapters.select("task");
-    target.adapters = &adapters;
-    target.parameters = adapters.parameters();
+    hooks = adapters.bind(Selection::one("task"));
+    target.hooks = &hooks;
+    target.parameters = adapters.parameters(Selection::one("task"));
     target.export_best = [&](const fs::path& dir) { save_adapter(dir, adapters, "task", backbone, &head); };
   }
   for (const auto& p : head.parameters()) target.parameters.push_back({"head." + p.name, p.tensor});
@@ -119,7 +120,7 @@ int cmd_train(const std::vector<std::string>& argv) {
   const std::int64_t total = backbone.info().parameter_count;
   fmt::print(stderr, "{} on {} ({} train / {} dev rows): {} trainable parameters ({:.3f}% of {})\n", method, task.train.task,
              task.train.examples.size(), task.dev.examples.size(), trainable, 100.0 * trainable / total, total);
-  if (target.adapters) fmt::print(stderr, "  {}\n", adapters.describe("task"));
+  if (target.hooks) fmt::print(stderr, "  {}\n", adapters.describe("task"));
 
   const train::TrainResult r = train::train_model(config, target, task.train, task.dev, *loaded.tokenizer);
   nlohmann::json results = {

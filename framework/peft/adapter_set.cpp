@@ -81,8 +81,6 @@ void AdapterSet::add(const std::string& name, const std::string& method_name, st
 void AdapterSet::remove(const std::string& name) {
   get(name);
   adapters_.erase(name);
-  selection_.erase(std::remove(selection_.begin(), selection_.end(), name), selection_.end());
-  per_row_.erase(name);
 }
 
 const AdapterSet::Attached& AdapterSet::get(const std::string& name) const {
@@ -107,116 +105,114 @@ std::vector<std::string> AdapterSet::names() const {
   return out;
 }
 
-void AdapterSet::select_stack(const std::vector<std::string>& names) {
-  for (const auto& n : names) get(n);
-  selection_ = names;
-  per_row_.clear();
+ActiveAdapters AdapterSet::bind(const Selection& selection) const {
+  ActiveAdapters view(*this);
+  if (selection.kind() == Selection::Kind::stack) {
+    for (const auto& name : selection.names()) view.active_.push_back({&get(name), Rows{}});
+  } else if (selection.kind() == Selection::Kind::per_row) {
+    const auto& rows = selection.names();
+    std::map<std::string, std::vector<float>> masks;  // by name: a stable order across calls
+    for (std::size_t b = 0; b < rows.size(); ++b) {
+      if (rows[b].empty()) continue;
+      get(rows[b]);
+      auto& m = masks[rows[b]];
+      m.resize(rows.size(), 0.f);
+      m[b] = 1.f;
+    }
+    for (auto& [name, m] : masks)
+      view.active_.push_back({&get(name), Rows{Tensor::from_floats(m, {static_cast<std::int64_t>(m.size())})}});
+  }
+  return view;
 }
 
-void AdapterSet::select_per_row(const std::vector<std::string>& row_adapters) {
-  std::map<std::string, std::vector<float>> masks;
-  for (std::size_t b = 0; b < row_adapters.size(); ++b) {
-    if (row_adapters[b].empty()) continue;
-    get(row_adapters[b]);
-    auto& m = masks[row_adapters[b]];
-    m.resize(row_adapters.size(), 0.f);
-    m[b] = 1.f;
-  }
-  selection_.clear();
-  per_row_.clear();
-  for (auto& [name, m] : masks) {
-    selection_.push_back(name);
-    per_row_[name] = Tensor::from_floats(m, {static_cast<std::int64_t>(m.size())});
-  }
-}
-
-std::vector<nn::NamedParameter> AdapterSet::parameters() const {
+std::vector<nn::NamedParameter> AdapterSet::parameters(const Selection& selection) const {
   std::vector<nn::NamedParameter> out;
-  for (const auto& name : selection_)
-    for (auto& p : plugin::call_plugin(get(name).method_name, "its parameters()", [&] { return get(name).method->parameters(); }))
-      out.push_back({name + "." + p.name, p.tensor});
-  return out;
-}
-
-std::vector<AdapterSet::Active> AdapterSet::active_at(const Site& site) const {
-  std::vector<Active> out;
-  for (const auto& name : selection_) {
+  std::vector<std::string> seen;
+  for (const auto& name : selection.names()) {
+    if (name.empty() || std::find(seen.begin(), seen.end(), name) != seen.end()) continue;
+    seen.push_back(name);
     const Attached& a = get(name);
-    if (!a.hooks.count(&site)) continue;
-    auto mask = per_row_.find(name);
-    out.push_back({&a, Rows{mask == per_row_.end() ? Tensor() : mask->second}});
+    for (auto& p : plugin::call_plugin(a.method_name, "its parameters()", [&] { return a.method->parameters(); }))
+      out.push_back({name + "." + p.name, p.tensor});
   }
   return out;
 }
 
-Tensor AdapterSet::linear(const Site& site, const Tensor& x, const Tensor& y) {
+std::vector<const ActiveAdapters::Active*> ActiveAdapters::at(const Site& site) const {
+  std::vector<const Active*> out;
+  for (const Active& a : active_)
+    if (a.adapter->hooks.count(&site)) out.push_back(&a);
+  return out;
+}
+
+Tensor ActiveAdapters::linear(const Site& site, const Tensor& x, const Tensor& y) {
   Tensor out = y;
-  for (const Active& a : active_at(site))
-    for (const auto& hook : a.adapter->hooks.at(&site)) {
+  for (const Active* a : at(site))
+    for (const auto& hook : a->adapter->hooks.at(&site)) {
       try {
-        out = hook->linear(site, x, out, a.rows);
+        out = hook->linear(site, x, out, a->rows);
       } catch (...) {
-        hook_failed(*a.adapter, "linear", site);
+        AdapterSet::hook_failed(*a->adapter, "linear", site);
       }
     }
   return out;
 }
 
-Tensor AdapterSet::sublayer_output(const Site& site, const Tensor& h) {
+Tensor ActiveAdapters::sublayer_output(const Site& site, const Tensor& h) {
   Tensor out = h;
-  for (const Active& a : active_at(site))
-    for (const auto& hook : a.adapter->hooks.at(&site)) {
+  for (const Active* a : at(site))
+    for (const auto& hook : a->adapter->hooks.at(&site)) {
       try {
-        out = hook->sublayer_output(site, out, a.rows);
+        out = hook->sublayer_output(site, out, a->rows);
       } catch (...) {
-        hook_failed(*a.adapter, "sublayer_output", site);
+        AdapterSet::hook_failed(*a->adapter, "sublayer_output", site);
       }
     }
   return out;
 }
 
-void AdapterSet::attention_kv(const Site& site, Tensor& k, Tensor& v, Tensor& mask) {
-  for (const Active& a : active_at(site))
-    for (const auto& hook : a.adapter->hooks.at(&site)) {
+void ActiveAdapters::attention_kv(const Site& site, Tensor& k, Tensor& v, Tensor& mask) {
+  for (const Active* a : at(site))
+    for (const auto& hook : a->adapter->hooks.at(&site)) {
       try {
-        hook->attention_kv(site, k, v, mask, a.rows);
+        hook->attention_kv(site, k, v, mask, a->rows);
       } catch (...) {
-        hook_failed(*a.adapter, "attention_kv", site);
+        AdapterSet::hook_failed(*a->adapter, "attention_kv", site);
       }
     }
 }
 
-std::vector<std::int64_t> AdapterSet::prefix_positions(std::int64_t batch) {
+std::vector<std::int64_t> ActiveAdapters::prefix_positions(std::int64_t batch) {
   // The first layer's prefix counts, as Hugging Face reads the past length off layer 0.
   const Site* first = nullptr;
-  for (const Site& s : backbone_.sites())
+  for (const Site& s : set_->backbone_.sites())
     if (s.kind == SiteKind::attention_kv && (!first || s.layer < first->layer)) first = &s;
   std::vector<std::int64_t> offsets;
   if (!first) return offsets;
-  for (const Active& a : active_at(*first))
-    for (const auto& hook : a.adapter->hooks.at(first)) {
+  for (const Active* a : at(*first))
+    for (const auto& hook : a->adapter->hooks.at(first)) {
       std::int64_t n = 0;
       try {
         n = hook->prefix_length(*first);
       } catch (...) {
-        hook_failed(*a.adapter, "prefix_length", *first);
+        AdapterSet::hook_failed(*a->adapter, "prefix_length", *first);
       }
       if (n == 0) continue;
       offsets.resize(static_cast<std::size_t>(batch), 0);
-      const std::vector<float> owned = a.rows.all() ? std::vector<float>(batch, 1.f) : a.rows.mask.to_floats();
+      const std::vector<float> owned = a->rows.all() ? std::vector<float>(batch, 1.f) : a->rows.mask.to_floats();
       for (std::int64_t b = 0; b < batch; ++b)
         if (owned[b] != 0.f) offsets[b] += n;
     }
   return offsets;
 }
 
-void AdapterSet::input_embeddings(const Site& site, Tensor& x, Tensor& mask) {
-  for (const Active& a : active_at(site))
-    for (const auto& hook : a.adapter->hooks.at(&site)) {
+void ActiveAdapters::input_embeddings(const Site& site, Tensor& x, Tensor& mask) {
+  for (const Active* a : at(site))
+    for (const auto& hook : a->adapter->hooks.at(&site)) {
       try {
-        hook->input_embeddings(site, x, mask, a.rows);
+        hook->input_embeddings(site, x, mask, a->rows);
       } catch (...) {
-        hook_failed(*a.adapter, "input_embeddings", site);
+        AdapterSet::hook_failed(*a->adapter, "input_embeddings", site);
       }
     }
 }

@@ -1,6 +1,7 @@
-// The host side of PEFT: adapters attached to one frozen backbone under their names,
-// and the active selection a forward pass runs with — none (the bare backbone), one
-// adapter for the whole batch, a stack applied in order, or one adapter per row.
+// The host side of PEFT: adapters attached to one frozen backbone under their names.
+// A forward pass runs with an ActiveAdapters view bound from a Selection for that call
+// (none, one, a stack in order, one adapter per row); the set itself keeps no
+// selection, so concurrent calls with different selections share it safely.
 #pragma once
 #include <functional>
 #include <map>
@@ -10,10 +11,13 @@
 #include <vector>
 
 #include "graft/peft.h"
+#include "graft/selection.h"
 
 namespace graft {
 
-class AdapterSet : public SiteHooks {
+class ActiveAdapters;
+
+class AdapterSet {
  public:
   explicit AdapterSet(const Backbone& backbone) : backbone_(backbone) {}
 
@@ -37,24 +41,15 @@ class AdapterSet : public SiteHooks {
   const std::string& method_config_json(const std::string& name) const;
   std::vector<std::string> names() const;
 
-  void select_none() { selection_ = {}; per_row_.clear(); }
-  void select(const std::string& name) { select_stack({name}); }
-  void select_stack(const std::vector<std::string>& names);
-  // One adapter name per batch row; "" leaves that row on the bare backbone.
-  void select_per_row(const std::vector<std::string>& row_adapters);
-  const std::vector<std::string>& selection() const { return selection_; }
-
-  // The trainable parameters of the selected adapters.
-  std::vector<nn::NamedParameter> parameters() const;
-
-  // SiteHooks: dispatch to the hooks of the selected adapters at each site.
-  Tensor linear(const Site& site, const Tensor& x, const Tensor& y) override;
-  Tensor sublayer_output(const Site& site, const Tensor& h) override;
-  void attention_kv(const Site& site, Tensor& k, Tensor& v, Tensor& mask) override;
-  void input_embeddings(const Site& site, Tensor& x, Tensor& mask) override;
-  std::vector<std::int64_t> prefix_positions(std::int64_t batch) override;
+  // The hooks of `selection` for one forward pass. Every name must be attached; a
+  // per-row selection must have one entry per batch row. The view refers to this set:
+  // it must not outlive it, and adapters must not be removed while it is in use.
+  ActiveAdapters bind(const Selection& selection) const;
+  // The trainable parameters of the adapters `selection` names, as "<adapter>.<name>".
+  std::vector<nn::NamedParameter> parameters(const Selection& selection) const;
 
  private:
+  friend class ActiveAdapters;
   struct Attached {
     std::string method_name;
     std::string config_json;
@@ -63,11 +58,6 @@ class AdapterSet : public SiteHooks {
     std::shared_ptr<PeftMethod> method;
     std::unordered_map<const Site*, std::vector<std::shared_ptr<AdapterHook>>> hooks;
   };
-  struct Active {
-    const Attached* adapter;
-    Rows rows;
-  };
-  std::vector<Active> active_at(const Site& site) const;
   const Attached& get(const std::string& name) const;
   // Inside a catch (...) around a hook: the host-made error naming the plugin and hook.
   [[noreturn]] static void hook_failed(const Attached& adapter, const char* hook, const Site& site);
@@ -75,8 +65,30 @@ class AdapterSet : public SiteHooks {
   const Backbone& backbone_;
   Tokenize tokenize_;
   std::map<std::string, Attached> adapters_;
-  std::vector<std::string> selection_;        // in application order
-  std::map<std::string, Tensor> per_row_;     // adapter -> row mask, when selecting per row
+};
+
+// One call's adapters: SiteHooks that dispatch, at each site, to the hooks of the
+// selected adapters in order, each on the rows it owns. Cheap to build; read-only on
+// the set, so one per concurrent call.
+class ActiveAdapters : public SiteHooks {
+ public:
+  Tensor linear(const Site& site, const Tensor& x, const Tensor& y) override;
+  Tensor sublayer_output(const Site& site, const Tensor& h) override;
+  void attention_kv(const Site& site, Tensor& k, Tensor& v, Tensor& mask) override;
+  void input_embeddings(const Site& site, Tensor& x, Tensor& mask) override;
+  std::vector<std::int64_t> prefix_positions(std::int64_t batch) override;
+  bool empty() const { return active_.empty(); }
+
+ private:
+  friend class AdapterSet;
+  struct Active {
+    const AdapterSet::Attached* adapter;
+    Rows rows;
+  };
+  ActiveAdapters(const AdapterSet& set) : set_(&set) {}
+  std::vector<const Active*> at(const Site& site) const;
+  const AdapterSet* set_;
+  std::vector<Active> active_;  // in application order
 };
 
 }  // namespace graft

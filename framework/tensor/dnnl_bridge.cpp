@@ -11,8 +11,10 @@ dnnl::engine& engine() {
   return cpu;
 }
 
+// One stream per thread: a oneDNN stream is not safe to share between threads, and
+// concurrent Session calls each run on their own.
 dnnl::stream& stream() {
-  static dnnl::stream s(engine());
+  thread_local dnnl::stream s(engine());
   return s;
 }
 

@@ -22,9 +22,9 @@ std::vector<std::int64_t> argmax_rows(const Tensor& logits) {
 
 }  // namespace
 
-std::vector<double> predict(const Backbone& backbone, AdapterSet* adapters, const TaskHead& head, const Batch& batch) {
+std::vector<double> predict(const Backbone& backbone, SiteHooks* hooks, const TaskHead& head, const Batch& batch) {
   NoGradGuard no_grad;
-  const Tensor logits = task_logits(backbone, adapters, head, batch, false);
+  const Tensor logits = task_logits(backbone, hooks, head, batch, false);
   if (head.config().kind == TaskKind::regression) {
     const auto v = logits.to_floats();
     return {v.begin(), v.end()};
@@ -33,7 +33,7 @@ std::vector<double> predict(const Backbone& backbone, AdapterSet* adapters, cons
   return {classes.begin(), classes.end()};
 }
 
-Scores evaluate(const Backbone& backbone, AdapterSet* adapters, const TaskHead& head, const std::vector<data::LabeledBatch>& batches,
+Scores evaluate(const Backbone& backbone, SiteHooks* hooks, const TaskHead& head, const std::vector<data::LabeledBatch>& batches,
                 const std::string& metric, const std::vector<std::string>& label_names) {
   NoGradGuard no_grad;
   std::vector<std::int64_t> predicted, gold;
@@ -41,7 +41,7 @@ Scores evaluate(const Backbone& backbone, AdapterSet* adapters, const TaskHead& 
   double loss_sum = 0, token_count = 0;
   std::vector<std::vector<std::string>> predicted_tags, gold_tags;  // token classification, per sentence
   for (const auto& b : batches) {
-    const Tensor logits = task_logits(backbone, adapters, head, b.batch, false);
+    const Tensor logits = task_logits(backbone, hooks, head, b.batch, false);
     const Tensor loss = head.loss(logits, b.labels);
     switch (head.config().kind) {
       case TaskKind::classification: {

@@ -210,7 +210,7 @@ TrainResult train_model(const TrainConfig& config, TrainTarget& target, const da
         cached_epoch = epoch;
       }
       const data::LabeledBatch& b = epoch_batches[micro % per_epoch];
-      Tensor loss = task_loss(*target.backbone, target.adapters, *target.head, b, true);
+      Tensor loss = task_loss(*target.backbone, target.hooks, *target.head, b, true);
       ops::scale(loss, 1.f / static_cast<float>(accumulation)).backward();
       step_loss += loss.item() / static_cast<double>(accumulation);
       tokens_seen += static_cast<double>(b.tokens);
@@ -238,7 +238,7 @@ TrainResult train_model(const TrainConfig& config, TrainTarget& target, const da
 
     const bool evaluate_now = step % eval_every == 0 || step == total;
     if (evaluate_now) {
-      result.last = evaluate(*target.backbone, target.adapters, *target.head, dev_batches, dev_data.metric, dev_data.label_names);
+      result.last = evaluate(*target.backbone, target.hooks, *target.head, dev_batches, dev_data.metric, dev_data.label_names);
       const bool best = !have_best || result.last.better_than(result.best);
       progress.note(fmt::format("{}: step {} dev {} {:.4f}{}", config.label, step, result.last.headline, result.last.score(),
                                 best ? " (best)" : ""));
@@ -254,7 +254,7 @@ TrainResult train_model(const TrainConfig& config, TrainTarget& target, const da
   }
   progress.finish();
   if (result.last.headline.empty())  // resumed a run that had already finished
-    result.last = evaluate(*target.backbone, target.adapters, *target.head, dev_batches, dev_data.metric, dev_data.label_names);
+    result.last = evaluate(*target.backbone, target.hooks, *target.head, dev_batches, dev_data.metric, dev_data.label_names);
   result.steps = step;
   result.seconds = seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   result.tokens_per_second = result.seconds > 0 ? tokens_seen / result.seconds : 0;

@@ -1,3 +1,5 @@
+#include <optional>
+
 #include "peft_harness.h"
 
 #include <fmt/format.h>
@@ -86,8 +88,17 @@ std::unique_ptr<AdapterSet> attach(const Backbone& backbone, const std::string& 
       set->set_tokenizer([tokenizer](const std::string& text) { return tokenizer->encode(text).ids; });
     }
   attach_method(*set, plugins(), "task", method, config_json, "test config", seed);
-  set->select("task");
   return set;
+}
+
+Selection all_attached(const AdapterSet& set) { return Selection::stack(set.names()); }
+std::vector<nn::NamedParameter> parameters_of(const AdapterSet& set) { return set.parameters(all_attached(set)); }
+
+Tensor forward_with(const Backbone& backbone, const AdapterSet* set, const Batch& batch, bool training, Tensor* mask_out,
+                    const Selection* selection) {
+  if (!set) return backbone.forward(batch, nullptr, mask_out, training);
+  ActiveAdapters hooks = set->bind(selection ? *selection : all_attached(*set));
+  return backbone.forward(batch, &hooks, mask_out, training);
 }
 
 LabeledBatches sst2(const backbones::Tokenizer& tokenizer, const std::string& split, std::size_t first, std::size_t count,
@@ -102,22 +113,26 @@ LabeledBatches sst2_text(const backbones::Tokenizer& tokenizer, const std::strin
   return data::make_batches(ds, tokenizer, batch_size, max_length, false, 0);
 }
 
-Evaluation evaluate(const Backbone& backbone, AdapterSet* adapters, const TaskHead& head, const LabeledBatches& data) {
+Evaluation evaluate(const Backbone& backbone, const AdapterSet* adapters, const TaskHead& head, const LabeledBatches& data) {
   // The trainer's evaluator: row-weighted loss (token-weighted for causal LM) and accuracy.
-  const train::Scores s = train::evaluate(backbone, adapters, head, data, "accuracy");
+  std::optional<ActiveAdapters> hooks;
+  if (adapters) hooks = adapters->bind(all_attached(*adapters));
+  const train::Scores s = train::evaluate(backbone, hooks ? &*hooks : nullptr, head, data, "accuracy");
   return {s.values.at("loss"), s.values.count("accuracy") ? s.values.at("accuracy") : 0.0};
 }
 
-std::vector<double> train(const Backbone& backbone, AdapterSet* adapters, TaskHead& head, const LabeledBatches& data, int steps,
+std::vector<double> train(const Backbone& backbone, const AdapterSet* adapters, TaskHead& head, const LabeledBatches& data, int steps,
                           float lr, std::uint64_t seed) {
-  std::vector<nn::NamedParameter> params = adapters ? adapters->parameters() : std::vector<nn::NamedParameter>{};
+  std::vector<nn::NamedParameter> params = adapters ? parameters_of(*adapters) : std::vector<nn::NamedParameter>{};
+  std::optional<ActiveAdapters> hooks;
+  if (adapters) hooks = adapters->bind(all_attached(*adapters));
   for (auto& p : head.parameters()) params.push_back({"head." + p.name, p.tensor});
   nn::AdamW optimizer(params, {lr, 0.9f, 0.999f, 1e-8f, 0.0f});
   ops::manual_seed(seed);
   std::vector<double> losses;
   for (int step = 0; step < steps; ++step) {
     const auto& b = data[static_cast<std::size_t>(step) % data.size()];
-    Tensor loss = train::task_loss(backbone, adapters, head, b, true);
+    Tensor loss = train::task_loss(backbone, hooks ? &*hooks : nullptr, head, b, true);
     loss.backward();
     optimizer.step();
     optimizer.zero_grad();

@@ -30,9 +30,17 @@ backbones::LoadedBackbone& tiny_llama();
 // Every frozen weight's bytes, to prove training left the backbone untouched.
 std::vector<std::vector<std::uint8_t>> weight_bytes(const Backbone& backbone);
 
-// A fresh adapter set on `backbone` with `method` attached as "task" and selected.
+// A fresh adapter set on `backbone` with `method` attached as "task".
 std::unique_ptr<AdapterSet> attach(const Backbone& backbone, const std::string& method, const std::string& config_json,
                                    std::uint64_t seed = 0);
+
+// Every adapter attached to `set` (name order): what a test that attached one runs with.
+Selection all_attached(const AdapterSet& set);
+std::vector<nn::NamedParameter> parameters_of(const AdapterSet& set);
+// backbone.forward for one call with `selection` (default: all_attached) bound on
+// `set`; a null `set` runs the bare backbone.
+Tensor forward_with(const Backbone& backbone, const AdapterSet* set, const Batch& batch, bool training = false,
+                    Tensor* mask_out = nullptr, const Selection* selection = nullptr);
 
 // Batches of real rows with their labels (data::LabeledBatch: .batch, .labels).
 using LabeledBatches = std::vector<data::LabeledBatch>;
@@ -48,12 +56,12 @@ struct Evaluation {
   double loss = 0;      // mean per row (per predicted token for causal LM)
   double accuracy = 0;  // classification only
 };
-// Held-out loss (and accuracy) of backbone + selected adapters + head, no gradients,
-// as train::evaluate scores it.
-Evaluation evaluate(const Backbone& backbone, AdapterSet* adapters, const TaskHead& head, const LabeledBatches& data);
-// `steps` AdamW steps (cycling over the batches) on the selected adapters' parameters
+// Held-out loss (and accuracy) of backbone + every attached adapter + head, no
+// gradients, as train::evaluate scores it (`adapters` null: the bare backbone).
+Evaluation evaluate(const Backbone& backbone, const AdapterSet* adapters, const TaskHead& head, const LabeledBatches& data);
+// `steps` AdamW steps (cycling over the batches) on the attached adapters' parameters
 // and the head's; returns the training loss of each step.
-std::vector<double> train(const Backbone& backbone, AdapterSet* adapters, TaskHead& head, const LabeledBatches& data,
+std::vector<double> train(const Backbone& backbone, const AdapterSet* adapters, TaskHead& head, const LabeledBatches& data,
                           int steps, float lr, std::uint64_t seed = 0);
 
 // The check every method's tests make: a short training run on real data, scored on

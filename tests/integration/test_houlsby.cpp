@@ -25,7 +25,7 @@ const std::string kPfeiffer = R"({"mh_adapter": false, "non_linearity": "relu"})
 
 std::int64_t trainable(const AdapterSet& set) {
   std::int64_t n = 0;
-  for (const auto& p : set.parameters()) n += p.tensor.numel();
+  for (const auto& p : parameters_of(set)) n += p.tensor.numel();
   return n;
 }
 
@@ -44,7 +44,7 @@ Batch toy_batch(std::int64_t vocab) {
 
 // Replaces the adapter's near-zero init with values that exercise every path.
 void randomize(const AdapterSet& set, float scale, std::uint64_t seed) {
-  for (const auto& p : set.parameters()) {
+  for (const auto& p : parameters_of(set)) {
     const Tensor r = random_tensor(p.tensor.shape(), seed++, -scale, scale);
     std::memcpy(p.tensor.raw(), r.raw(), p.tensor.nbytes());
   }
@@ -58,9 +58,9 @@ double max_abs_diff(const Tensor& a, const Tensor& b) {
   return m;
 }
 
-Tensor run(const Backbone& bb, AdapterSet& set, const Batch& batch) {
+Tensor run(const Backbone& bb, AdapterSet& set, const Batch& batch, const Selection* selection = nullptr) {
   NoGradGuard no_grad;
-  return bb.forward(batch, &set);
+  return forward_with(bb, &set, batch, false, nullptr, selection);
 }
 
 fs::path temp_dir(const std::string& name) {
@@ -160,9 +160,9 @@ void gradcheck_on(const Backbone& bb, const std::string& config, const std::stri
   randomize(*set, 0.3f, 7);
   const Batch batch = toy_batch(bb.info().vocab_size);
   std::vector<Tensor> inputs;
-  for (const auto& p : set->parameters()) inputs.push_back(p.tensor);
+  for (const auto& p : parameters_of(*set)) inputs.push_back(p.tensor);
   ASSERT_FALSE(inputs.empty());
-  expect_gradients_match([&](const std::vector<Tensor>&) { return bb.forward(batch, set.get()); }, inputs,
+  expect_gradients_match([&](const std::vector<Tensor>&) { return forward_with(bb, set.get(), batch); }, inputs,
                          {1e-2f, 2e-3f, 2e-2f}, label);
 }
 
@@ -214,7 +214,6 @@ TEST(Houlsby, SaveLoadReproducesOutputsExactly) {
     // Loaded under another name: the tensor keys carry the saving name (AdapterHub's layout).
     AdapterSet restored(*bb);
     load_adapter(dir / "adapter", restored, "restored", plugins(), *bb, nullptr);
-    restored.select("restored");
     EXPECT_EQ(max_abs_diff(run(*bb, restored, batch), want), 0.0) << bb->info().architecture;
     fs::remove_all(dir);
   }
@@ -283,10 +282,9 @@ TEST(Houlsby, PerRowSelectionMixesAdaptedAndBareRows) {
     randomize(*set, 0.1f, 5);
     const Batch batch = toy_batch(bb.info().vocab_size);
     const Tensor adapted = run(bb, *set, batch);
-    set->select_none();
-    const Tensor bare = run(bb, *set, batch);
-    set->select_per_row({"", "task"});
-    const Tensor mixed = run(bb, *set, batch);
+    const Selection none = Selection::none(), per_row = Selection::per_row({"", "task"});
+    const Tensor bare = run(bb, *set, batch, &none);
+    const Tensor mixed = run(bb, *set, batch, &per_row);
     auto row_of = [&](const Tensor& t, int r) { return ops::slice(t, 0, r, 1).clone(); };
     EXPECT_EQ(max_abs_diff(row_of(mixed, 0), row_of(bare, 0)), 0.0) << config;
     EXPECT_LT(max_abs_diff(row_of(mixed, 1), row_of(adapted, 1)), 1e-5) << config;

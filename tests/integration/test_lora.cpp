@@ -27,9 +27,9 @@ namespace fs = std::filesystem;
 const fs::path kGolden = fs::path(GRAFT_SOURCE_DIR) / "tests" / "golden";
 const fs::path kPeftDir = kGolden / "peft_lora";
 
-Tensor hidden(Backbone& backbone, AdapterSet* set, const Batch& batch) {
+Tensor hidden(Backbone& backbone, AdapterSet* set, const Batch& batch, const Selection* selection = nullptr) {
   NoGradGuard no_grad;
-  return backbone.forward(batch, set);
+  return forward_with(backbone, set, batch, false, nullptr, selection);
 }
 
 // The inputs of a tiny backbone's reference.json; `tokens` > 0 keeps row 0's first ones.
@@ -199,7 +199,7 @@ void gradcheck_on(Backbone& b, const std::string& fixture, const std::string& co
   for (const auto& p : set->method("task").parameters()) params.push_back(p.tensor);
   ASSERT_FALSE(params.empty());
   // The parameters are the adapter's own tensors: gradcheck perturbs them in place.
-  expect_gradients_match([&](const std::vector<Tensor>&) { return b.forward(batch, set.get()); }, params,
+  expect_gradients_match([&](const std::vector<Tensor>&) { return forward_with(b, set.get(), batch); }, params,
                          GradcheckTolerance{1e-2f, 2e-3f, 2e-2f}, fixture);
 }
 
@@ -237,8 +237,8 @@ TEST(Lora, DropoutFollowsTheBackbonesTrainingFlag) {
   randomize_b(*set, "task", 11);
   const Batch batch = fixture_batch("tiny_llama");
   const std::vector<float> eval = floats(hidden(b, set.get(), batch));
-  EXPECT_EQ(floats(b.forward(batch, set.get(), nullptr, false)), eval) << "gradients on, not training: no dropout";
-  EXPECT_NE(floats(b.forward(batch, set.get(), nullptr, true)), eval) << "training: dropout on the LoRA branch";
+  EXPECT_EQ(floats(forward_with(b, set.get(), batch, false)), eval) << "gradients on, not training: no dropout";
+  EXPECT_NE(floats(forward_with(b, set.get(), batch, true)), eval) << "training: dropout on the LoRA branch";
   EXPECT_FALSE(training_mode()) << "the training scope ends with the forward pass";
 }
 
@@ -255,7 +255,6 @@ TEST(Lora, SaveThenLoadReproducesOutputsExactly) {
   save_adapter(dir, *set, "task", b, nullptr);
   AdapterSet fresh(b);
   load_adapter(dir, fresh, "loaded", plugins(), b, nullptr, 99);
-  fresh.select("loaded");
   EXPECT_EQ(floats(hidden(b, &fresh, batch)), floats(want));
   EXPECT_EQ(fresh.method("loaded").describe(), set->method("task").describe());
   fs::remove_all(dir);
@@ -372,8 +371,8 @@ TEST(Lora, PerRowSelectionAdaptsOnlyItsRows) {
   randomize_b(*set, "task", 41);
   const auto adapted = floats(hidden(b, set.get(), batch));
   const auto bare = floats(hidden(b, nullptr, batch));
-  set->select_per_row({"task", ""});
-  const auto mixed = floats(hidden(b, set.get(), batch));
+  const Selection per_row = Selection::per_row({"task", ""});
+  const auto mixed = floats(hidden(b, set.get(), batch, &per_row));
   const std::size_t half = mixed.size() / 2;
   EXPECT_EQ(std::vector<float>(mixed.begin(), mixed.begin() + half), std::vector<float>(adapted.begin(), adapted.begin() + half));
   EXPECT_EQ(std::vector<float>(mixed.begin() + half, mixed.end()), std::vector<float>(bare.begin() + half, bare.end()));
@@ -412,7 +411,6 @@ TEST(Lora, LoadsAdaptersSavedByPeft) {
     AdapterSet set(b);
     const SavedAdapter saved = load_adapter(dir, set, "peft", plugins(), b, nullptr);
     EXPECT_EQ(saved.method, "lora");
-    set.select("peft");
     std::printf("  %s\n", set.method("peft").describe().c_str());
     const Batch batch = fixture_batch(name);
     const std::string key = b.info().causal ? "logits" : "last_hidden_state";
@@ -470,7 +468,6 @@ TEST(Lora, GraftSavedAdaptersForPeft) {
     }
     AdapterSet set(b);
     load_adapter(dir, set, "saved", plugins(), b, nullptr);
-    set.select("saved");
     const json recorded = load_fixture((dir / "graft_outputs.json").string());
     expect_close(c.name + " graft-saved " + key, outputs_of(b, &set, batch), recorded.at(key), {1e-6, 0});
     // What PEFT will read: the modules as the checkpoint names them.
@@ -498,7 +495,6 @@ TEST(Lora, WrittenTargetModulesSelectTheSameSites) {
     fs::remove(dir / "graft_adapter.json");
     AdapterSet other(b);
     load_adapter(dir, other, "peft", plugins(), b, nullptr);
-    other.select("peft");
     EXPECT_EQ(other.method("peft").describe(), set->method("task").describe()) << config;
     EXPECT_EQ(floats(hidden(b, &other, batch)), floats(hidden(b, set.get(), batch))) << config;
     fs::remove_all(dir);

@@ -30,7 +30,7 @@ const fs::path kPeftDir = fs::path(GRAFT_SOURCE_DIR) / "tests" / "golden" / "pef
 
 std::int64_t trainable(const AdapterSet& set) {
   std::int64_t n = 0;
-  for (const auto& p : set.parameters()) n += p.tensor.numel();
+  for (const auto& p : parameters_of(set)) n += p.tensor.numel();
   return n;
 }
 
@@ -46,9 +46,9 @@ Batch toy_batch(std::int64_t vocab) {  // three rows, the last padded
           Tensor()};
 }
 
-Tensor forward(const Backbone& bb, AdapterSet* set, const Batch& batch) {
+Tensor forward(const Backbone& bb, AdapterSet* set, const Batch& batch, const Selection* selection = nullptr) {
   NoGradGuard no_grad;
-  return bb.forward(batch, set);
+  return forward_with(bb, set, batch, false, nullptr, selection);
 }
 
 // Row `b` of a [B, ...] tensor as floats.
@@ -90,16 +90,14 @@ TEST(PrefixTuning, LeavesUnselectedRowsAsTheBareBackbone) {
     const Batch batch = toy_batch(bb.info().vocab_size);
     const Tensor bare = forward(bb, nullptr, batch);
     auto set = attach(bb, "prefix_tuning", R"({"num_virtual_tokens": 4})");
-    set->select_none();
-    EXPECT_EQ(forward(bb, set.get(), batch).to_floats(), bare.to_floats()) << bb.info().source;
+    const Selection none = Selection::none(), per_row = Selection::per_row({"task", "", ""});
+    EXPECT_EQ(forward(bb, set.get(), batch, &none).to_floats(), bare.to_floats()) << bb.info().source;
 
-    set->select_per_row({"task", "", ""});
-    const Tensor mixed = forward(bb, set.get(), batch);
+    const Tensor mixed = forward(bb, set.get(), batch, &per_row);
     EXPECT_EQ(row(mixed, 1), row(bare, 1)) << bb.info().source;
     EXPECT_EQ(row(mixed, 2), row(bare, 2)) << bb.info().source << " (padded row)";
     EXPECT_NE(row(mixed, 0), row(bare, 0)) << "the selected row must change";
 
-    set->select("task");
     EXPECT_EQ(row(forward(bb, set.get(), batch), 0), row(mixed, 0)) << "per-row and whole-batch selection differ";
   }
 }
@@ -114,8 +112,8 @@ TEST(PrefixTuning, GradientsMatchFiniteDifferences) {
                                R"({"num_virtual_tokens": 2, "prefix_projection": true, "encoder_hidden_size": 8})"}) {
       auto set = attach(bb, "prefix_tuning", config, 3);
       std::vector<Tensor> params;
-      for (const auto& p : set->parameters()) params.push_back(p.tensor);
-      expect_gradients_match([&](const std::vector<Tensor>&) { return bb.forward(batch, set.get()); }, params, {},
+      for (const auto& p : parameters_of(*set)) params.push_back(p.tensor);
+      expect_gradients_match([&](const std::vector<Tensor>&) { return forward_with(bb, set.get(), batch); }, params, {},
                              bb.info().architecture + " " + config);
     }
   }
@@ -153,11 +151,10 @@ TEST(PrefixTuning, SaveLoadReproducesOutputs) {
       save_adapter(dir, *set, "task", bb, nullptr);
       AdapterSet loaded(bb);
       load_adapter(dir, loaded, "task", plugins(), bb, nullptr);
-      loaded.select("task");
       EXPECT_EQ(forward(bb, &loaded, batch).to_floats(), want.to_floats()) << bb.info().source << " " << config;
       // The folded adapter trains its table: [n, L·2·kv_dim].
-      ASSERT_EQ(loaded.parameters().size(), 1u);
-      EXPECT_EQ(loaded.parameters()[0].tensor.shape(), (Shape{5, bb.info().num_layers * 2 * kv_dim(bb)}));
+      ASSERT_EQ(parameters_of(loaded).size(), 1u);
+      EXPECT_EQ(parameters_of(loaded)[0].tensor.shape(), (Shape{5, bb.info().num_layers * 2 * kv_dim(bb)}));
       const auto config_json = nlohmann::json::parse(std::ifstream(dir / "adapter_config.json"));
       EXPECT_EQ(config_json.at("peft_type"), "PREFIX_TUNING");
       EXPECT_EQ(config_json.at("token_dim"), kv_dim(bb));
@@ -222,7 +219,6 @@ void expect_matches_peft(const char* output_key) {
     const json ref = load_fixture((kPeftDir / c.folder / "reference.json").string());
     AdapterSet set(bb);
     load_adapter(kPeftDir / c.folder, set, "task", plugins(), bb, nullptr);
-    set.select("task");
     const Batch batch{tensor_of(ref.at("input_ids")), tensor_of(ref.at("attention_mask")), Tensor()};
     Tensor out = forward(bb, &set, batch);
     if (c.llama) out = bb.lm_logits(out);

@@ -31,7 +31,7 @@ const fs::path kPeftDir = fs::path(GRAFT_SOURCE_DIR) / "tests" / "golden" / "pef
 
 std::int64_t trainable(const AdapterSet& set) {
   std::int64_t n = 0;
-  for (const auto& p : set.parameters()) n += p.tensor.numel();
+  for (const auto& p : parameters_of(set)) n += p.tensor.numel();
   return n;
 }
 
@@ -42,9 +42,9 @@ Batch toy_batch(std::int64_t vocab) {  // three rows, the last padded
           Tensor()};
 }
 
-Tensor forward(const Backbone& bb, AdapterSet* set, const Batch& batch) {
+Tensor forward(const Backbone& bb, AdapterSet* set, const Batch& batch, const Selection* selection = nullptr) {
   NoGradGuard no_grad;
-  return bb.forward(batch, set);
+  return forward_with(bb, set, batch, false, nullptr, selection);
 }
 
 // Row `b` of a [B, T', ...] tensor, its last `tokens` positions, as floats.
@@ -91,17 +91,16 @@ TEST(PromptTuning, LeavesUnselectedRowsFreeOfTheAdapter) {
     const std::int64_t T = batch.input_ids.dim(1), n = 4;
     const Tensor bare = forward(bb, nullptr, batch);
     auto set = attach(bb, "prompt_tuning", R"({"num_virtual_tokens": 4})");
-    set->select_none();
-    EXPECT_EQ(forward(bb, set.get(), batch).to_floats(), bare.to_floats()) << bb.info().source;
+    const Selection none = Selection::none(), per_row = Selection::per_row({"task", "", ""});
+    EXPECT_EQ(forward(bb, set.get(), batch, &none).to_floats(), bare.to_floats()) << bb.info().source;
 
-    set->select_per_row({"task", "", ""});
-    const Tensor mixed = forward(bb, set.get(), batch);
+    const Tensor mixed = forward(bb, set.get(), batch, &per_row);
     ASSERT_EQ(mixed.dim(1), n + T);
-    const Tensor prompt = set->parameters()[0].tensor;
+    const Tensor prompt = parameters_of(*set)[0].tensor;
     const std::vector<float> saved = prompt.to_floats();
     const Tensor other = testing::random_tensor(prompt.shape(), 17, -2.f, 2.f);
     std::memcpy(prompt.raw(), other.raw(), prompt.nbytes());
-    const Tensor changed = forward(bb, set.get(), batch);
+    const Tensor changed = forward(bb, set.get(), batch, &per_row);
     std::memcpy(prompt.raw(), saved.data(), prompt.nbytes());
     EXPECT_EQ(row(changed, 1, n + T), row(mixed, 1, n + T)) << "the prompt reached an unselected row";
     EXPECT_EQ(row(changed, 2, n + T), row(mixed, 2, n + T)) << "the prompt reached an unselected padded row";
@@ -113,7 +112,6 @@ TEST(PromptTuning, LeavesUnselectedRowsFreeOfTheAdapter) {
     if (rope) EXPECT_LT(shift, 1e-4);
     else EXPECT_GT(shift, 1e-3) << "absolute positions: expected the documented shift to show";
 
-    set->select("task");
     EXPECT_EQ(row(forward(bb, set.get(), batch), 0, n + T), row(mixed, 0, n + T)) << "per-row and whole-batch selection differ";
   }
 }
@@ -124,8 +122,8 @@ TEST(PromptTuning, GradientsMatchFiniteDifferences) {
     const Backbone& bb = *model->model;
     const Batch batch = toy_batch(bb.info().vocab_size);
     auto set = attach(bb, "prompt_tuning", R"({"num_virtual_tokens": 2})", 3);
-    std::vector<Tensor> params{set->parameters()[0].tensor};
-    expect_gradients_match([&](const std::vector<Tensor>&) { return bb.forward(batch, set.get()); }, params, {},
+    std::vector<Tensor> params{parameters_of(*set)[0].tensor};
+    expect_gradients_match([&](const std::vector<Tensor>&) { return forward_with(bb, set.get(), batch); }, params, {},
                            bb.info().architecture);
   }
 }
@@ -159,7 +157,6 @@ TEST(PromptTuning, SaveLoadReproducesOutputs) {
     save_adapter(dir, *set, "task", bb, nullptr);
     AdapterSet loaded(bb);
     load_adapter(dir, loaded, "task", plugins(), bb, nullptr);
-    loaded.select("task");
     EXPECT_EQ(forward(bb, &loaded, batch).to_floats(), want.to_floats()) << bb.info().source;
     const auto config = nlohmann::json::parse(std::ifstream(dir / "adapter_config.json"));
     EXPECT_EQ(config.at("peft_type"), "PROMPT_TUNING");
@@ -220,7 +217,6 @@ TEST(PromptTuning, MatchesPeftOutputs) {
     const json ref = load_fixture((kPeftDir / folder / "reference.json").string());
     AdapterSet set(bb);
     load_adapter(kPeftDir / folder, set, "task", plugins(), bb, nullptr);
-    set.select("task");
     const Batch batch{tensor_of(ref.at("input_ids")), tensor_of(ref.at("attention_mask")), Tensor()};
     Tensor out = forward(bb, &set, batch);
     if (llama) out = bb.lm_logits(out);

@@ -46,13 +46,12 @@ const plugin::PluginRegistry& registry() {
 std::unique_ptr<AdapterSet> attach_ia3(const Backbone& backbone, const std::string& config = "") {
   auto set = std::make_unique<AdapterSet>(backbone);
   attach_method(*set, registry(), "task", "ia3", config, "test config", 0);
-  set->select("task");
   return set;
 }
 
-Tensor hidden(const Backbone& backbone, AdapterSet* adapters, const Batch& batch) {
+Tensor hidden(const Backbone& backbone, AdapterSet* adapters, const Batch& batch, const Selection* selection = nullptr) {
   NoGradGuard no_grad;
-  return backbone.forward(batch, adapters);
+  return forward_with(backbone, adapters, batch, false, nullptr, selection);
 }
 
 bool same_bits(const Tensor& a, const Tensor& b) {
@@ -188,7 +187,6 @@ TEST(SdkIa3, LoadsPeftAdaptersWithPeftsOutputs) {
     if (ref.contains("token_type_ids")) batch.token_type_ids = fixture_tensor(ref.at("token_type_ids"));
     AdapterSet set(*model.model);
     load_adapter(folder, set, "peft", registry(), *model.model, nullptr);
-    set.select("peft");
     Tensor out = hidden(*model.model, &set, batch);
     const char* key = ref.contains("logits") ? "logits" : "last_hidden_state";
     if (ref.contains("logits")) {
@@ -244,7 +242,7 @@ TEST(SdkIa3, TrainsWithAHeadOnSst2AndLeavesTheBackboneAlone) {
   EXPECT_LT(after.loss, 0.75 * before.loss);
 
   double moved = 0;
-  for (const auto& p : set->parameters())
+  for (const auto& p : parameters_of(*set))
     for (float v : p.tensor.to_floats()) moved = std::max(moved, static_cast<double>(std::fabs(v - 1.f)));
   EXPECT_GT(moved, 1e-3) << "the (IA)³ vectors did not train";
   EXPECT_TRUE(weight_bytes(*model.model) == before_weights) << "the frozen backbone changed";
@@ -256,9 +254,8 @@ TEST(SdkIa3, TrainsWithAHeadOnSst2AndLeavesTheBackboneAlone) {
   const Tensor bare = hidden(*model.model, nullptr, dev_batch());
   std::vector<std::string> rows(static_cast<std::size_t>(trained.dim(0)));
   for (std::size_t r = 0; r < rows.size(); ++r) rows[r] = r % 2 ? "task" : "";
-  set->select_per_row(rows);
-  const Tensor mixed = hidden(*model.model, set.get(), dev_batch());
-  set->select("task");
+  const Selection per_row = Selection::per_row(rows);
+  const Tensor mixed = hidden(*model.model, set.get(), dev_batch(), &per_row);
   for (std::int64_t r = 0; r < trained.dim(0); ++r) {
     if (r % 2) EXPECT_LT(max_abs_diff(row(mixed, r), row(trained, r)), 1e-4) << "row " << r;
     else EXPECT_TRUE(same_bits(row(mixed, r), row(bare, r))) << "row " << r;
@@ -284,7 +281,6 @@ TEST(SdkIa3, TrainsWithAHeadOnSst2AndLeavesTheBackboneAlone) {
     AdapterSet loaded(*model.model);
     std::unique_ptr<TaskHead> loaded_head;
     load_adapter(root / folder, loaded, "task", registry(), *model.model, &loaded_head);
-    loaded.select("task");
     EXPECT_TRUE(same_bits(hidden(*model.model, &loaded, dev_batch()), trained)) << folder;
   }
   fs::remove_all(root);
