@@ -90,7 +90,10 @@ Tensor LlamaModel::forward(const Batch& batch, SiteHooks* hooks, Tensor* mask_ou
   return run(ids, mask, 0, nullptr, hooks, mask_out);
 }
 
-Tensor LlamaModel::forward_cached(const Tensor& input_ids, KvCache& cache, SiteHooks* hooks) const {
+Tensor LlamaModel::forward_cached(const Tensor& input_ids, DecodingCache& decoding, SiteHooks* hooks) const {
+  auto* kv = dynamic_cast<KvCache*>(&decoding);
+  if (!kv) throw Error("llama", "forward_cached was given a cache another backbone made", "use new_decoding_cache()");
+  KvCache& cache = *kv;
   const std::int64_t past = cache.length();
   Tensor new_mask = ones_mask(input_ids.dim(0), input_ids.dim(1));
   cache.key_mask = past ? ops::concat({cache.key_mask, new_mask}, 1) : new_mask;

@@ -29,7 +29,7 @@ struct LlamaWeights {
 };
 
 // Keys and values of every layer for the tokens seen so far: [B, KV, S, head_dim].
-struct KvCache {
+struct KvCache : DecodingCache {
   std::vector<Tensor> keys, values;
   Tensor key_mask;  // [B, S]
   std::int64_t length() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].dim(2); }
@@ -46,7 +46,8 @@ class LlamaModel : public Backbone {
   std::vector<nn::NamedParameter> parameters() const override;
 
   // Forward over new tokens, reading and extending `cache` (generation).
-  Tensor forward_cached(const Tensor& input_ids, KvCache& cache, SiteHooks* hooks = nullptr) const;
+  std::unique_ptr<DecodingCache> new_decoding_cache() const override { return std::make_unique<KvCache>(); }
+  Tensor forward_cached(const Tensor& input_ids, DecodingCache& cache, SiteHooks* hooks = nullptr) const override;
   Tensor lm_logits(const Tensor& hidden) const override;
 
   const LlamaConfig& config() const { return config_; }

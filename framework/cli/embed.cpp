@@ -4,11 +4,11 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "common/pooling.h"
+#include "train/pooling.h"
 #include "graft/autograd.h"
 #include "graft/error.h"
 #include "io/json_config.h"
-#include "registry.h"
+#include "model/backbone_registry.h"
 
 namespace graft::cli {
 
@@ -16,12 +16,12 @@ namespace {
 
 // sentence-transformers folders say how they pool (1_Pooling/config.json) and how long
 // inputs may be (sentence_bert_config.json); plain folders default to mean and 512.
-backbones::Pooling folder_pooling(const std::filesystem::path& folder) {
+Pooling folder_pooling(const std::filesystem::path& folder) {
   const auto file = folder / "1_Pooling" / "config.json";
-  if (!std::filesystem::exists(file)) return backbones::Pooling::mean;
+  if (!std::filesystem::exists(file)) return Pooling::mean;
   const auto j = io::load_json(file);
-  if (io::optional_key<bool>(j, "pooling_mode_cls_token", false, file.string())) return backbones::Pooling::cls;
-  return backbones::Pooling::mean;
+  if (io::optional_key<bool>(j, "pooling_mode_cls_token", false, file.string())) return Pooling::cls;
+  return Pooling::mean;
 }
 
 std::size_t folder_max_length(const std::filesystem::path& folder, std::int64_t positions) {
@@ -40,16 +40,16 @@ int cmd_embed(const std::vector<std::string>& argv) {
              {"no-normalize", false, "skip L2 normalisation"}, {"dtype", true, "f32 or bf16"}});
   const std::filesystem::path folder = args.require("backbone");
   if (args.positional().empty()) throw ConfigError("embed", "no text given", "usage: graft embed --backbone DIR TEXT...");
-  auto loaded = backbones::load_backbone(folder, backbones::parse_dtype(args.get("dtype", "f32")));
+  auto loaded = model::load_backbone(folder, model::parse_dtype(args.get("dtype", "f32")));
   if (!loaded.tokenizer) throw ConfigError("embed", "no tokenizer found in the model folder", "it needs vocab.txt or tokenizer.json");
-  const auto pooling = args.has("pooling") ? backbones::parse_pooling(args.get("pooling")) : folder_pooling(folder);
+  const auto pooling = args.has("pooling") ? parse_pooling(args.get("pooling")) : folder_pooling(folder);
   const std::size_t max_length = folder_max_length(folder, loaded.model->info().max_positions);
-  std::vector<backbones::Encoding> encodings;
+  std::vector<text::Encoding> encodings;
   for (const auto& text : args.positional()) encodings.push_back(loaded.tokenizer->encode(text, {}, false, max_length));
   NoGradGuard no_grad;
-  const Batch batch = backbones::make_batch(encodings, loaded.tokenizer->pad_id());
-  Tensor pooled = backbones::pool(loaded.model->forward(batch), batch.attention_mask, pooling);
-  if (!args.has("no-normalize")) pooled = backbones::l2_normalize(pooled);
+  const Batch batch = text::make_batch(encodings, loaded.tokenizer->pad_id());
+  Tensor pooled = train::pool(loaded.model->forward(batch), batch.attention_mask, pooling);
+  if (!args.has("no-normalize")) pooled = train::l2_normalize(pooled);
   const auto values = pooled.to_floats();
   const std::int64_t H = pooled.dim(1);
   for (std::size_t i = 0; i < args.positional().size(); ++i) {

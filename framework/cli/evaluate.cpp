@@ -13,8 +13,8 @@
 #include "cli/task_options.h"
 #include "data/batching.h"
 #include "graft/error.h"
-#include "peft/adapter_io.h"
-#include "registry.h"
+#include "train/adapter_io.h"
+#include "model/backbone_registry.h"
 #include "train/evaluator.h"
 #include "train/trainer.h"
 
@@ -22,7 +22,7 @@ namespace graft::cli {
 namespace {
 
 struct LoadedTask {
-  backbones::LoadedBackbone backbone;
+  model::LoadedBackbone backbone;
   std::unique_ptr<AdapterSet> adapters;
   std::unique_ptr<TaskHead> head;
   SavedAdapter saved;
@@ -31,10 +31,10 @@ struct LoadedTask {
 
 LoadedTask load_with_adapter(const Args& args) {
   LoadedTask t;
-  t.backbone = backbones::load_backbone(args.require("backbone"), backbones::parse_dtype(args.get("dtype", "f32")));
+  t.backbone = model::load_backbone(args.require("backbone"), model::parse_dtype(args.get("dtype", "f32")));
   if (!t.backbone.tokenizer) throw ConfigError("eval", "the backbone has no tokenizer graft can read");
   t.adapters = std::make_unique<AdapterSet>(*t.backbone.model);
-  const backbones::Tokenizer* tokenizer = t.backbone.tokenizer.get();
+  const text::Tokenizer* tokenizer = t.backbone.tokenizer.get();
   t.adapters->set_tokenizer([tokenizer](const std::string& text) { return tokenizer->encode(text).ids; });
   const plugin::PluginRegistry plugins = load_plugins(args);
   t.saved = load_adapter(args.require("adapter"), *t.adapters, "task", plugins, *t.backbone.model, &t.head);

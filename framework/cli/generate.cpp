@@ -7,10 +7,9 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "graft/error.h"
-#include "llama/generate.h"
-#include "llama/llama_model.h"
-#include "registry.h"
-#include "tokenizers/llama2c_tokenizer.h"
+#include "model/generation.h"
+#include "model/backbone_registry.h"
+#include "text/llama2c_tokenizer.h"
 
 namespace graft::cli {
 
@@ -19,27 +18,27 @@ int cmd_generate(const std::vector<std::string>& argv) {
             {{"backbone", true, "a llama2.c .bin or a LLaMA folder"}, {"prompt", true, "text to continue"},
              {"temperature", true, "0 = greedy"}, {"top-p", true, "nucleus mass in (0, 1]"},
              {"max-tokens", true, "tokens to generate"}, {"seed", true, "sampling seed"}, {"dtype", true, "f32 or bf16"}});
-  auto loaded = backbones::load_backbone(args.require("backbone"), backbones::parse_dtype(args.get("dtype", "f32")));
-  auto* model = dynamic_cast<backbones::LlamaModel*>(loaded.model.get());
-  if (!model)
-    throw ConfigError("generate", fmt::format("a {} backbone cannot generate text", loaded.model->info().architecture),
+  auto loaded = model::load_backbone(args.require("backbone"), model::parse_dtype(args.get("dtype", "f32")));
+  const Backbone* model = loaded.model.get();
+  if (!model->info().causal)
+    throw ConfigError("generate", fmt::format("a {} backbone cannot generate text", model->info().architecture),
                       "use a decoder (llama2.c or LLaMA) backbone");
   if (!loaded.tokenizer)
     throw ConfigError("generate", "no tokenizer found beside the model",
                       "put the llama2.c tokenizer (tokN.bin or tokenizer.bin) next to the checkpoint, or "
                       "tokenizer.json in the Hugging Face folder");
-  backbones::GenerationConfig config;
+  model::GenerationConfig config;
   config.temperature = static_cast<float>(args.number("temperature", 0.0, 0, 100));
   config.top_p = static_cast<float>(args.number("top-p", 1.0, 1e-6, 1));
   config.max_new_tokens = args.integer("max-tokens", 128, 1, 1 << 20);
   config.seed = static_cast<std::uint64_t>(args.integer("seed", 0, 0, INT64_MAX));
   const std::string prompt = args.get("prompt");
-  if (auto* llama2c = dynamic_cast<backbones::Llama2cTokenizer*>(loaded.tokenizer.get())) {
+  if (auto* llama2c = dynamic_cast<text::Llama2cTokenizer*>(loaded.tokenizer.get())) {
     // llama2.c pieces decode one at a time (a leading space depends on the previous id).
     const std::vector<std::int64_t> ids = llama2c->encode_ids(prompt, true, false);
     fmt::print("{}", prompt);
     std::int64_t previous = ids.back();
-    backbones::generate(*model, ids, config, [&](std::int64_t id) {
+    model::generate(*model, ids, config, nullptr, [&](std::int64_t id) {
       fmt::print("{}", llama2c->decode(previous, id));
       std::fflush(stdout);
       previous = id;
@@ -50,7 +49,7 @@ int cmd_generate(const std::vector<std::string>& argv) {
     std::vector<std::int64_t> ids = loaded.tokenizer->encode(prompt, {}, false, model->info().max_positions).ids;
     std::string shown = loaded.tokenizer->decode(ids);
     fmt::print("{}", prompt);
-    backbones::generate(*model, ids, config, [&](std::int64_t id) {
+    model::generate(*model, ids, config, nullptr, [&](std::int64_t id) {
       ids.push_back(id);
       const std::string text = loaded.tokenizer->decode(ids);
       const bool incomplete = text.size() >= 3 && text.compare(text.size() - 3, 3, "\xEF\xBF\xBD") == 0;

@@ -8,8 +8,8 @@
 #include "cli/method_options.h"
 #include "cli/task_options.h"
 #include "graft/error.h"
-#include "peft/adapter_io.h"
-#include "registry.h"
+#include "train/adapter_io.h"
+#include "model/backbone_registry.h"
 
 namespace graft::cli {
 
@@ -18,7 +18,7 @@ int cmd_info(const std::vector<std::string>& argv) {
             {{"backbone", true, "a model folder or llama2.c .bin"}, {"dtype", true, "f32 or bf16"},
              {"method", true, "a PEFT method (plugin name) to attach"}, {"config", true, "the method's config: JSON or @file"},
              {"plugin-dir", true, "extra plugin folder"}});
-  const auto loaded = backbones::load_backbone(args.require("backbone"), backbones::parse_dtype(args.get("dtype", "f32")));
+  const auto loaded = model::load_backbone(args.require("backbone"), model::parse_dtype(args.get("dtype", "f32")));
   const BackboneInfo& info = loaded.model->info();
   fmt::print("backbone      {}\n", info.source);
   fmt::print("architecture  {} ({})\n", info.architecture, info.causal ? "decoder" : "encoder");

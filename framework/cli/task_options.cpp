@@ -9,7 +9,7 @@
 #include "data/tabular.h"
 #include "graft/error.h"
 #include "io/json_config.h"
-#include "peft/adapter_io.h"
+#include "train/adapter_io.h"
 #include "train/trainer.h"
 
 namespace graft::cli {
@@ -82,8 +82,8 @@ HeadConfig head_for(const data::Dataset& data, const Backbone& backbone, const A
   HeadConfig h;
   h.kind = data.kind;
   h.num_labels = data.kind == TaskKind::regression ? 1 : static_cast<std::int64_t>(data.label_names.size());
-  h.pooling = args.has("pooling") ? backbones::parse_pooling(args.get("pooling"))
-                                  : backbone.info().causal ? backbones::Pooling::last : backbones::Pooling::mean;
+  h.pooling = args.has("pooling") ? parse_pooling(args.get("pooling"))
+                                  : backbone.info().causal ? Pooling::last : Pooling::mean;
   return h;
 }
 

@@ -12,7 +12,7 @@
 
 #include "cli/args.h"
 #include "data/dataset.h"
-#include "peft/task_head.h"
+#include "train/task_head.h"
 
 namespace graft::cli {
 

@@ -12,8 +12,8 @@
 #include "cli/task_options.h"
 #include "graft/error.h"
 #include "io/atomic_file.h"
-#include "peft/adapter_io.h"
-#include "registry.h"
+#include "train/adapter_io.h"
+#include "model/backbone_registry.h"
 #include "train/trainer.h"
 
 namespace graft::cli {
@@ -62,14 +62,14 @@ int cmd_train(const std::vector<std::string>& argv) {
   const MethodChoice choice = resolve_method(method, user.json, user.origin);
   const fs::path output = args.require("output");
   const TaskData task = load_task(args);
-  auto loaded = backbones::load_backbone(args.require("backbone"), backbones::parse_dtype(args.get("dtype", "f32")));
+  auto loaded = model::load_backbone(args.require("backbone"), model::parse_dtype(args.get("dtype", "f32")));
   if (!loaded.tokenizer) throw ConfigError("train", "the backbone has no tokenizer graft can read");
   const Backbone& backbone = *loaded.model;
   const auto seed = static_cast<std::uint64_t>(args.integer("seed", 42, 0, INT64_MAX));
 
   TaskHead head(head_for(task.train, backbone, args), backbone, seed);
   AdapterSet adapters(backbone);
-  const backbones::Tokenizer* tokenizer = loaded.tokenizer.get();
+  const text::Tokenizer* tokenizer = loaded.tokenizer.get();
   adapters.set_tokenizer([tokenizer](const std::string& text) { return tokenizer->encode(text).ids; });
   const plugin::PluginRegistry plugins = load_plugins(args);
   train::TrainTarget target;

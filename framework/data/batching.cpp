@@ -10,7 +10,7 @@
 
 namespace graft::data {
 
-// Sequence lengths are rounded up to a multiple of this (see backbones::make_batch).
+// Sequence lengths are rounded up to a multiple of this (see text::make_batch).
 constexpr std::size_t kPadMultiple = 16;
 // Rows are sorted by length within windows of this many batches before batching.
 constexpr std::size_t kGroupBatches = 32;
@@ -50,7 +50,7 @@ std::vector<std::size_t> length_grouped_order(const Dataset& data, std::uint64_t
 
 }  // namespace
 
-std::vector<LabeledBatch> make_batches(const Dataset& data, const backbones::Tokenizer& tokenizer, std::size_t batch_size,
+std::vector<LabeledBatch> make_batches(const Dataset& data, const text::Tokenizer& tokenizer, std::size_t batch_size,
                                        std::size_t max_length, bool shuffle, std::uint64_t seed) {
   if (batch_size == 0) throw ConfigError("data", "batch size must be at least 1");
   std::vector<std::size_t> order(data.examples.size());
@@ -59,7 +59,7 @@ std::vector<LabeledBatch> make_batches(const Dataset& data, const backbones::Tok
   std::vector<LabeledBatch> out;
   for (std::size_t start = 0; start < order.size(); start += batch_size) {
     const std::size_t end = std::min(order.size(), start + batch_size);
-    std::vector<backbones::Encoding> encodings;
+    std::vector<text::Encoding> encodings;
     std::vector<std::int64_t> class_labels;
     std::vector<float> targets;
     std::vector<std::vector<std::int64_t>> piece_labels;  // token classification
@@ -81,7 +81,7 @@ std::vector<LabeledBatch> make_batches(const Dataset& data, const backbones::Tok
       class_labels.push_back(data.kind == TaskKind::regression ? 0 : static_cast<std::int64_t>(ex.label));
       targets.push_back(static_cast<float>(ex.label));
     }
-    lb.batch = backbones::make_batch(encodings, tokenizer.pad_id(), kPadMultiple, max_length);
+    lb.batch = text::make_batch(encodings, tokenizer.pad_id(), kPadMultiple, max_length);
     const auto B = static_cast<std::int64_t>(encodings.size());
     switch (data.kind) {
       case TaskKind::classification: lb.labels = Tensor::from_ints(class_labels, {B}); break;

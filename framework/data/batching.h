@@ -6,7 +6,7 @@
 
 #include "data/dataset.h"
 #include "graft/backbone.h"
-#include "tokenizers/tokenizer.h"
+#include "text/tokenizer.h"
 
 namespace graft::data {
 
@@ -20,7 +20,7 @@ struct LabeledBatch {
 
 // Batches of `batch_size` rows in file order, or shuffled by `seed` (the same seed
 // gives the same order) with rows of similar length batched together.
-std::vector<LabeledBatch> make_batches(const Dataset& data, const backbones::Tokenizer& tokenizer, std::size_t batch_size,
+std::vector<LabeledBatch> make_batches(const Dataset& data, const text::Tokenizer& tokenizer, std::size_t batch_size,
                                        std::size_t max_length, bool shuffle, std::uint64_t seed);
 
 }  // namespace graft::data

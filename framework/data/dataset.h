@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "peft/task_head.h"
+#include "graft/task.h"
 
 namespace graft::data {
 

@@ -16,7 +16,7 @@
 #include "graft/error.h"
 #include "graft/plugin.h"
 #include "io/json_config.h"
-#include "peft/config_impl.h"
+#include "plugin/config_impl.h"
 
 namespace graft::plugin {
 

@@ -6,7 +6,7 @@
 #include "data/batching.h"
 #include "data/dataset.h"
 #include "peft/adapter_set.h"
-#include "peft/task_head.h"
+#include "train/task_head.h"
 #include "train/metrics.h"
 
 namespace graft::train {

@@ -4,7 +4,7 @@
 #include "data/batching.h"
 #include "graft/backbone.h"
 #include "peft/adapter_set.h"
-#include "peft/task_head.h"
+#include "train/task_head.h"
 
 namespace graft::train {
 

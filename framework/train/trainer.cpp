@@ -138,7 +138,7 @@ class Log {
 }  // namespace
 
 TrainResult train_model(const TrainConfig& config, TrainTarget& target, const data::Dataset& train_data, const data::Dataset& dev_data,
-                        const backbones::Tokenizer& tokenizer) {
+                        const text::Tokenizer& tokenizer) {
   if (config.output.empty()) throw ConfigError("train", "no output folder given", "pass --output DIR");
   if (train_data.examples.empty()) throw ConfigError("train", "the training data is empty");
   validate(config);

@@ -13,7 +13,7 @@
 #include "data/batching.h"
 #include "nn/optim.h"
 #include "peft/adapter_set.h"
-#include "peft/task_head.h"
+#include "train/task_head.h"
 #include "train/metrics.h"
 
 namespace graft::train {
@@ -69,7 +69,7 @@ struct TrainTarget {
 };
 
 TrainResult train_model(const TrainConfig& config, TrainTarget& target, const data::Dataset& train_data,
-                        const data::Dataset& dev_data, const backbones::Tokenizer& tokenizer);
+                        const data::Dataset& dev_data, const text::Tokenizer& tokenizer);
 
 // Peak resident memory of this process so far (VmHWM), in MiB.
 double peak_memory_mib();

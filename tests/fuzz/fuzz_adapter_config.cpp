@@ -11,9 +11,9 @@
 #include <nlohmann/json.hpp>
 
 #include "fuzz_util.h"
-#include "peft/adapter_io.h"
+#include "train/adapter_io.h"
 #include "plugin/loader.h"
-#include "registry.h"
+#include "model/backbone_registry.h"
 
 using namespace graft;
 namespace fs = std::filesystem;
@@ -26,10 +26,10 @@ void link(const fs::path& target, const fs::path& link) {
 
 struct World {
   plugin::PluginRegistry plugins;
-  backbones::LoadedBackbone bert;
+  model::LoadedBackbone bert;
   std::vector<std::pair<std::string, fs::path>> manifest_dirs, peft_dirs;  // (name in the input, folder)
 
-  World() : bert(backbones::load_backbone(fuzz::source_dir() / "tests/golden/backbones/tiny_bert")) {
+  World() : bert(model::load_backbone(fuzz::source_dir() / "tests/golden/backbones/tiny_bert")) {
     plugins.scan(plugin::search_path({}));
     if (plugins.plugins().empty()) {
       std::fprintf(stderr, "fuzz_adapter_config: no plugins found (build graft_all_plugins)\n");
@@ -66,7 +66,7 @@ struct World {
 
   void load(const fs::path& folder) const {
     AdapterSet set(*bert.model);
-    const backbones::Tokenizer* tokenizer = bert.tokenizer.get();
+    const text::Tokenizer* tokenizer = bert.tokenizer.get();
     set.set_tokenizer([tokenizer](const std::string& text) { return tokenizer->encode(text).ids; });
     std::unique_ptr<TaskHead> head;
     load_adapter(folder, set, "fuzz", plugins, *bert.model, &head);

@@ -10,14 +10,14 @@
 #include "data/glue.h"
 #include "data/tabular.h"
 #include "fuzz_util.h"
-#include "tokenizers/wordpiece.h"
+#include "text/wordpiece.h"
 
 using namespace graft;
 namespace fs = std::filesystem;
 
 namespace {
 
-void batch(const data::Dataset& ds, const backbones::Tokenizer& tok) {
+void batch(const data::Dataset& ds, const text::Tokenizer& tok) {
   if (ds.examples.empty()) __builtin_trap();  // readers refuse empty files
   for (const auto& ex : ds.examples) {
     if (ds.kind == TaskKind::regression && !std::isfinite(ex.label)) __builtin_trap();
@@ -36,7 +36,7 @@ void batch(const data::Dataset& ds, const backbones::Tokenizer& tok) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   static const auto tok =
-      backbones::WordPieceTokenizer::from_vocab_file(fuzz::source_dir() / "tests/golden/backbones/tiny_bert/vocab.txt");
+      text::WordPieceTokenizer::from_vocab_file(fuzz::source_dir() / "tests/golden/backbones/tiny_bert/vocab.txt");
   static const fs::path dir = fuzz::folder("data");
   static const std::vector<std::string> tasks = data::glue_tasks();
 

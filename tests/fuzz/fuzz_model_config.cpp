@@ -5,7 +5,7 @@
 #include <filesystem>
 
 #include "fuzz_util.h"
-#include "registry.h"
+#include "model/backbone_registry.h"
 
 using namespace graft;
 namespace fs = std::filesystem;
@@ -27,7 +27,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   };
   for (const auto& dir : folders) {
     fuzz::write_file(dir / "config.json", data, size);
-    fuzz::expect_errors([&] { (void)backbones::load_backbone(dir); });
+    fuzz::expect_errors([&] { (void)model::load_backbone(dir); });
   }
   return 0;
 }

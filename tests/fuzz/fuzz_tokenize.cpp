@@ -8,9 +8,9 @@
 #include <memory>
 
 #include "fuzz_util.h"
-#include "tokenizers/bpe.h"
-#include "tokenizers/llama2c_tokenizer.h"
-#include "tokenizers/wordpiece.h"
+#include "text/bpe.h"
+#include "text/llama2c_tokenizer.h"
+#include "text/wordpiece.h"
 
 using namespace graft;
 using namespace graft::backbones;

@@ -8,8 +8,8 @@
 #include <filesystem>
 
 #include "fuzz_util.h"
-#include "tokenizers/bpe.h"
-#include "tokenizers/wordpiece.h"
+#include "text/bpe.h"
+#include "text/wordpiece.h"
 
 using namespace graft;
 namespace fs = std::filesystem;
@@ -19,7 +19,7 @@ namespace {
 constexpr std::string_view kText =
     "Hello world! The cat sat on the mat. don't  STOP\t\tüñïcödé ÀÉ 你好 ｆｕｌｌ <s></s>[CLS] [MASK] <unk> 123,456 \n\x01 end";
 
-void exercise(const backbones::Tokenizer& tok, std::string_view extra) {
+void exercise(const text::Tokenizer& tok, std::string_view extra) {
   if (tok.pad_id() < 0 || tok.pad_id() >= static_cast<std::int64_t>(tok.vocab_size())) __builtin_trap();  // pads index embeddings
   for (std::size_t max_length : {std::size_t{512}, std::size_t{7}, std::size_t{1}}) {
     fuzz::expect_errors([&] { (void)tok.encode(kText, {}, false, max_length); });
@@ -63,19 +63,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   const fs::path json = fuzz::write_file(dir / "tokenizer.json", data, size);
   fuzz::expect_errors([&] {
-    if (backbones::BpeTokenizer::is_bpe(json))
-      exercise(backbones::BpeTokenizer::from_tokenizer_json(json), extra);
+    if (text::BpeTokenizer::is_bpe(json))
+      exercise(text::BpeTokenizer::from_tokenizer_json(json), extra);
     else
-      exercise(backbones::WordPieceTokenizer::from_tokenizer_json(json), extra);
+      exercise(text::WordPieceTokenizer::from_tokenizer_json(json), extra);
   });
   const fs::path vocab_txt = fuzz::write_file(dir / "vocab.txt", data, size);
-  fuzz::expect_errors([&] { exercise(backbones::WordPieceTokenizer::from_vocab_file(vocab_txt), extra); });
+  fuzz::expect_errors([&] { exercise(text::WordPieceTokenizer::from_vocab_file(vocab_txt), extra); });
   fuzz::write_file(roberta / "vocab.json", data, size);
-  fuzz::expect_errors([&] { exercise(backbones::BpeTokenizer::from_vocab_and_merges(roberta), extra); });
+  fuzz::expect_errors([&] { exercise(text::BpeTokenizer::from_vocab_and_merges(roberta), extra); });
   // The input as tokenizer_config.json beside a good vocabulary.
   fuzz::write_file(roberta_config / "tokenizer_config.json", data, size);
-  fuzz::expect_errors([&] { exercise(backbones::BpeTokenizer::from_vocab_and_merges(roberta_config), extra); });
+  fuzz::expect_errors([&] { exercise(text::BpeTokenizer::from_vocab_and_merges(roberta_config), extra); });
   fuzz::write_file(bert_config / "tokenizer_config.json", data, size);
-  fuzz::expect_errors([&] { exercise(backbones::WordPieceTokenizer::from_folder(bert_config), extra); });
+  fuzz::expect_errors([&] { exercise(text::WordPieceTokenizer::from_folder(bert_config), extra); });
   return 0;
 }

@@ -9,16 +9,23 @@
 #include <utility>
 
 #include "bert/bert_model.h"
-#include "common/pooling.h"
+#include "train/pooling.h"
 #include "golden/fixture.h"
 #include "graft/autograd.h"
 #include "graft/error.h"
 #include "graft/ops.h"
-#include "llama/generate.h"
+#include "model/generation.h"
 #include "llama/llama_model.h"
-#include "registry.h"
+#include "model/backbone_registry.h"
 
 namespace graft::backbones {
+using model::generate;
+using model::GenerationConfig;
+using model::load_backbone;
+using text::Encoding;
+using text::make_batch;
+using train::l2_normalize;
+using train::pool;
 namespace {
 
 namespace fs = std::filesystem;

@@ -15,7 +15,7 @@
 #include "graft/error.h"
 #include "graft/ops.h"
 #include "nn/optim.h"
-#include "peft/adapter_io.h"
+#include "train/adapter_io.h"
 #include "train/evaluator.h"
 #include "train/task_model.h"
 
@@ -33,15 +33,15 @@ const plugin::PluginRegistry& plugins() {
 
 namespace {
 
-std::map<std::string, backbones::LoadedBackbone>& loaded_backbones() {
-  static std::map<std::string, backbones::LoadedBackbone> loaded;
+std::map<std::string, model::LoadedBackbone>& loaded_backbones() {
+  static std::map<std::string, model::LoadedBackbone> loaded;
   return loaded;
 }
 
-backbones::LoadedBackbone& cached(const fs::path& path) {
+model::LoadedBackbone& cached(const fs::path& path) {
   auto& loaded = loaded_backbones();
   auto it = loaded.find(path.string());
-  if (it == loaded.end()) it = loaded.emplace(path.string(), backbones::load_backbone(path)).first;
+  if (it == loaded.end()) it = loaded.emplace(path.string(), model::load_backbone(path)).first;
   return it->second;
 }
 
@@ -58,7 +58,7 @@ data::Dataset sst2_rows(const std::string& split, std::size_t first, std::size_t
 
 }  // namespace
 
-backbones::LoadedBackbone& minilm() {
+model::LoadedBackbone& minilm() {
   const char* env = std::getenv("GRAFT_MINILM_DIR");
   const fs::path dir = env ? fs::path(env) : fs::path(GRAFT_SOURCE_DIR) / ".cache" / "models" / "all-MiniLM-L6-v2";
   if (!fs::exists(dir / "model.safetensors"))
@@ -66,9 +66,9 @@ backbones::LoadedBackbone& minilm() {
   return cached(dir);
 }
 
-backbones::LoadedBackbone& stories260k() { return cached(kShared / "models" / "stories260K" / "stories260K.bin"); }
-backbones::LoadedBackbone& tiny_bert() { return cached(kGolden / "tiny_bert"); }
-backbones::LoadedBackbone& tiny_llama() { return cached(kGolden / "tiny_llama"); }
+model::LoadedBackbone& stories260k() { return cached(kShared / "models" / "stories260K" / "stories260K.bin"); }
+model::LoadedBackbone& tiny_bert() { return cached(kGolden / "tiny_bert"); }
+model::LoadedBackbone& tiny_llama() { return cached(kGolden / "tiny_llama"); }
 
 std::vector<std::vector<std::uint8_t>> weight_bytes(const Backbone& backbone) {
   std::vector<std::vector<std::uint8_t>> out;
@@ -84,7 +84,7 @@ std::unique_ptr<AdapterSet> attach(const Backbone& backbone, const std::string& 
   auto set = std::make_unique<AdapterSet>(backbone);
   for (const auto& [path, loaded] : loaded_backbones())  // the backbone's own tokenizer, for TEXT inits
     if (loaded.model.get() == &backbone && loaded.tokenizer) {
-      const backbones::Tokenizer* tokenizer = loaded.tokenizer.get();
+      const text::Tokenizer* tokenizer = loaded.tokenizer.get();
       set->set_tokenizer([tokenizer](const std::string& text) { return tokenizer->encode(text).ids; });
     }
   attach_method(*set, plugins(), "task", method, config_json, "test config", seed);
@@ -101,12 +101,12 @@ Tensor forward_with(const Backbone& backbone, const AdapterSet* set, const Batch
   return backbone.forward(batch, &hooks, mask_out, training);
 }
 
-LabeledBatches sst2(const backbones::Tokenizer& tokenizer, const std::string& split, std::size_t first, std::size_t count,
+LabeledBatches sst2(const text::Tokenizer& tokenizer, const std::string& split, std::size_t first, std::size_t count,
                     std::size_t batch_size, std::size_t max_length) {
   return data::make_batches(sst2_rows(split, first, count), tokenizer, batch_size, max_length, false, 0);
 }
 
-LabeledBatches sst2_text(const backbones::Tokenizer& tokenizer, const std::string& split, std::size_t first, std::size_t count,
+LabeledBatches sst2_text(const text::Tokenizer& tokenizer, const std::string& split, std::size_t first, std::size_t count,
                          std::size_t batch_size, std::size_t max_length) {
   data::Dataset ds = sst2_rows(split, first, count);
   ds.kind = TaskKind::causal_lm;
@@ -149,7 +149,7 @@ double mean_of(const std::vector<double>& v, std::size_t first, std::size_t coun
   return sum / static_cast<double>(count);
 }
 
-LearningRun learn(backbones::LoadedBackbone& model, const LearningSetup& setup, const HeadConfig& head_config,
+LearningRun learn(model::LoadedBackbone& model, const LearningSetup& setup, const HeadConfig& head_config,
                   const LabeledBatches& train_rows, const LabeledBatches& held_out, const std::string& what) {
   const Backbone& bb = *model.model;
   const auto weights = weight_bytes(bb);
@@ -180,13 +180,13 @@ LearningRun learn(backbones::LoadedBackbone& model, const LearningSetup& setup, 
 
 LearningRun learn_sst2(const LearningSetup& setup) {
   auto& model = minilm();
-  return learn(model, setup, {TaskKind::classification, 2, backbones::Pooling::mean, 0.1f},
+  return learn(model, setup, {TaskKind::classification, 2, Pooling::mean, 0.1f},
                sst2(*model.tokenizer, "train", 0, 256, 16), sst2(*model.tokenizer, "dev", 0, 256, 64), "MiniLM on SST-2");
 }
 
 LearningRun learn_stories(const LearningSetup& setup) {
   auto& model = stories260k();
-  return learn(model, setup, {TaskKind::causal_lm, 0, backbones::Pooling::mean, 0.f},
+  return learn(model, setup, {TaskKind::causal_lm, 0, Pooling::mean, 0.f},
                sst2_text(*model.tokenizer, "train", 0, 256, 16), sst2_text(*model.tokenizer, "dev", 0, 128, 32),
                "stories260K on SST-2 text");
 }

@@ -11,9 +11,9 @@
 #include "data/batching.h"
 #include "graft/backbone.h"
 #include "peft/adapter_set.h"
-#include "peft/task_head.h"
+#include "train/task_head.h"
 #include "plugin/loader.h"
-#include "registry.h"
+#include "model/backbone_registry.h"
 
 namespace graft::testing {
 
@@ -22,10 +22,10 @@ const plugin::PluginRegistry& plugins();
 
 // Loaded once per test binary: all-MiniLM-L6-v2 (fails with a hint if `make models`
 // has not run), stories260K, and the tiny random HF BERT and LLaMA fixtures.
-backbones::LoadedBackbone& minilm();
-backbones::LoadedBackbone& stories260k();
-backbones::LoadedBackbone& tiny_bert();
-backbones::LoadedBackbone& tiny_llama();
+model::LoadedBackbone& minilm();
+model::LoadedBackbone& stories260k();
+model::LoadedBackbone& tiny_bert();
+model::LoadedBackbone& tiny_llama();
 
 // Every frozen weight's bytes, to prove training left the backbone untouched.
 std::vector<std::vector<std::uint8_t>> weight_bytes(const Backbone& backbone);
@@ -45,11 +45,11 @@ Tensor forward_with(const Backbone& backbone, const AdapterSet* set, const Batch
 // Batches of real rows with their labels (data::LabeledBatch: .batch, .labels).
 using LabeledBatches = std::vector<data::LabeledBatch>;
 // SST-2 (../shared/data/glue/SST-2) rows [first, first+count) of `split` ("train"/"dev").
-LabeledBatches sst2(const backbones::Tokenizer& tokenizer, const std::string& split, std::size_t first, std::size_t count,
+LabeledBatches sst2(const text::Tokenizer& tokenizer, const std::string& split, std::size_t first, std::size_t count,
                     std::size_t batch_size, std::size_t max_length = 64);
 // SST-2 sentences as text for causal LM (a movie-review domain the stories model has
 // not seen): labels are the ids themselves.
-LabeledBatches sst2_text(const backbones::Tokenizer& tokenizer, const std::string& split, std::size_t first, std::size_t count,
+LabeledBatches sst2_text(const text::Tokenizer& tokenizer, const std::string& split, std::size_t first, std::size_t count,
                          std::size_t batch_size, std::size_t max_length = 48);
 
 struct Evaluation {

@@ -10,9 +10,10 @@
 
 #include "graft/error.h"
 #include "io/safetensors.h"
-#include "registry.h"
+#include "model/backbone_registry.h"
 
 namespace graft::backbones {
+using model::load_backbone;
 namespace {
 
 namespace fs = std::filesystem;

@@ -15,7 +15,7 @@ TEST(HeadOnly, LinearProbeOnMiniLmLearnsSst2) {
   auto& model = minilm();
   const auto train_rows = sst2(*model.tokenizer, "train", 0, 256, 32);
   const auto dev_rows = sst2(*model.tokenizer, "dev", 0, 200, 50);
-  TaskHead head({TaskKind::classification, 2, backbones::Pooling::mean, 0.1f}, *model.model, 7);
+  TaskHead head({TaskKind::classification, 2, Pooling::mean, 0.1f}, *model.model, 7);
   const auto before_weights = weight_bytes(*model.model);
   const Evaluation before = evaluate(*model.model, nullptr, head, dev_rows);
   const auto t0 = std::chrono::steady_clock::now();

@@ -12,10 +12,10 @@
 
 #include "graft/error.h"
 #include "io/safetensors.h"
-#include "peft/adapter_io.h"
+#include "train/adapter_io.h"
 #include "integration/cli_harness.h"
 #include "integration/peft_harness.h"
-#include "registry.h"
+#include "model/backbone_registry.h"
 
 namespace graft {
 namespace {
@@ -156,7 +156,7 @@ TEST_F(Hostile, ConfigJsonValuesOutOfRangeNameTheKey) {
     config[key] = value;
     const fs::path model = model_with_config(kTinyBert, config);
     try {
-      backbones::load_backbone(model);
+      model::load_backbone(model);
       ADD_FAILURE() << "accepted";
     } catch (const FormatError& e) {
       EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
@@ -171,9 +171,9 @@ TEST_F(Hostile, ConfigJsonValuesOutOfRangeNameTheKey) {
     SCOPED_TRACE(key);
     json config = llama;
     config[key] = value;
-    EXPECT_THROW(backbones::load_backbone(model_with_config(kTinyLlama, config)), FormatError);
+    EXPECT_THROW(model::load_backbone(model_with_config(kTinyLlama, config)), FormatError);
     try {
-      backbones::load_backbone(model_with_config(kTinyLlama, config));
+      model::load_backbone(model_with_config(kTinyLlama, config));
     } catch (const FormatError& e) {
       EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
     }

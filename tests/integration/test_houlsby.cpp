@@ -12,7 +12,7 @@
 
 #include "graft/error.h"
 #include "graft/ops.h"
-#include "peft/adapter_io.h"
+#include "train/adapter_io.h"
 #include "peft_harness.h"
 #include "unit/gradcheck.h"
 

@@ -17,7 +17,7 @@
 #include "graft/error.h"
 #include "integration/peft_harness.h"
 #include "io/safetensors.h"
-#include "peft/adapter_io.h"
+#include "train/adapter_io.h"
 #include "unit/gradcheck.h"
 
 namespace graft::testing {
@@ -353,7 +353,7 @@ TEST(Lora, MergeAndUnmergeOnTinyBert) { merge_roundtrip(*tiny_bert().model, "tin
 TEST(Lora, MergeAndUnmergeOnTinyLlama) { merge_roundtrip(*tiny_llama().model, "tiny_llama"); }
 
 TEST(Lora, MergeIntoBf16WeightsIsRefused) {
-  auto loaded = backbones::load_backbone(kGolden / "backbones" / "tiny_bert", DType::bf16);
+  auto loaded = model::load_backbone(kGolden / "backbones" / "tiny_bert", DType::bf16);
   auto set = attach(*loaded.model, "lora", "{}");
   const std::string e = error_of<ShapeError>([&] { set->method("task").merge(); });
   EXPECT_NE(e.find("bf16"), std::string::npos) << e;

@@ -23,7 +23,7 @@
 #include "graft/error.h"
 #include "integration/cli_harness.h"
 #include "integration/peft_harness.h"
-#include "peft/adapter_io.h"
+#include "train/adapter_io.h"
 
 namespace {
 

@@ -18,7 +18,7 @@
 
 #include "golden/fixture.h"
 #include "graft/error.h"
-#include "peft/adapter_io.h"
+#include "train/adapter_io.h"
 #include "peft_harness.h"
 #include "unit/gradcheck.h"
 

@@ -7,12 +7,19 @@
 #include <filesystem>
 #include <fstream>
 
+#include "model/backbone_registry.h"
 #include "graft/error.h"
-#include "llama/generate.h"
+#include "model/generation.h"
 #include "llama/llama_model.h"
-#include "tokenizers/llama2c_tokenizer.h"
+#include "text/llama2c_tokenizer.h"
 
 namespace graft::backbones {
+using model::generate;
+using model::GenerationConfig;
+using model::load_backbone;
+using text::Encoding;
+using text::Llama2cTokenizer;
+using text::make_batch;
 namespace {
 
 namespace fs = std::filesystem;

@@ -21,7 +21,7 @@
 #include "graft/ops.h"
 #include "integration/peft_harness.h"
 #include "io/safetensors.h"
-#include "peft/adapter_io.h"
+#include "train/adapter_io.h"
 
 namespace graft::testing {
 namespace {
@@ -228,7 +228,7 @@ TEST(SdkIa3, TrainsWithAHeadOnSst2AndLeavesTheBackboneAlone) {
   auto& model = minilm();
   const auto train_rows = sst2(*model.tokenizer, "train", 0, 128, 16);
   auto set = attach_ia3(*model.model);
-  TaskHead head({TaskKind::classification, 2, backbones::Pooling::mean, 0.1f}, *model.model, 7);
+  TaskHead head({TaskKind::classification, 2, Pooling::mean, 0.1f}, *model.model, 7);
   const auto before_weights = weight_bytes(*model.model);
   const Tensor before_hidden = hidden(*model.model, set.get(), dev_batch());
   const Evaluation before = evaluate(*model.model, set.get(), head, train_rows);

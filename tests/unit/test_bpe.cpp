@@ -11,12 +11,12 @@
 #include <string>
 #include <vector>
 
-#include "../../backbones/tokenizers/bpe.h"
-#include "../../backbones/tokenizers/bpe_pipeline.h"
+#include "text/bpe.h"
+#include "text/bpe_pipeline.h"
 #include "graft/error.h"
 
 namespace fs = std::filesystem;
-using graft::backbones::BpeTokenizer;
+using graft::text::BpeTokenizer;
 using nlohmann::json;
 using Ids = std::vector<std::int64_t>;
 
@@ -81,7 +81,7 @@ INSTANTIATE_TEST_SUITE_P(Layouts, BpeReference,
                          });
 
 TEST(Gpt2Split, FollowsTheRegexAlternatives) {
-  using graft::backbones::bpe_pipeline::gpt2_split;
+  using graft::text::bpe_pipeline::gpt2_split;
   const std::vector<std::u32string> want = {U"Hello", U",", U" world", U"'s", U" 42", U"   ", U" x", U" !!", U"\n\n"};
   EXPECT_EQ(gpt2_split(U"Hello, world's 42    x !!\n\n"), want);
   EXPECT_EQ(gpt2_split(U"a  "), (std::vector<std::u32string>{U"a", U"  "}));
@@ -89,7 +89,7 @@ TEST(Gpt2Split, FollowsTheRegexAlternatives) {
 }
 
 TEST(Cl100kSplit, FollowsTheRegexAlternatives) {
-  using graft::backbones::bpe_pipeline::cl100k_split;
+  using graft::text::bpe_pipeline::cl100k_split;
   const std::vector<std::u32string> want = {U"Hello", U" world", U"'S", U" ", U"123", U"45", U" (", U"test",
                                             U")\n\n", U" ", U" x", U"\tword", U" \n \n", U"  "};
   EXPECT_EQ(cl100k_split(U"Hello world'S 12345 (test)\n\n  x\tword \n \n  ", 3), want);

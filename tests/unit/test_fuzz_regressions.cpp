@@ -15,13 +15,13 @@
 #include "graft/error.h"
 #include "io/json_config.h"
 #include "io/safetensors.h"
-#include "peft/adapter_io.h"
+#include "train/adapter_io.h"
 #include "peft/adapter_set.h"
 #include "peft/site_select.h"
 #include "plugin/loader.h"
-#include "registry.h"
-#include "tokenizers/bpe.h"
-#include "tokenizers/wordpiece.h"
+#include "model/backbone_registry.h"
+#include "text/bpe.h"
+#include "text/wordpiece.h"
 
 namespace fs = std::filesystem;
 using namespace graft;
@@ -92,7 +92,7 @@ TEST_F(FuzzRegression, ConfigNumberOverflow) {
 TEST_F(FuzzRegression, ModelConfigNumberOverflow) {
   const fs::path folder = dir_ / "model";
   write("model/config.json", R"({"model_type": "bert", "hidden_size": 32, "num_hidden_layers": 1e3082})");
-  const std::string msg = error_of<FormatError>([&] { backbones::load_backbone(folder); });
+  const std::string msg = error_of<FormatError>([&] { model::load_backbone(folder); });
   EXPECT_HAS(msg, (folder / "config.json").string());
   EXPECT_HAS(msg, "not valid JSON: number overflow parsing '1e3082'");
 }
@@ -108,7 +108,7 @@ TEST_F(FuzzRegression, AdapterManifestNumberOverflow) {
 
 TEST_F(FuzzRegression, TokenizerJsonNumberOverflow) {
   const fs::path file = write("tokenizer.json", R"({"model": {"type": "BPE", "dropout": 1e400}})");
-  const std::string msg = error_of<FormatError>([&] { backbones::BpeTokenizer::is_bpe(file); });
+  const std::string msg = error_of<FormatError>([&] { text::BpeTokenizer::is_bpe(file); });
   EXPECT_HAS(msg, file.string() + ": not valid JSON");
   EXPECT_HAS(msg, "number overflow parsing '1e400'");
 }
@@ -122,7 +122,7 @@ TEST_F(FuzzRegression, VocabJsonSpecialTokenIdNotANumber) {
   write("roberta/vocab.json", R"({"<s>": "x", "a": 0})");
   std::ifstream merges(kSource / "tests/golden/bpe/roberta_vocab_merges/merges.txt", std::ios::binary);
   write("roberta/merges.txt", std::string(std::istreambuf_iterator<char>(merges), {}));
-  const std::string msg = error_of<FormatError>([&] { backbones::BpeTokenizer::from_vocab_and_merges(folder); });
+  const std::string msg = error_of<FormatError>([&] { text::BpeTokenizer::from_vocab_and_merges(folder); });
   EXPECT_HAS(msg, (folder / "vocab.json").string() + ": key \"<s>\" is not a non-negative id");
 }
 
@@ -132,7 +132,7 @@ TEST_F(FuzzRegression, VocabJsonHugeId) {
   const fs::path folder = dir_ / "roberta";
   write("roberta/vocab.json", R"({"a": 9223372036854775807, "b": 0})");
   write("roberta/merges.txt", "#version: 0.2\n");
-  const std::string msg = error_of<FormatError>([&] { backbones::BpeTokenizer::from_vocab_and_merges(folder); });
+  const std::string msg = error_of<FormatError>([&] { text::BpeTokenizer::from_vocab_and_merges(folder); });
   EXPECT_HAS(msg, (folder / "vocab.json").string() + ": key \"model.vocab.a\" is not an id in [0, 2^31)");
 }
 
@@ -145,18 +145,18 @@ TEST_F(FuzzRegression, VocabIdPast2p63) {
   std::ifstream in(kSource / "tests/fuzz/corpus/fuzz_tokenizer_json/regress_vocab_id_past_2p63.json", std::ios::binary);
   write("roberta/vocab.json", std::string(std::istreambuf_iterator<char>(in), {}));
   write("roberta/merges.txt", "#version: 0.2\n");
-  EXPECT_HAS(error_of<FormatError>([&] { backbones::BpeTokenizer::from_vocab_and_merges(folder); }),
+  EXPECT_HAS(error_of<FormatError>([&] { text::BpeTokenizer::from_vocab_and_merges(folder); }),
              "\"model.vocab.a\" is not an id in [0, 2^31)");
   const fs::path bpe = write("bpe.json", R"({"model": {"type": "BPE", "vocab": {"a": 9223372073647585806, "b": 1}, "merges": []}})");
-  EXPECT_HAS(error_of<FormatError>([&] { backbones::BpeTokenizer::from_tokenizer_json(bpe); }),
+  EXPECT_HAS(error_of<FormatError>([&] { text::BpeTokenizer::from_tokenizer_json(bpe); }),
              bpe.string() + ": key \"model.vocab.a\" is not an id in [0, 2^31)");
   const fs::path added = write("added.json", R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},
                                                  "added_tokens": [{"id": 18446744073709551615, "content": "x"}]})");
-  EXPECT_HAS(error_of<FormatError>([&] { backbones::BpeTokenizer::from_tokenizer_json(added); }),
+  EXPECT_HAS(error_of<FormatError>([&] { text::BpeTokenizer::from_tokenizer_json(added); }),
              "key \"added_tokens\" has an id 18446744073709551615, not in [0, 2^31)");
   const fs::path wp = write("wp.json", R"({"model": {"type": "WordPiece", "vocab": {"[UNK]": 0, "a": 9223372036854775808}},
                                            "pre_tokenizer": {"type": "BertPreTokenizer"}})");
-  EXPECT_HAS(error_of<FormatError>([&] { backbones::WordPieceTokenizer::from_tokenizer_json(wp); }),
+  EXPECT_HAS(error_of<FormatError>([&] { text::WordPieceTokenizer::from_tokenizer_json(wp); }),
              wp.string() + ": key \"model.vocab.a\" is not an id in [0, 2^31)");
 }
 
@@ -164,7 +164,7 @@ TEST_F(FuzzRegression, VocabIdPast2p63) {
 // an index outside the embedding table.
 TEST_F(FuzzRegression, BpePadIdOutsideVocab) {
   const fs::path file = kSource / "tests/fuzz/corpus/fuzz_tokenizer_json/regress_bpe_pad_id_outside_vocab.json";
-  EXPECT_HAS(error_of<FormatError>([&] { backbones::BpeTokenizer::from_tokenizer_json(file); }),
+  EXPECT_HAS(error_of<FormatError>([&] { text::BpeTokenizer::from_tokenizer_json(file); }),
              file.string() + ": key \"padding.pad_id\" 5 is outside the vocabulary");
 }
 
@@ -175,14 +175,14 @@ TEST_F(FuzzRegression, BpePadIdOutsideVocab) {
 // fuzzer pointed at; the input is kept in tests/fuzz/corpus/fuzz_tokenizer_json/.
 TEST_F(FuzzRegression, BertProcessingEmptyCls) {
   const fs::path file = kSource / "tests/fuzz/corpus/fuzz_tokenizer_json/regress_bert_processing_empty_cls.json";
-  const std::string msg = error_of<FormatError>([&] { backbones::WordPieceTokenizer::from_tokenizer_json(file); });
+  const std::string msg = error_of<FormatError>([&] { text::WordPieceTokenizer::from_tokenizer_json(file); });
   EXPECT_HAS(msg, file.string() + ": key \"post_processor.cls\" is not a [token, id] pair");
 }
 
 // max_input_chars_per_word 4294967295 was read as the int -1.
 TEST_F(FuzzRegression, WordPieceMaxInputCharsOverflow) {
   const fs::path file = kSource / "tests/fuzz/corpus/fuzz_tokenizer_json/regress_max_input_chars_overflow.json";
-  const std::string msg = error_of<FormatError>([&] { backbones::WordPieceTokenizer::from_tokenizer_json(file); });
+  const std::string msg = error_of<FormatError>([&] { text::WordPieceTokenizer::from_tokenizer_json(file); });
   EXPECT_HAS(msg, file.string() + ": key \"model.max_input_chars_per_word\" is not a positive integer");
 }
 
@@ -243,7 +243,7 @@ class FuzzRegressionLora : public FuzzRegression {
   }
   // The error attaching LoRA with `target_modules` (a JSON string) to tiny BERT gives.
   std::string attach_error(const std::string& target_modules) {
-    static const auto bert = backbones::load_backbone(kSource / "tests/golden/backbones/tiny_bert");
+    static const auto bert = model::load_backbone(kSource / "tests/golden/backbones/tiny_bert");
     AdapterSet set(*bert.model);
     const std::string config = R"({"peft_type": "LORA", "r": 2, "target_modules": )" + target_modules + "}";
     write("adapter/adapter_config.json", config);

@@ -12,12 +12,12 @@
 #include <string>
 #include <vector>
 
-#include "../../backbones/tokenizers/wordpiece.h"
+#include "text/wordpiece.h"
 #include "graft/error.h"
 
 namespace fs = std::filesystem;
-using graft::backbones::WordPieceConfig;
-using graft::backbones::WordPieceTokenizer;
+using graft::text::WordPieceConfig;
+using graft::text::WordPieceTokenizer;
 using Ids = std::vector<std::int64_t>;
 
 namespace {

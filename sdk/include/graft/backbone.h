@@ -31,6 +31,13 @@ struct Batch {
   Tensor token_type_ids;
 };
 
+// Past keys and values of a decoder between incremental decoding calls; each backbone
+// keeps its own kind.
+class DecodingCache {
+ public:
+  virtual ~DecodingCache() = default;
+};
+
 class Backbone {
  public:
   virtual ~Backbone() = default;
@@ -46,6 +53,11 @@ class Backbone {
   // Next-token logits [.., vocab] from final hidden states, for models with an LM head
   // (decoders); encoders throw a ConfigError.
   virtual Tensor lm_logits(const Tensor& hidden) const;
+  // Incremental decoding (decoders; encoders throw a ConfigError): an empty cache, and
+  // the final hidden states of `input_ids` [B, T] after the tokens already in `cache`,
+  // which it then extends.
+  virtual std::unique_ptr<DecodingCache> new_decoding_cache() const;
+  virtual Tensor forward_cached(const Tensor& input_ids, DecodingCache& cache, SiteHooks* hooks = nullptr) const;
 };
 
 }  // namespace graft
