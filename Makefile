@@ -5,7 +5,7 @@ JOBS    ?= 2
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
 PACKAGES := cmake g++ make ccache pkg-config libdnnl-dev libboost-dev libboost-filesystem-dev \
-            libfmt-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev valgrind libutf8proc-dev \
+            libfmt-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev valgrind libutf8proc-dev \
             ocl-icd-opencl-dev opencl-headers clang-14 libclang-rt-14-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export CCACHE_DIR ?= $(HOME)/.ccache

@@ -1,6 +1,7 @@
 // The `graft` subcommands. Each command is one function in its own file
 // (cli/<command>.cpp), taking the arguments after the command name and returning the
 // process exit code; main.cpp only dispatches and turns exceptions into messages.
+// `graft COMMAND --help` prints the command's usage and summary (below) and its options.
 #pragma once
 #include <string>
 #include <vector>
@@ -25,5 +26,14 @@ int cmd_predict(const std::vector<std::string>& args);
 int cmd_generate(const std::vector<std::string>& args);
 // graft plugins [--plugin-dir DIR]... [--json]: the plugins found, and the files that failed.
 int cmd_plugins(const std::vector<std::string>& args);
+
+struct CommandInfo {
+  const char* name;
+  int (*run)(const std::vector<std::string>&);
+  const char* usage;  // after "graft "
+  const char* summary;
+};
+const std::vector<CommandInfo>& command_table();
+const CommandInfo* find_command(const std::string& name);  // nullptr when unknown
 
 }  // namespace graft::cli

@@ -82,12 +82,15 @@ bool wrote_compare_report(const fs::path& dir) {
 int cmd_compare(const std::vector<std::string>& argv) {
   std::vector<OptionSpec> specs = train_option_specs();
   std::erase_if(specs, [](const OptionSpec& s) { return s.name == "method" || s.name == "config" || s.name == "output"; });
-  specs.push_back({"methods", true, fmt::format("comma-separated, LABEL=METHOD to run one method twice (default {})", kDefaultMethods)});
-  specs.push_back({"configs", true, "JSON file: {\"method or label\": {config}, ...}"});
-  specs.push_back({"output", true, "report folder (default results/compare-TASK)"});
-  specs.push_back({"lr-scales", true, "comma-separated multiples of each method's lr to try; the best on dev is reported"});
+  specs.push_back({.name = "methods", .help = "comma-separated; LABEL=METHOD runs a method twice", .value = kDefaultMethods,
+                   .example = "lora,lora16=lora"});
+  specs.push_back({.name = "configs", .help = "JSON file: {\"method or label\": {config}, ...}", .example = "configs.json",
+                   .default_note = "each method's defaults"});
+  specs.push_back({.name = "output", .help = "report folder", .example = "results/sst2", .default_note = "results/compare-TASK"});
+  specs.push_back({.name = "lr-scales", .help = "multiples of each method's lr to try; the best on dev is reported", .value = "1",
+                   .example = "0.3,1,3"});
   const Args args("compare", argv, specs);
-  const std::vector<std::string> methods = split_commas(args.get("methods", kDefaultMethods));
+  const std::vector<std::string> methods = split_commas(args.get("methods"));
   std::vector<std::string> labels;
   for (const auto& entry : methods) {
     const auto eq = entry.find('=');
@@ -105,7 +108,7 @@ int cmd_compare(const std::vector<std::string>& argv) {
   const fs::path output = args.get("output", "results/compare-" + args.require("task"));
   const json configs = args.has("configs") ? io::load_json(args.get("configs")) : json::object();
   std::vector<double> scales;
-  for (const auto& item : split_commas(args.get("lr-scales", "1"))) {
+  for (const auto& item : split_commas(args.get("lr-scales"))) {
     try {
       scales.push_back(std::stod(item));
     } catch (const std::exception&) {

@@ -36,11 +36,12 @@ std::size_t folder_max_length(const std::filesystem::path& folder, std::int64_t 
 
 int cmd_embed(const std::vector<std::string>& argv) {
   Args args("embed", argv,
-            {{"backbone", true, "an encoder model folder"}, {"pooling", true, "mean or cls"},
-             {"no-normalize", false, "skip L2 normalisation"}, {"dtype", true, "f32 or bf16"}});
+            {{.name = "backbone", .help = "an encoder model folder", .example = ".cache/models/all-MiniLM-L6-v2", .required = true},
+             {.name = "pooling", .help = "mean or cls", .example = "cls", .default_note = "the folder's 1_Pooling/config.json, else mean"},
+             {.name = "no-normalize", .takes_value = false, .help = "skip L2 normalisation"}, dtype_option()});
   const std::filesystem::path folder = args.require("backbone");
   if (args.positional().empty()) throw ConfigError("embed", "no text given", "usage: graft embed --backbone DIR TEXT...");
-  auto loaded = model::load_backbone(folder, model::parse_dtype(args.get("dtype", "f32")));
+  auto loaded = model::load_backbone(folder, model::parse_dtype(args.get("dtype")));
   if (!loaded.tokenizer) throw ConfigError("embed", "no tokenizer found in the model folder", "it needs vocab.txt or tokenizer.json");
   const auto pooling = args.has("pooling") ? parse_pooling(args.get("pooling")) : folder_pooling(folder);
   const std::size_t max_length = folder_max_length(folder, loaded.model->info().max_positions);

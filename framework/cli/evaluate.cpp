@@ -31,7 +31,7 @@ struct LoadedTask {
 
 LoadedTask load_with_adapter(const Args& args) {
   LoadedTask t;
-  t.backbone = model::load_backbone(args.require("backbone"), model::parse_dtype(args.get("dtype", "f32")));
+  t.backbone = model::load_backbone(args.require("backbone"), model::parse_dtype(args.get("dtype")));
   if (!t.backbone.tokenizer) throw ConfigError("eval", "the backbone has no tokenizer graft can read");
   t.adapters = std::make_unique<AdapterSet>(*t.backbone.model);
   const text::Tokenizer* tokenizer = t.backbone.tokenizer.get();
@@ -67,9 +67,10 @@ void check_head_fits(const TaskHead& head, const data::Dataset& dev, const std::
 }
 
 std::vector<OptionSpec> common_specs() {
-  return {{"backbone", true, "model folder or llama2.c .bin"}, {"adapter", true, "adapter folder (from graft train)"},
-          {"dtype", true, "f32 or bf16"}, {"plugin-dir", true, "extra plugin folder"}, {"batch-size", true, "rows per batch"},
-          {"max-length", true, "tokens per row"}};
+  return {{.name = "backbone", .help = "model folder or llama2.c .bin", .example = ".cache/models/all-MiniLM-L6-v2", .required = true},
+          {.name = "adapter", .help = "adapter folder (from graft train)", .example = "runs/sst2-lora/best", .required = true},
+          dtype_option(), plugin_dir_option(),
+          {.name = "batch-size", .help = "rows per batch", .value = "32", .example = "64"}, max_length_option()};
 }
 
 }  // namespace
@@ -78,12 +79,12 @@ int cmd_eval(const std::vector<std::string>& argv) {
   auto specs = common_specs();
   const auto task_specs = task_option_specs();
   specs.insert(specs.end(), task_specs.begin(), task_specs.end());
-  specs.push_back({"json", false, "print the scores as JSON"});
+  specs.push_back({.name = "json", .takes_value = false, .help = "print the scores as JSON"});
   const Args args("eval", argv, specs);
   LoadedTask t = load_with_adapter(args);
   const TaskData task = load_task(args);
   check_head_fits(*t.head, task.dev, args.get("adapter"));
-  const auto batches = data::make_batches(task.dev, *t.backbone.tokenizer, args.count("batch-size", 32, train::TrainLimits::max_batch_size),
+  const auto batches = data::make_batches(task.dev, *t.backbone.tokenizer, args.count("batch-size", train::TrainLimits::max_batch_size),
                                           capped_max_length(args, *t.backbone.model), false, 0);
   ActiveAdapters hooks = t.adapters->bind(t.selection);
   const train::Scores s = train::evaluate(*t.backbone.model, &hooks, *t.head, batches, task.dev.metric, task.dev.label_names);
@@ -100,8 +101,8 @@ int cmd_eval(const std::vector<std::string>& argv) {
 
 int cmd_predict(const std::vector<std::string>& argv) {
   auto specs = common_specs();
-  specs.push_back({"pair", true, "second text, for pair tasks"});
-  specs.push_back({"input", true, "file: one row per line, a tab before the pair"});
+  specs.push_back({.name = "pair", .help = "second text, for pair tasks", .example = "'a second sentence'", .default_note = "none"});
+  specs.push_back({.name = "input", .help = "file: one row per line, a tab before the pair", .example = "rows.tsv", .default_note = "none"});
   const Args args("predict", argv, specs);
   LoadedTask t = load_with_adapter(args);
   data::Dataset rows;
@@ -129,7 +130,7 @@ int cmd_predict(const std::vector<std::string>& argv) {
   if (rows.examples.empty()) throw ConfigError("predict", "nothing to predict", "give TEXT arguments or --input FILE");
   if (rows.kind != TaskKind::classification && rows.kind != TaskKind::regression)
     throw ConfigError("predict", fmt::format("predict handles classification and regression heads, not {}", task_kind_name(rows.kind)));
-  const auto batches = data::make_batches(rows, *t.backbone.tokenizer, args.count("batch-size", 32, train::TrainLimits::max_batch_size),
+  const auto batches = data::make_batches(rows, *t.backbone.tokenizer, args.count("batch-size", train::TrainLimits::max_batch_size),
                                           capped_max_length(args, *t.backbone.model), false, 0);
   ActiveAdapters hooks = t.adapters->bind(t.selection);
   std::size_t row = 0;

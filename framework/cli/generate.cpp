@@ -15,10 +15,13 @@ namespace graft::cli {
 
 int cmd_generate(const std::vector<std::string>& argv) {
   Args args("generate", argv,
-            {{"backbone", true, "a llama2.c .bin or a LLaMA folder"}, {"prompt", true, "text to continue"},
-             {"temperature", true, "0 = greedy"}, {"top-p", true, "nucleus mass in (0, 1]"},
-             {"max-tokens", true, "tokens to generate"}, {"seed", true, "sampling seed"}, {"dtype", true, "f32 or bf16"}});
-  auto loaded = model::load_backbone(args.require("backbone"), model::parse_dtype(args.get("dtype", "f32")));
+            {{.name = "backbone", .help = "a llama2.c .bin or a LLaMA folder", .example = "stories260K.bin", .required = true},
+             {.name = "prompt", .help = "text to continue", .example = "'Once upon a time'", .default_note = "empty"},
+             {.name = "temperature", .help = "sampling temperature in [0, 100]; 0 = greedy", .value = "0", .example = "0.8"},
+             {.name = "top-p", .help = "nucleus mass in (0, 1]", .value = "1", .example = "0.9"},
+             {.name = "max-tokens", .help = "tokens to generate", .value = "128", .example = "64"},
+             {.name = "seed", .help = "sampling seed", .value = "0", .example = "7"}, dtype_option()});
+  auto loaded = model::load_backbone(args.require("backbone"), model::parse_dtype(args.get("dtype")));
   const Backbone* model = loaded.model.get();
   if (!model->info().causal)
     throw ConfigError("generate", fmt::format("a {} backbone cannot generate text", model->info().architecture),
@@ -28,10 +31,10 @@ int cmd_generate(const std::vector<std::string>& argv) {
                       "put the llama2.c tokenizer (tokN.bin or tokenizer.bin) next to the checkpoint, or "
                       "tokenizer.json in the Hugging Face folder");
   model::GenerationConfig config;
-  config.temperature = static_cast<float>(args.number("temperature", 0.0, 0, 100));
-  config.top_p = static_cast<float>(args.number("top-p", 1.0, 1e-6, 1));
-  config.max_new_tokens = args.integer("max-tokens", 128, 1, 1 << 20);
-  config.seed = static_cast<std::uint64_t>(args.integer("seed", 0, 0, INT64_MAX));
+  config.temperature = static_cast<float>(args.number("temperature", 0, 100));
+  config.top_p = static_cast<float>(args.number("top-p", 1e-6, 1));
+  config.max_new_tokens = args.integer("max-tokens", 1, 1 << 20);
+  config.seed = static_cast<std::uint64_t>(args.integer("seed", 0, INT64_MAX));
   const std::string prompt = args.get("prompt");
   if (auto* llama2c = dynamic_cast<text::Llama2cTokenizer*>(loaded.tokenizer.get())) {
     // llama2.c pieces decode one at a time (a leading space depends on the previous id).

@@ -15,10 +15,13 @@ namespace graft::cli {
 
 int cmd_info(const std::vector<std::string>& argv) {
   Args args("info", argv,
-            {{"backbone", true, "a model folder or llama2.c .bin"}, {"dtype", true, "f32 or bf16"},
-             {"method", true, "a PEFT method (plugin name) to attach"}, {"config", true, "the method's config: JSON or @file"},
-             {"plugin-dir", true, "extra plugin folder"}});
-  const auto loaded = model::load_backbone(args.require("backbone"), model::parse_dtype(args.get("dtype", "f32")));
+            {{.name = "backbone", .help = "a model folder or llama2.c .bin", .example = ".cache/models/all-MiniLM-L6-v2", .required = true},
+             dtype_option(),
+             {.name = "method", .help = "a PEFT method (plugin name) to attach", .example = "lora", .default_note = "none"},
+             {.name = "config", .help = "the method's config: JSON or @file", .example = "'{\"r\": 8}'",
+              .default_note = "the method's defaults"},
+             plugin_dir_option()});
+  const auto loaded = model::load_backbone(args.require("backbone"), model::parse_dtype(args.get("dtype")));
   const BackboneInfo& info = loaded.model->info();
   fmt::print("backbone      {}\n", info.source);
   fmt::print("architecture  {} ({})\n", info.architecture, info.causal ? "decoder" : "encoder");

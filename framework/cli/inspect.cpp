@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "graft/error.h"
 #include "graft/tensor.h"
@@ -23,10 +24,11 @@ std::string human_bytes(std::size_t bytes) {
 
 }  // namespace
 
-int cmd_inspect(const std::vector<std::string>& args) {
-  if (args.size() != 1)
+int cmd_inspect(const std::vector<std::string>& argv) {
+  const Args args("inspect", argv, {});
+  if (args.positional().size() != 1)
     throw ConfigError("inspect", "expected exactly one file", "usage: graft inspect FILE.safetensors");
-  const auto file = io::SafetensorsFile::open(args[0]);
+  const auto file = io::SafetensorsFile::open(args.positional()[0]);
   const auto& tensors = file.tensors();
 
   std::size_t name_w = 4, dtype_w = 5, shape_w = 5, total = 0;

@@ -5,11 +5,10 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
-#include <functional>
-#include <map>
 #include <string>
 #include <vector>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "graft/error.h"
 
@@ -19,37 +18,19 @@
 
 namespace {
 
-struct Command {
-  std::function<int(const std::vector<std::string>&)> run;
-  const char* usage;
-  const char* summary;
-};
-
-const std::map<std::string, Command>& commands() {
-  static const std::map<std::string, Command> table = {
-      {"inspect", {graft::cli::cmd_inspect, "inspect FILE.safetensors", "list the tensors of a safetensors file"}},
-      {"info", {graft::cli::cmd_info, "info --backbone PATH", "describe a backbone and its sites"}},
-      {"embed", {graft::cli::cmd_embed, "embed --backbone DIR TEXT...", "sentence embeddings from an encoder"}},
-      {"generate", {graft::cli::cmd_generate, "generate --backbone PATH --prompt TEXT", "continue a text with a decoder"}},
-      {"train", {graft::cli::cmd_train, "train --backbone B --task T --method M --output DIR", "train one PEFT method on a task"}},
-      {"compare", {graft::cli::cmd_compare, "compare --backbone B --task T --methods A,B,...", "train several methods alike and tabulate"}},
-      {"eval", {graft::cli::cmd_eval, "eval --backbone B --adapter DIR --task T", "dev-set metrics of a saved adapter"}},
-      {"predict", {graft::cli::cmd_predict, "predict --backbone B --adapter DIR TEXT...", "predictions of a saved adapter"}},
-      {"plugins", {graft::cli::cmd_plugins, "plugins [--plugin-dir DIR]... [--json]", "list the plugins found and why others failed"}},
-  };
-  return table;
-}
-
 void print_usage(std::FILE* out) {
-  fmt::print(out, "usage: graft <command> [args]\n\ncommands:\n");
-  for (const auto& [name, command] : commands()) fmt::print(out, "  {:<32} {}\n", command.usage, command.summary);
-  fmt::print(out, "  {:<32} {}\n  {:<32} {}\n", "help", "show this message", "--version", "print the version");
+  fmt::print(out, "usage: graft <command> [options]\n\ncommands:\n");
+  for (const auto& c : graft::cli::command_table()) fmt::print(out, "  {:<10} {}\n  {:<10} graft {}\n", c.name, c.summary, "", c.usage);
+  fmt::print(out, "  {:<10} {}\n  {:<10} {}\n", "help", "this message; `graft help COMMAND`: the command's options", "--version",
+             "print the version");
+  fmt::print(out, "\n`graft COMMAND --help` lists a command's options with their defaults.\n");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.size() == 2 && args[0] == "help" && graft::cli::find_command(args[1])) args = {args[1], "--help"};
   if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
     print_usage(stdout);
     return 0;
@@ -58,14 +39,22 @@ int main(int argc, char** argv) {
     fmt::print("graft {}\n", GRAFT_VERSION);
     return 0;
   }
-  auto it = commands().find(args[0]);
-  if (it == commands().end()) {
-    fmt::print(stderr, "graft: unknown command '{}'\n\n", args[0]);
+  const graft::cli::CommandInfo* command = graft::cli::find_command(args[0]);
+  if (!command) {
+    std::vector<std::string> names;
+    for (const auto& c : graft::cli::command_table()) names.push_back(c.name);
+    const std::string near = graft::cli::closest(args[0], names);
+    fmt::print(stderr, "graft: unknown command '{}'{}\n\n", args[0], near.empty() ? "" : fmt::format("; did you mean {}?", near));
     print_usage(stderr);
     return 2;
   }
   try {
-    return it->second.run({args.begin() + 1, args.end()});
+    return command->run({args.begin() + 1, args.end()});
+  } catch (const graft::cli::HelpShown&) {
+    return 0;
+  } catch (const graft::cli::UsageError& e) {
+    fmt::print(stderr, "graft: {}\n", e.what());
+    return 2;
   } catch (const graft::Error& e) {
     fmt::print(stderr, "graft: {}\n", e.what());
   } catch (const std::filesystem::filesystem_error& e) {  // one graft did not wrap: still name the path

@@ -19,7 +19,7 @@ MethodConfig method_config(const Args& args) {
 plugin::PluginRegistry load_plugins(const Args& args) {
   plugin::PluginRegistry registry;
   std::vector<std::filesystem::path> dirs;
-  if (args.has("plugin-dir")) dirs.emplace_back(args.get("plugin-dir"));
+  for (const auto& dir : args.values("plugin-dir")) dirs.emplace_back(dir);
   registry.scan(plugin::search_path(dirs));
   // A plugin that lost its name to another is never used, but its author should know.
   for (const auto& conflict : registry.conflicts()) fmt::print(stderr, "graft: warning: {}\n", conflict.message);

@@ -1,5 +1,5 @@
-// Options shared by the commands that attach PEFT methods: --plugin-dir (repeatable
-// through GRAFT_PLUGIN_PATH) and --config (inline JSON, or @file).
+// Options shared by the commands that attach PEFT methods: --plugin-dir (repeatable,
+// searched before GRAFT_PLUGIN_PATH) and --config (inline JSON, or @file).
 #pragma once
 #include <string>
 
@@ -15,7 +15,7 @@ struct MethodConfig {
 
 // --config '{"r": 8}' or --config @lora.json; absent: defaults.
 MethodConfig method_config(const Args& args);
-// The registry over --plugin-dir (if given) and the default search path.
+// The registry over the --plugin-dir folders (if given) and the default search path.
 plugin::PluginRegistry load_plugins(const Args& args);
 
 }  // namespace graft::cli

@@ -15,15 +15,9 @@ namespace graft::cli {
 
 namespace {
 
-// Args keeps one value per option; --plugin-dir may be given many times.
-std::vector<std::filesystem::path> plugin_dirs(const std::vector<std::string>& args) {
-  std::vector<std::filesystem::path> dirs;
-  const std::string prefix = "--plugin-dir=";
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--plugin-dir" && i + 1 < args.size()) dirs.emplace_back(args[++i]);
-    else if (args[i].rfind(prefix, 0) == 0) dirs.emplace_back(args[i].substr(prefix.size()));
-  }
-  return dirs;
+std::vector<std::filesystem::path> plugin_dirs(const Args& args) {
+  const auto values = args.values("plugin-dir");
+  return {values.begin(), values.end()};
 }
 
 // One line per config key: name, type, default, range or choices.
@@ -49,14 +43,12 @@ std::vector<std::string> config_lines(const nlohmann::json& schema) {
 }  // namespace
 
 int cmd_plugins(const std::vector<std::string>& args) {
-  const Args parsed("plugins", args,
-                    {{"plugin-dir", true, "a directory of plugin libraries (may be repeated)"},
-                     {"json", false, "print one JSON document"}});
+  const Args parsed("plugins", args, {plugin_dir_option(), {.name = "json", .takes_value = false, .help = "print one JSON document"}});
   if (!parsed.positional().empty())
     throw ConfigError("plugins", fmt::format("unexpected argument '{}'", parsed.positional()[0]),
                       "usage: graft plugins [--plugin-dir DIR]... [--json]");
 
-  const auto dirs = plugin::search_path(plugin_dirs(args));
+  const auto dirs = plugin::search_path(plugin_dirs(parsed));
   plugin::PluginRegistry registry;
   registry.scan(dirs);
 

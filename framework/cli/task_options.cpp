@@ -14,18 +14,16 @@
 
 namespace graft::cli {
 
-std::vector<OptionSpec> task_option_specs() {
-  return {{"task", true, "sst2, cola, mrpc, stsb, rte, qnli, wnli, conll2003, csv, jsonl or text"},
-          {"data", true, "the GLUE (or CoNLL-2003) folder (default ../shared/data/glue, ../shared/data/conll2003)"},
-          {"train-file", true, "training file (csv, jsonl, text tasks)"},
-          {"dev-file", true, "held-out file (csv, jsonl, text tasks)"},
-          {"regression", false, "csv/jsonl labels are numbers"},
-          {"train-rows", true, "keep the first N training rows"},
-          {"dev-rows", true, "keep the first N held-out rows"},
-          {"pooling", true, "mean, cls or last"}};
-}
-
 namespace {
+
+const char* kGlueData = "../shared/data/glue";
+const char* kConllData = "../shared/data/conll2003";
+constexpr const char* kDefaultMaxLength = "128";
+
+// Learning rates that suit each method on BERT-size models; kAdapterLr for the rest.
+const std::vector<std::pair<std::string, float>> kDefaultLr = {
+    {kFullFineTuning, 1e-4f}, {kHeadOnly, 5e-3f}, {"prompt_tuning", 3e-2f}, {"prefix_tuning", 1e-2f}, {"ia3", 5e-3f}};
+constexpr float kAdapterLr = 1e-3f;  // bottleneck adapters, LoRA
 
 void keep_first(data::Dataset& ds, std::size_t rows) {
   if (rows < ds.examples.size()) ds.examples.resize(rows);
@@ -44,11 +42,37 @@ void warn_if_one_class(const data::Dataset& dev) {
 
 }  // namespace
 
+std::vector<OptionSpec> task_option_specs() {
+  const std::string files = "none; required for csv, jsonl and text";
+  return {{.name = "task", .help = "sst2, cola, mrpc, stsb, rte, qnli, wnli, conll2003, csv, jsonl or text", .example = "sst2",
+           .required = true},
+          {.name = "data", .help = "the GLUE or CoNLL-2003 folder", .example = "/data/glue",
+           .default_note = fmt::format("{} ({} for conll2003)", kGlueData, kConllData)},
+          {.name = "train-file", .help = "training rows (csv, jsonl, text)", .example = "train.csv", .default_note = files},
+          {.name = "dev-file", .help = "held-out rows (csv, jsonl, text)", .example = "dev.csv", .default_note = files},
+          {.name = "regression", .takes_value = false, .help = "csv/jsonl labels are numbers"},
+          {.name = "train-rows", .help = "keep the first N training rows", .example = "1000", .default_note = "all"},
+          {.name = "dev-rows", .help = "keep the first N held-out rows", .example = "200", .default_note = "all"},
+          {.name = "pooling", .help = "how the head pools: mean, cls or last", .example = "cls",
+           .default_note = "mean for encoders, last for decoders"}};
+}
+
+OptionSpec max_length_option() {
+  return {.name = "max-length", .help = "tokens per row, capped at the model's positions", .value = kDefaultMaxLength,
+          .example = "256"};
+}
+
+std::string default_lr_note() {
+  std::string note = "per method:";
+  for (const auto& [method, lr] : kDefaultLr) note += fmt::format(" {} {:g},", method, lr);
+  return note + fmt::format(" others {:g}", kAdapterLr);
+}
+
 TaskData load_task(const Args& args) {
   const std::string task = args.require("task");
   TaskData out;
   if (task == "conll2003") {
-    const std::filesystem::path dir = args.get("data", "../shared/data/conll2003");
+    const std::filesystem::path dir = args.get("data", kConllData);
     out.train = data::read_conll(args.has("train-file") ? std::filesystem::path(args.get("train-file")) : dir / "train.txt");
     out.dev = data::read_conll(args.has("dev-file") ? std::filesystem::path(args.get("dev-file")) : dir / "dev.txt");
   } else if (task == "csv" || task == "jsonl" || task == "text") {
@@ -63,7 +87,7 @@ TaskData load_task(const Args& args) {
       out.dev = read(dev, regression, out.train.label_names);
     }
   } else {
-    const std::filesystem::path glue = args.get("data", "../shared/data/glue");
+    const std::filesystem::path glue = args.get("data", kGlueData);
     out.train = data::read_glue(glue, task, "train");
     out.dev = data::read_glue(glue, task, "dev");
   }
@@ -74,7 +98,7 @@ TaskData load_task(const Args& args) {
 }
 
 std::size_t capped_max_length(const Args& args, const Backbone& backbone) {
-  const std::int64_t asked = args.integer("max-length", 128, 1, train::TrainLimits::max_length);
+  const std::int64_t asked = args.integer("max-length", 1, train::TrainLimits::max_length);
   return static_cast<std::size_t>(std::min<std::int64_t>(asked, backbone.info().max_positions));
 }
 
@@ -104,12 +128,9 @@ MethodChoice resolve_method(const std::string& method, const std::string& user_c
 }
 
 float default_lr(const std::string& method) {
-  if (method == kFullFineTuning) return 1e-4f;
-  if (method == kHeadOnly) return 5e-3f;
-  if (method == "prompt_tuning") return 3e-2f;
-  if (method == "prefix_tuning") return 1e-2f;
-  if (method == "ia3") return 5e-3f;
-  return 1e-3f;  // bottleneck adapters, LoRA
+  for (const auto& [name, lr] : kDefaultLr)
+    if (name == method) return lr;
+  return kAdapterLr;
 }
 
 }  // namespace graft::cli

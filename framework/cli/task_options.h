@@ -26,7 +26,8 @@ TaskData load_task(const Args& args);
 // encoders, last token for decoders).
 HeadConfig head_for(const data::Dataset& data, const Backbone& backbone, const Args& args);
 
-// --max-length (default 128, at least 1), never longer than the model can place.
+// --max-length (at least 1), never longer than the model can place.
+OptionSpec max_length_option();
 std::size_t capped_max_length(const Args& args, const Backbone& backbone);
 
 struct MethodChoice {
@@ -37,5 +38,6 @@ struct MethodChoice {
 MethodChoice resolve_method(const std::string& method, const std::string& user_config, const std::string& origin);
 // A learning rate that suits each method on BERT-size models (used when --lr is absent).
 float default_lr(const std::string& method);
+std::string default_lr_note();  // the rates above in words, for --help
 
 }  // namespace graft::cli

@@ -41,16 +41,26 @@ nn::ScheduleConfig::Decay parse_decay(const std::string& name) {
 std::vector<OptionSpec> train_option_specs() {
   std::vector<OptionSpec> specs = task_option_specs();
   const std::vector<OptionSpec> more = {
-      {"backbone", true, "model folder or llama2.c .bin"}, {"dtype", true, "f32 or bf16 frozen weights"},
-      {"method", true, "plugin name, pfeiffer, head or full"}, {"config", true, "method config: JSON or @file"},
-      {"plugin-dir", true, "extra plugin folder"}, {"output", true, "run folder"},
-      {"epochs", true, "passes over the training set"}, {"max-steps", true, "optimiser steps (overrides epochs)"},
-      {"batch-size", true, "rows per micro-batch"}, {"grad-accum", true, "micro-batches per step"},
-      {"max-length", true, "tokens per row"}, {"lr", true, "peak learning rate"},
-      {"weight-decay", true, "AdamW decoupled weight decay"}, {"warmup", true, "warm-up fraction of the steps"},
-      {"schedule", true, "linear, cosine or constant decay"}, {"max-grad-norm", true, "clip the global gradient norm (0: off)"},
-      {"seed", true, "seed of initialisation, data order and dropout"}, {"eval-every", true, "steps between evaluations"},
-      {"save-every", true, "steps between resumable checkpoints"}, {"no-progress", false, "no progress line"}};
+      {.name = "backbone", .help = "model folder or llama2.c .bin", .example = ".cache/models/all-MiniLM-L6-v2", .required = true},
+      dtype_option(),
+      {.name = "method", .help = "plugin name, pfeiffer, head or full", .example = "lora", .required = true},
+      {.name = "config", .help = "method config: JSON or @file", .example = "@lora.json", .default_note = "the method's defaults"},
+      plugin_dir_option(),
+      {.name = "output", .help = "run folder", .example = "runs/sst2-lora", .required = true},
+      {.name = "epochs", .help = "passes over the training set", .value = "3", .example = "10"},
+      {.name = "max-steps", .help = "optimiser steps (overrides epochs)", .example = "500", .default_note = "none: --epochs decides"},
+      {.name = "batch-size", .help = "rows per micro-batch", .value = "32", .example = "16"},
+      {.name = "grad-accum", .help = "micro-batches per step", .value = "1", .example = "4"},
+      max_length_option(),
+      {.name = "lr", .help = "peak learning rate", .example = "3e-4", .default_note = default_lr_note()},
+      {.name = "weight-decay", .help = "AdamW decoupled weight decay", .value = "0", .example = "0.01"},
+      {.name = "warmup", .help = "warm-up fraction of the steps", .value = "0.06", .example = "0.1"},
+      {.name = "schedule", .help = "decay after warm-up: linear, cosine or constant", .value = "linear", .example = "cosine"},
+      {.name = "max-grad-norm", .help = "clip the global gradient norm (0: off)", .value = "1", .example = "0.5"},
+      {.name = "seed", .help = "seed of initialisation, data order and dropout", .value = "42", .example = "7"},
+      {.name = "eval-every", .help = "steps between evaluations", .example = "100", .default_note = "each epoch"},
+      {.name = "save-every", .help = "steps between resumable checkpoints", .example = "500", .default_note = "each evaluation"},
+      {.name = "no-progress", .takes_value = false, .help = "no progress line"}};
   specs.insert(specs.end(), more.begin(), more.end());
   return specs;
 }
@@ -62,10 +72,10 @@ int cmd_train(const std::vector<std::string>& argv) {
   const MethodChoice choice = resolve_method(method, user.json, user.origin);
   const fs::path output = args.require("output");
   const TaskData task = load_task(args);
-  auto loaded = model::load_backbone(args.require("backbone"), model::parse_dtype(args.get("dtype", "f32")));
+  auto loaded = model::load_backbone(args.require("backbone"), model::parse_dtype(args.get("dtype")));
   if (!loaded.tokenizer) throw ConfigError("train", "the backbone has no tokenizer graft can read");
   const Backbone& backbone = *loaded.model;
-  const auto seed = static_cast<std::uint64_t>(args.integer("seed", 42, 0, INT64_MAX));
+  const auto seed = static_cast<std::uint64_t>(args.integer("seed", 0, INT64_MAX));
 
   TaskHead head(head_for(task.train, backbone, args), backbone, seed);
   AdapterSet adapters(backbone);
@@ -98,16 +108,16 @@ int cmd_train(const std::vector<std::string>& argv) {
 
   using L = train::TrainLimits;
   train::TrainConfig config;
-  config.epochs = args.integer("epochs", 3, 1, L::max_epochs);
+  config.epochs = args.integer("epochs", 1, L::max_epochs);
   config.max_steps = args.integer("max-steps", 0, 1, L::max_steps);
-  config.batch_size = args.count("batch-size", 32, L::max_batch_size);
-  config.grad_accumulation = args.count("grad-accum", 1, L::max_grad_accumulation);
+  config.batch_size = args.count("batch-size", L::max_batch_size);
+  config.grad_accumulation = args.count("grad-accum", L::max_grad_accumulation);
   config.max_length = capped_max_length(args, backbone);
   config.lr = static_cast<float>(args.number("lr", default_lr(method), 1e-12, L::max_lr));
-  config.weight_decay = static_cast<float>(args.number("weight-decay", 0.0, 0, L::max_weight_decay));
-  config.warmup_ratio = static_cast<float>(args.number("warmup", 0.06, 0, 1));
-  config.decay = parse_decay(args.get("schedule", "linear"));
-  config.max_grad_norm = static_cast<float>(args.number("max-grad-norm", 1.0, 0, L::max_grad_norm));
+  config.weight_decay = static_cast<float>(args.number("weight-decay", 0, L::max_weight_decay));
+  config.warmup_ratio = static_cast<float>(args.number("warmup", 0, 1));
+  config.decay = parse_decay(args.get("schedule"));
+  config.max_grad_norm = static_cast<float>(args.number("max-grad-norm", 0, L::max_grad_norm));
   config.seed = seed;
   config.eval_every = args.integer("eval-every", 0, 1, L::max_steps);
   config.save_every = args.integer("save-every", 0, 1, L::max_steps);

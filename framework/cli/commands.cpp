@@ -1,0 +1,26 @@
+#include "cli/commands.h"
+
+namespace graft::cli {
+
+const std::vector<CommandInfo>& command_table() {
+  static const std::vector<CommandInfo> table = {
+      {"compare", cmd_compare, "compare --backbone B --task T [--methods A,B,...] [options]", "train several methods alike and tabulate"},
+      {"embed", cmd_embed, "embed --backbone DIR [options] TEXT...", "sentence embeddings from an encoder"},
+      {"eval", cmd_eval, "eval --backbone B --adapter DIR --task T [options]", "dev-set metrics of a saved adapter"},
+      {"generate", cmd_generate, "generate --backbone PATH [--prompt TEXT] [options]", "continue a text with a decoder"},
+      {"info", cmd_info, "info --backbone PATH [options]", "describe a backbone and its sites"},
+      {"inspect", cmd_inspect, "inspect FILE.safetensors", "list the tensors of a safetensors file"},
+      {"plugins", cmd_plugins, "plugins [--plugin-dir DIR]... [--json]", "list the plugins found and why others failed"},
+      {"predict", cmd_predict, "predict --backbone B --adapter DIR [options] TEXT...", "predictions of a saved adapter"},
+      {"train", cmd_train, "train --backbone B --task T --method M --output DIR [options]", "train one PEFT method on a task"},
+  };
+  return table;
+}
+
+const CommandInfo* find_command(const std::string& name) {
+  for (const auto& c : command_table())
+    if (name == c.name) return &c;
+  return nullptr;
+}
+
+}  // namespace graft::cli
