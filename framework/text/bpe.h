@@ -13,8 +13,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "tokenizer.h"
-#include "text_segments.h"
+#include "text/tokenizer.h"
+#include "text/text_segments.h"
 
 namespace graft::text {
 

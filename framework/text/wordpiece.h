@@ -11,8 +11,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "text_segments.h"
-#include "tokenizer.h"  // same folder: also found when included from outside backbones/
+#include "text/text_segments.h"
+#include "text/tokenizer.h"  // same folder: also found when included from outside backbones/
 
 namespace graft::text {
 
