@@ -18,6 +18,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "graft/error.h"
+#include "graft/session.h"
 #include "io/atomic_file.h"
 #include "cli/task_options.h"
 #include "io/json_config.h"
@@ -81,7 +82,9 @@ bool wrote_compare_report(const fs::path& dir) {
 
 int cmd_compare(const std::vector<std::string>& argv) {
   std::vector<OptionSpec> specs = train_option_specs();
-  std::erase_if(specs, [](const OptionSpec& s) { return s.name == "method" || s.name == "config" || s.name == "output"; });
+  std::erase_if(specs, [](const OptionSpec& s) {
+    return s.name == "method" || s.name == "config" || s.name == "output" || s.name == "lr-scale";
+  });
   specs.push_back({.name = "methods", .help = "comma-separated; LABEL=METHOD runs a method twice", .value = kDefaultMethods,
                    .example = "lora,lora16=lora"});
   specs.push_back({.name = "configs", .help = "JSON file: {\"method or label\": {config}, ...}", .example = "configs.json",
@@ -128,7 +131,7 @@ int cmd_compare(const std::vector<std::string>& argv) {
     const bool inline_value = name.find('=') != std::string::npos;
     name = name.substr(0, name.find('='));
     const bool takes_value = std::any_of(specs.begin(), specs.end(), [&](auto& s) { return s.name == name && s.takes_value; });
-    if (name == "methods" || name == "configs" || name == "output" || name == "lr-scales" || name == "lr") {
+    if (name == "methods" || name == "configs" || name == "output" || name == "lr-scales") {
       if (takes_value && !inline_value) ++i;
       continue;
     }
@@ -144,25 +147,24 @@ int cmd_compare(const std::vector<std::string>& argv) {
     const auto eq = entry.find('=');
     const std::string label = entry.substr(0, eq), method = eq == std::string::npos ? entry : entry.substr(eq + 1);
     fmt::print(stderr, "\n== {} ({}/{})\n", entry, &entry - &methods[0] + 1, methods.size());
-    const double base_lr = args.has("lr") ? args.number("lr", 0.0, 1e-12, train::TrainLimits::max_lr) : default_lr(method);
     json best, tried = json::array();
     for (const double scale : scales) {
-      const double lr = base_lr * scale;
-      const fs::path run_dir = sweep ? output / label / fmt::format("lr-{:.3g}", lr) : output / label;
+      // Each run scales its own rate (--lr, else the method's default_lr).
+      const fs::path run_dir = sweep ? output / label / fmt::format("lr-x{:.3g}", scale) : output / label;
       std::vector<std::string> args_for = shared;
-      args_for.insert(args_for.end(), {"--method", method, "--output", run_dir.string(), "--lr", fmt::format("{:.9g}", lr)});
+      args_for.insert(args_for.end(), {"--method", method, "--output", run_dir.string(), "--lr-scale", fmt::format("{:.9g}", scale)});
       const std::string config_key = configs.contains(label) ? label : method;
       if (configs.contains(config_key)) args_for.insert(args_for.end(), {"--config", configs.at(config_key).dump()});
-      if (sweep) fmt::print(stderr, "-- lr {:.3g}\n", lr);
+      if (sweep) fmt::print(stderr, "-- lr x{:.3g}\n", scale);
       const int status = run_train(args_for);
       if (status != 0 || !fs::exists(run_dir / "results.json")) {
-        tried.push_back({{"lr", lr}, {"error", fmt::format("exit status {}", status)}});
+        tried.push_back({{"lr_scale", scale}, {"error", fmt::format("exit status {}", status)}});
         continue;
       }
       json run = io::load_json(run_dir / "results.json");
       const std::string headline = run.at("headline");
       const double score = run.at("best").at(headline).get<double>();
-      tried.push_back({{"lr", lr}, {"score", score}, {"output", run_dir.string()}});
+      tried.push_back({{"lr", run.at("lr")}, {"lr_scale", scale}, {"score", score}, {"output", run_dir.string()}});
       const bool lower_is_better = headline == "perplexity";  // as train::Scores ranks
       if (best.is_null() || (lower_is_better ? score < best.at("best").at(headline).get<double>()
                                              : score > best.at("best").at(headline).get<double>()))

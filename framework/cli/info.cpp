@@ -8,8 +8,7 @@
 #include "cli/method_options.h"
 #include "cli/task_options.h"
 #include "graft/error.h"
-#include "train/adapter_io.h"
-#include "model/backbone_registry.h"
+#include "graft/session.h"
 
 namespace graft::cli {
 
@@ -21,8 +20,8 @@ int cmd_info(const std::vector<std::string>& argv) {
              {.name = "config", .help = "the method's config: JSON or @file", .example = "'{\"r\": 8}'",
               .default_note = "the method's defaults"},
              plugin_dir_option()});
-  const auto loaded = model::load_backbone(args.require("backbone"), model::parse_dtype(args.get("dtype")));
-  const BackboneInfo& info = loaded.model->info();
+  Session session = open_session(args);
+  const BackboneInfo& info = session.backbone_info();
   fmt::print("backbone      {}\n", info.source);
   fmt::print("architecture  {} ({})\n", info.architecture, info.causal ? "decoder" : "encoder");
   fmt::print("layers        {}\n", info.num_layers);
@@ -33,16 +32,16 @@ int cmd_info(const std::vector<std::string>& argv) {
   fmt::print("positions     {}\n", info.max_positions);
   fmt::print("parameters    {} ({:.2f} M), frozen weights in {}\n", info.parameter_count, info.parameter_count / 1e6,
              dtype_name(info.dtype));
-  fmt::print("tokenizer     {}\n", loaded.tokenizer ? fmt::format("{}, {} tokens", loaded.tokenizer->kind(), loaded.tokenizer->vocab_size()) : "none found");
+  fmt::print("tokenizer     {}\n", session.has_tokenizer() ? session.tokenizer_summary() : "none found");
 
   // Sites, grouped: one line per module, with the layers it appears in.
   std::map<std::pair<int, std::string>, std::vector<int>> groups;
-  for (const Site& s : loaded.model->sites()) groups[{static_cast<int>(s.kind), s.module}].push_back(s.layer);
-  fmt::print("\nsites ({} in all; name = layers.N.<module>, or the module alone outside layers)\n", loaded.model->sites().size());
+  for (const Site& s : session.sites()) groups[{static_cast<int>(s.kind), s.module}].push_back(s.layer);
+  fmt::print("\nsites ({} in all; name = layers.N.<module>, or the module alone outside layers)\n", session.sites().size());
   fmt::print("  {:<18} {:<20} {:<10} {}\n", "kind", "module", "layers", "shape");
   for (const auto& [key, layers] : groups) {
     const Site* example = nullptr;
-    for (const Site& s : loaded.model->sites())
+    for (const Site& s : session.sites())
       if (static_cast<int>(s.kind) == key.first && s.module == key.second) example = &s;
     const std::string where = layers.front() < 0 ? "-" : fmt::format("0-{}", layers.back());
     const std::string shape = example->kind == SiteKind::head ? fmt::format("{} -> the task's outputs", example->in_features)
@@ -56,19 +55,16 @@ int cmd_info(const std::vector<std::string>& argv) {
 
   if (args.has("method")) {
     const MethodConfig config = method_config(args);
-    const MethodChoice choice = resolve_method(args.get("method"), config.json, config.origin);
-    if (choice.plugin == kHeadOnly || choice.plugin == kFullFineTuning)
-      throw ConfigError("info", fmt::format("'{}' is a baseline, not a PEFT method: it adds a task head{}", choice.plugin,
-                                            choice.plugin == kFullFineTuning ? " and trains every weight" : " only"),
+    with_plugin_warnings(session, [&] { session.add_adapter("task", args.get("method"), config.json, 0, config.origin); });
+    const AdapterInfo adapter = session.adapter("task");
+    if (adapter.method == "head" || adapter.method == "full")
+      throw ConfigError("info", fmt::format("'{}' is a baseline, not a PEFT method: it adds a task head{}", adapter.method,
+                                            adapter.method == "full" ? " and trains every weight" : " only"),
                         "pass a plugin method (graft plugins lists them)");
-    const plugin::PluginRegistry plugins = load_plugins(args);
-    AdapterSet set(*loaded.model);
-    attach_method(set, plugins, "task", choice.plugin, choice.config_json, choice.origin, 0);
-    std::int64_t trainable = 0;
-    for (const auto& p : set.parameters(Selection::one("task"))) trainable += p.tensor.numel();
-    fmt::print("\nmethod {}: {}\n", args.get("method"), set.describe("task"));
-    fmt::print("trainable parameters {} = {:.3f}% of the backbone's {}\n", trainable,
-               100.0 * static_cast<double>(trainable) / static_cast<double>(info.parameter_count), info.parameter_count);
+    fmt::print("\nmethod {}: {}\n", args.get("method"), adapter.description);
+    fmt::print("trainable parameters {} = {:.3f}% of the backbone's {}\n", adapter.trainable_parameters,
+               100.0 * static_cast<double>(adapter.trainable_parameters) / static_cast<double>(info.parameter_count),
+               info.parameter_count);
   }
   return 0;
 }

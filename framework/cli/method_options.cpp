@@ -4,6 +4,7 @@
 
 #include "graft/error.h"
 #include "io/json_config.h"
+#include "model/backbone_registry.h"
 
 namespace graft::cli {
 
@@ -16,14 +17,16 @@ MethodConfig method_config(const Args& args) {
   return {io::read_text_file(path, "cli"), path};
 }
 
-plugin::PluginRegistry load_plugins(const Args& args) {
-  plugin::PluginRegistry registry;
-  std::vector<std::filesystem::path> dirs;
-  for (const auto& dir : args.values("plugin-dir")) dirs.emplace_back(dir);
-  registry.scan(plugin::search_path(dirs));
+Session open_session(const Args& args) {
+  SessionOptions options;
+  options.dtype = model::parse_dtype(args.get("dtype"));
+  for (const auto& dir : args.values("plugin-dir")) options.plugin_dirs.emplace_back(dir);
+  return Session(args.require("backbone"), options);
+}
+
+void print_warnings(const Session& session) {
   // A plugin that lost its name to another is never used, but its author should know.
-  for (const auto& conflict : registry.conflicts()) fmt::print(stderr, "graft: warning: {}\n", conflict.message);
-  return registry;
+  for (const auto& warning : session.warnings()) fmt::print(stderr, "graft: warning: {}\n", warning);
 }
 
 }  // namespace graft::cli

@@ -57,12 +57,18 @@ int cmd_plugins(const std::vector<std::string>& args) {
                           {"plugins", nlohmann::json::array()},
                           {"failures", nlohmann::json::array()}};
     for (const auto& dir : dirs) doc["search_path"].push_back(dir.string());
-    for (const auto& p : registry.plugins())
+    for (const auto& p : registry.plugins()) {
+      nlohmann::json aliases = nlohmann::json::object();
+      for (const auto& [alias, preset] : p.aliases) aliases[alias] = nlohmann::json::parse(preset);
       doc["plugins"].push_back({{"name", p.name},
                                 {"version", p.version},
                                 {"description", p.description},
                                 {"file", p.file.string()},
+                                {"peft_types", p.peft_types},
+                                {"aliases", aliases},
+                                {"default_lr", p.default_lr},
                                 {"config_schema", nlohmann::json::parse(p.schema_json)}});
+    }
     for (const auto& f : registry.failures()) doc["failures"].push_back({{"file", f.file.string()}, {"message", f.message}});
     fmt::print("{}\n", doc.dump(2));
     return 0;
@@ -74,6 +80,9 @@ int cmd_plugins(const std::vector<std::string>& args) {
   fmt::print("{} plugin{}\n", registry.plugins().size(), registry.plugins().size() == 1 ? "" : "s");
   for (const auto& p : registry.plugins()) {
     fmt::print("\n{} {}  {}\n  {}\n", p.name, p.version, p.file.string(), p.description);
+    if (!p.peft_types.empty()) fmt::print("  reads PEFT adapters of peft_type {}\n", fmt::join(p.peft_types, ", "));
+    for (const auto& [alias, preset] : p.aliases) fmt::print("  alias {} = {} with {}\n", alias, p.name, preset);
+    if (p.default_lr > 0) fmt::print("  default learning rate {:g}\n", p.default_lr);
     const auto lines = config_lines(nlohmann::json::parse(p.schema_json));  // the loader has validated it
     if (lines.empty()) fmt::print("  config: none\n");
     else fmt::print("  config:\n");

@@ -9,7 +9,6 @@
 #include "data/tabular.h"
 #include "graft/error.h"
 #include "io/json_config.h"
-#include "train/adapter_io.h"
 #include "train/trainer.h"
 
 namespace graft::cli {
@@ -19,11 +18,6 @@ namespace {
 const char* kGlueData = "../shared/data/glue";
 const char* kConllData = "../shared/data/conll2003";
 constexpr const char* kDefaultMaxLength = "128";
-
-// Learning rates that suit each method on BERT-size models; kAdapterLr for the rest.
-const std::vector<std::pair<std::string, float>> kDefaultLr = {
-    {kFullFineTuning, 1e-4f}, {kHeadOnly, 5e-3f}, {"prompt_tuning", 3e-2f}, {"prefix_tuning", 1e-2f}, {"ia3", 5e-3f}};
-constexpr float kAdapterLr = 1e-3f;  // bottleneck adapters, LoRA
 
 void keep_first(data::Dataset& ds, std::size_t rows) {
   if (rows < ds.examples.size()) ds.examples.resize(rows);
@@ -62,12 +56,6 @@ OptionSpec max_length_option() {
           .example = "256"};
 }
 
-std::string default_lr_note() {
-  std::string note = "per method:";
-  for (const auto& [method, lr] : kDefaultLr) note += fmt::format(" {} {:g},", method, lr);
-  return note + fmt::format(" others {:g}", kAdapterLr);
-}
-
 TaskData load_task(const Args& args) {
   const std::string task = args.require("task");
   TaskData out;
@@ -95,42 +83,6 @@ TaskData load_task(const Args& args) {
   keep_first(out.dev, args.count("dev-rows", SIZE_MAX / 2, INT64_MAX));
   warn_if_one_class(out.dev);
   return out;
-}
-
-std::size_t capped_max_length(const Args& args, const Backbone& backbone) {
-  const std::int64_t asked = args.integer("max-length", 1, train::TrainLimits::max_length);
-  return static_cast<std::size_t>(std::min<std::int64_t>(asked, backbone.info().max_positions));
-}
-
-HeadConfig head_for(const data::Dataset& data, const Backbone& backbone, const Args& args) {
-  HeadConfig h;
-  h.kind = data.kind;
-  h.num_labels = data.kind == TaskKind::regression ? 1 : static_cast<std::int64_t>(data.label_names.size());
-  h.pooling = args.has("pooling") ? parse_pooling(args.get("pooling"))
-                                  : backbone.info().causal ? Pooling::last : Pooling::mean;
-  return h;
-}
-
-MethodChoice resolve_method(const std::string& method, const std::string& user_config, const std::string& origin) {
-  nlohmann::json config = user_config.empty() ? nlohmann::json::object() : io::parse_json(user_config, origin);
-  if (!config.is_object()) throw ConfigError("cli", fmt::format("{} must be a JSON object", origin));
-  std::string plugin = method;
-  if (method == "pfeiffer") {
-    // Pfeiffer et al. 2020: one adapter after the FFN block, ReLU.
-    plugin = "houlsby";
-    nlohmann::json preset = {{"mh_adapter", false}, {"output_adapter", true}, {"non_linearity", "relu"}};
-    preset.update(config);
-    config = preset;
-  }
-  if ((plugin == kHeadOnly || plugin == kFullFineTuning) && !config.empty())
-    throw ConfigError("cli", fmt::format("the '{}' baseline takes no --config", plugin), "drop --config");
-  return {plugin, config.empty() ? std::string() : config.dump(), origin};
-}
-
-float default_lr(const std::string& method) {
-  for (const auto& [name, lr] : kDefaultLr)
-    if (name == method) return lr;
-  return kAdapterLr;
 }
 
 }  // namespace graft::cli

@@ -12,8 +12,7 @@
 #include "cli/task_options.h"
 #include "graft/error.h"
 #include "io/atomic_file.h"
-#include "train/adapter_io.h"
-#include "model/backbone_registry.h"
+#include "graft/session.h"
 #include "train/trainer.h"
 
 namespace graft::cli {
@@ -27,13 +26,6 @@ std::uintmax_t folder_bytes(const fs::path& dir) {
     for (const auto& e : fs::recursive_directory_iterator(dir))
       if (e.is_regular_file()) total += e.file_size();
   return total;
-}
-
-nn::ScheduleConfig::Decay parse_decay(const std::string& name) {
-  if (name == "linear") return nn::ScheduleConfig::Decay::linear;
-  if (name == "cosine") return nn::ScheduleConfig::Decay::cosine;
-  if (name == "constant") return nn::ScheduleConfig::Decay::constant;
-  throw ConfigError("train", fmt::format("unknown schedule '{}'", name), "use linear, cosine or constant");
 }
 
 }  // namespace
@@ -52,7 +44,9 @@ std::vector<OptionSpec> train_option_specs() {
       {.name = "batch-size", .help = "rows per micro-batch", .value = "32", .example = "16"},
       {.name = "grad-accum", .help = "micro-batches per step", .value = "1", .example = "4"},
       max_length_option(),
-      {.name = "lr", .help = "peak learning rate", .example = "3e-4", .default_note = default_lr_note()},
+      {.name = "lr", .help = "peak learning rate", .example = "3e-4",
+       .default_note = "the method's default_lr (its plugin's metadata, listed by graft plugins; head 0.005, full 0.0001)"},
+      {.name = "lr-scale", .help = "multiplies the learning rate (--lr or the default)", .value = "1", .example = "0.3"},
       {.name = "weight-decay", .help = "AdamW decoupled weight decay", .value = "0", .example = "0.01"},
       {.name = "warmup", .help = "warm-up fraction of the steps", .value = "0.06", .example = "0.1"},
       {.name = "schedule", .help = "decay after warm-up: linear, cosine or constant", .value = "linear", .example = "cosine"},
@@ -69,96 +63,71 @@ int cmd_train(const std::vector<std::string>& argv) {
   const Args args("train", argv, train_option_specs());
   const std::string method = args.require("method");
   const MethodConfig user = method_config(args);
-  const MethodChoice choice = resolve_method(method, user.json, user.origin);
   const fs::path output = args.require("output");
   const TaskData task = load_task(args);
-  auto loaded = model::load_backbone(args.require("backbone"), model::parse_dtype(args.get("dtype")));
-  if (!loaded.tokenizer) throw ConfigError("train", "the backbone has no tokenizer graft can read");
-  const Backbone& backbone = *loaded.model;
+  Session session = open_session(args);
   const auto seed = static_cast<std::uint64_t>(args.integer("seed", 0, INT64_MAX));
-
-  TaskHead head(head_for(task.train, backbone, args), backbone, seed);
-  AdapterSet adapters(backbone);
-  const text::Tokenizer* tokenizer = loaded.tokenizer.get();
-  adapters.set_tokenizer([tokenizer](const std::string& text) { return tokenizer->encode(text).ids; });
-  const plugin::PluginRegistry plugins = load_plugins(args);
-  train::TrainTarget target;
-  ActiveAdapters hooks = adapters.bind(Selection::none());
-  target.backbone = &backbone;
-  target.head = &head;
-  if (choice.plugin == kFullFineTuning) {
-    if (backbone.info().dtype != DType::f32)
-      throw ConfigError("train", "full fine-tuning needs f32 weights", "drop --dtype bf16 for the full baseline");
-    for (auto& p : backbone.parameters()) {
-      Tensor t = p.tensor;
-      t.set_requires_grad(true);
-      target.parameters.push_back({"backbone." + p.name, t});
-    }
-    target.export_best = [&](const fs::path& dir) { save_baseline(dir, kFullFineTuning, backbone, head); };
-  } else if (choice.plugin == kHeadOnly) {
-    target.export_best = [&](const fs::path& dir) { save_baseline(dir, kHeadOnly, backbone, head); };
-  } else {
-    attach_method(adapters, plugins, "task", choice.plugin, choice.config_json, choice.origin, seed);
-    hooks = adapters.bind(Selection::one("task"));
-    target.hooks = &hooks;
-    target.parameters = adapters.parameters(Selection::one("task"));
-    target.export_best = [&](const fs::path& dir) { save_adapter(dir, adapters, "task", backbone, &head); };
-  }
-  for (const auto& p : head.parameters()) target.parameters.push_back({"head." + p.name, p.tensor});
+  with_plugin_warnings(session, [&] { session.add_adapter("task", method, user.json, seed, user.origin); });
+  const AdapterInfo adapter = session.adapter("task");
 
   using L = train::TrainLimits;
-  train::TrainConfig config;
-  config.epochs = args.integer("epochs", 1, L::max_epochs);
-  config.max_steps = args.integer("max-steps", 0, 1, L::max_steps);
-  config.batch_size = args.count("batch-size", L::max_batch_size);
-  config.grad_accumulation = args.count("grad-accum", L::max_grad_accumulation);
-  config.max_length = capped_max_length(args, backbone);
-  config.lr = static_cast<float>(args.number("lr", default_lr(method), 1e-12, L::max_lr));
-  config.weight_decay = static_cast<float>(args.number("weight-decay", 0, L::max_weight_decay));
-  config.warmup_ratio = static_cast<float>(args.number("warmup", 0, 1));
-  config.decay = parse_decay(args.get("schedule"));
-  config.max_grad_norm = static_cast<float>(args.number("max-grad-norm", 0, L::max_grad_norm));
-  config.seed = seed;
-  config.eval_every = args.integer("eval-every", 0, 1, L::max_steps);
-  config.save_every = args.integer("save-every", 0, 1, L::max_steps);
-  config.output = output;
-  config.progress = !args.has("no-progress");
-  config.label = method;
+  TrainOptions options;
+  options.epochs = args.integer("epochs", 1, L::max_epochs);
+  options.max_steps = args.integer("max-steps", 0, 1, L::max_steps);
+  options.batch_size = args.count("batch-size", L::max_batch_size);
+  options.grad_accumulation = args.count("grad-accum", L::max_grad_accumulation);
+  options.max_length = static_cast<std::size_t>(args.integer("max-length", 1, L::max_length));
+  const double lr = args.has("lr") ? args.number("lr", 0.0, 1e-12, L::max_lr) : adapter.default_lr;
+  options.lr = static_cast<float>(lr * args.number("lr-scale", 1e-6, 1e6));
+  if (!(options.lr <= L::max_lr))
+    throw ConfigError("train", fmt::format("--lr-scale makes the learning rate {:g}, above {:g}", options.lr, L::max_lr));
+  options.weight_decay = static_cast<float>(args.number("weight-decay", 0, L::max_weight_decay));
+  options.warmup_ratio = static_cast<float>(args.number("warmup", 0, 1));
+  options.schedule = args.get("schedule");
+  options.max_grad_norm = static_cast<float>(args.number("max-grad-norm", 0, L::max_grad_norm));
+  options.seed = seed;
+  options.eval_every = args.integer("eval-every", 0, 1, L::max_steps);
+  options.save_every = args.integer("save-every", 0, 1, L::max_steps);
+  options.output = output;
+  if (args.has("pooling")) options.pooling = parse_pooling(args.get("pooling"));
+  options.progress_line = !args.has("no-progress");
+  options.label = method;
 
-  std::int64_t trainable = 0;
-  for (const auto& p : target.parameters) trainable += p.tensor.numel();
-  const std::int64_t total = backbone.info().parameter_count;
+  session.add_head("task", task.train, options.pooling);
+  const AdapterInfo with_head = session.adapter("task");
+  const std::int64_t trainable = with_head.trainable_parameters + with_head.head_parameters;
+  const std::int64_t total = session.backbone_info().parameter_count;
   fmt::print(stderr, "{} on {} ({} train / {} dev rows): {} trainable parameters ({:.3f}% of {})\n", method, task.train.task,
              task.train.examples.size(), task.dev.examples.size(), trainable, 100.0 * trainable / total, total);
-  if (target.hooks) fmt::print(stderr, "  {}\n", adapters.describe("task"));
+  if (adapter.method != "head" && adapter.method != "full") fmt::print(stderr, "  {}\n", adapter.description);
 
-  const train::TrainResult r = train::train_model(config, target, task.train, task.dev, *loaded.tokenizer);
+  const TrainSummary r = session.train("task", task.train, task.dev, options);
   nlohmann::json results = {
       {"method", method},
-      {"plugin", choice.plugin},
-      {"config", choice.config_json.empty() ? nlohmann::json::object() : nlohmann::json::parse(choice.config_json)},
+      {"plugin", adapter.method},
+      {"config", adapter.config_json.empty() ? nlohmann::json::object() : nlohmann::json::parse(adapter.config_json)},
       {"task", task.train.task},
-      {"backbone", backbone.info().source},
+      {"backbone", session.backbone_info().source},
       {"train_rows", task.train.examples.size()},
       {"dev_rows", task.dev.examples.size()},
-      {"trainable_parameters", trainable},
+      {"trainable_parameters", r.trainable_parameters},
       {"backbone_parameters", total},
-      {"trainable_percent", 100.0 * trainable / total},
+      {"trainable_percent", 100.0 * r.trainable_parameters / total},
       {"headline", r.best.headline},
       {"best", r.best.values},
       {"best_step", r.best_step},
       {"last", r.last.values},
       {"steps", r.steps},
-      {"lr", config.lr},
+      {"lr", r.lr},
       {"seed", seed},
       {"train_seconds", r.seconds},
       {"tokens_per_second", r.tokens_per_second},
-      {"peak_memory_mib", train::peak_memory_mib()},
-      {"adapter_bytes", folder_bytes(output / "best")},
+      {"peak_memory_mib", r.peak_memory_mib},
+      {"adapter_bytes", folder_bytes(r.best_folder)},
       {"resumed", r.resumed}};
   io::write_file_atomic(output / "results.json", results.dump(2) + "\n");
   fmt::print("{}: best dev {} {:.4f} at step {} ({} steps, {:.0f} s); saved to {}\n", method, r.best.headline, r.best.score(),
-             r.best_step, r.steps, r.seconds, (output / "best").string());
+             r.best_step, r.steps, r.seconds, r.best_folder.string());
   return 0;
 }
 

@@ -1,32 +1,14 @@
-// Task data in memory: rows of text (or text pairs, or labelled words) with labels,
-// read from the formats people have (GLUE TSV, CSV/JSONL, CoNLL, plain text).
+// What the data readers share: the in-memory task data (graft/dataset.h) and the
+// checks every reader makes on a row.
 #pragma once
 #include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
 
-#include "graft/task.h"
+#include "graft/dataset.h"
 
 namespace graft::data {
-
-struct Example {
-  std::string text, text_pair;
-  bool has_pair = false;
-  double label = 0;                       // class index, or the regression target
-  std::vector<std::string> words;         // token classification: the words…
-  std::vector<std::int64_t> word_labels;  // …and one label index per word
-  std::size_t line = 0;                   // where the row starts in its file
-};
-
-struct Dataset {
-  std::string task;                       // "sst2", "conll2003", "text", …
-  std::filesystem::path source;
-  TaskKind kind = TaskKind::classification;
-  std::vector<std::string> label_names;   // classification / token classification
-  std::string metric;                     // the task's headline metric (see train/metrics.h)
-  std::vector<Example> examples;
-};
 
 // Throws FormatError naming `file` and `line` when `text` is not valid UTF-8.
 void require_utf8(const std::string& text, const std::filesystem::path& file, std::size_t line);

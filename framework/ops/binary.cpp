@@ -45,11 +45,11 @@ Tensor binary_forward(algorithm alg, Tensor a, Tensor b) {
     auto md0 = bridge::plain_desc(pa, DType::f32), md1 = bridge::plain_desc(pb, DType::f32);
     return bridge::guarded("binary", [&] {
       return make_cached<dnnl::binary>(dnnl::binary::primitive_desc(
-          dnnl::binary::desc(alg, md0, md1, md0), bridge::engine()));
+          dnnl::binary::desc(alg, md0, md1, md0), primitive_attr(), bridge::engine()));
     });
   });
   bridge::guarded("binary", [&] {
-    cached.primitive.execute(bridge::stream(),
+    cached.execute(
                              {{DNNL_ARG_SRC_0, bridge::memory(a, bridge::plain_desc(pa, DType::f32))},
                               {DNNL_ARG_SRC_1, bridge::memory(b, bridge::plain_desc(pb, DType::f32))},
                               {DNNL_ARG_DST, bridge::memory(out, bridge::plain_desc(pout, DType::f32))}});

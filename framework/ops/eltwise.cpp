@@ -20,7 +20,7 @@ struct EltwiseSpec {
 
 dnnl::eltwise_forward::primitive_desc forward_pd(const EltwiseSpec& s, prop_kind prop, const dnnl::memory::desc& md) {
   return dnnl::eltwise_forward::primitive_desc(dnnl::eltwise_forward::desc(prop, s.alg, md, s.alpha, s.beta),
-                                               bridge::engine());
+                                               primitive_attr(), bridge::engine());
 }
 
 std::string spec_key(const char* role, const EltwiseSpec& s, const Tensor& x) {
@@ -42,7 +42,7 @@ class EltwiseOp : public Op {
         [&] { return bridge::guarded(spec_.name, [&] { return make_cached<dnnl::eltwise_forward>(forward_pd(spec_, prop, md)); }); });
     Tensor out = Tensor::empty(x.shape());
     bridge::guarded(spec_.name, [&] {
-      cached.primitive.execute(bridge::stream(), {{DNNL_ARG_SRC, bridge::memory(x)}, {DNNL_ARG_DST, bridge::memory(out)}});
+      cached.execute({{DNNL_ARG_SRC, bridge::memory(x)}, {DNNL_ARG_DST, bridge::memory(out)}});
       bridge::stream().wait();
     });
     return {out};
@@ -57,12 +57,12 @@ class EltwiseOp : public Op {
       return bridge::guarded(spec_.name, [&] {
         auto hint = forward_pd(spec_, prop_kind::forward_training, md);
         return make_cached<dnnl::eltwise_backward>(dnnl::eltwise_backward::primitive_desc(
-            dnnl::eltwise_backward::desc(spec_.alg, md, md, spec_.alpha, spec_.beta), bridge::engine(), hint));
+            dnnl::eltwise_backward::desc(spec_.alg, md, md, spec_.alpha, spec_.beta), primitive_attr(), bridge::engine(), hint));
       });
     });
     Tensor dx = Tensor::empty(x.shape());
     bridge::guarded(spec_.name, [&] {
-      cached.primitive.execute(bridge::stream(), {{DNNL_ARG_SRC, bridge::memory(x)},
+      cached.execute({{DNNL_ARG_SRC, bridge::memory(x)},
                                                   {DNNL_ARG_DIFF_DST, bridge::memory(g)},
                                                   {DNNL_ARG_DIFF_SRC, bridge::memory(dx)}});
       bridge::stream().wait();

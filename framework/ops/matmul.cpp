@@ -77,7 +77,7 @@ Tensor mm(const char* role, Tensor a, Tensor b, bool ta, bool tb, Tensor bias = 
   const auto& cached = cached_primitive(key, [&] {
     return bridge::guarded(role, [&] {
       return make_cached<dnnl::matmul>(dnnl::matmul::primitive_desc(
-          bias.defined() ? dnnl::matmul::desc(a_md, b_md, bias_md, c_md) : dnnl::matmul::desc(a_md, b_md, c_md), bridge::engine()));
+          bias.defined() ? dnnl::matmul::desc(a_md, b_md, bias_md, c_md) : dnnl::matmul::desc(a_md, b_md, c_md), primitive_attr(), bridge::engine()));
     });
   });
   Shape out_shape = out_batch;
@@ -93,7 +93,7 @@ Tensor mm(const char* role, Tensor a, Tensor b, bool ta, bool tb, Tensor bias = 
     args.emplace(DNNL_ARG_BIAS, bridge::memory(bias32, bias_md));
   }
   bridge::guarded(role, [&] {
-    cached.primitive.execute(bridge::stream(), args);
+    cached.execute(args);
     bridge::stream().wait();
   });
   return c;

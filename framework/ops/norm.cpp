@@ -52,7 +52,7 @@ class LayerNormOp : public Op {
       args.emplace(DNNL_ARG_VARIANCE, bridge::memory(variance_));
     }
     bridge::guarded("layer_norm", [&] {
-      cached.primitive.execute(bridge::stream(), args);
+      cached.execute(args);
       bridge::stream().wait();
     });
     return {y};
@@ -74,7 +74,7 @@ class LayerNormOp : public Op {
           return bridge::guarded("layer_norm", [&] {
             auto hint = forward_pd(prop_kind::forward_training, md, used);
             return make_cached<dnnl::layer_normalization_backward>(dnnl::layer_normalization_backward::primitive_desc(
-                dnnl::layer_normalization_backward::desc(prop, md, md, eps_, used), bridge::engine(), hint));
+                dnnl::layer_normalization_backward::desc(prop, md, md, eps_, used), primitive_attr(), bridge::engine(), hint));
           });
         });
     Tensor dx = Tensor::empty(x.shape());
@@ -92,7 +92,7 @@ class LayerNormOp : public Op {
       args.emplace(DNNL_ARG_DIFF_SHIFT, bridge::memory(dbeta));
     }
     bridge::guarded("layer_norm", [&] {
-      cached.primitive.execute(bridge::stream(), args);
+      cached.execute(args);
       bridge::stream().wait();
     });
     std::vector<Tensor> grads(3);
@@ -107,7 +107,7 @@ class LayerNormOp : public Op {
   dnnl::layer_normalization_forward::primitive_desc forward_pd(prop_kind prop, const dnnl::memory::desc& md,
                                                                normalization_flags used = flags()) const {
     return dnnl::layer_normalization_forward::primitive_desc(
-        dnnl::layer_normalization_forward::desc(prop, md, eps_, used), bridge::engine());
+        dnnl::layer_normalization_forward::desc(prop, md, eps_, used), primitive_attr(), bridge::engine());
   }
 
   float eps_;

@@ -3,8 +3,12 @@
 #include <map>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
+
+#include "tensor/dnnl_bridge.h"
 
 namespace graft::ops {
+namespace bridge = graft::dnnl_bridge;
 namespace {
 
 struct Cache {
@@ -33,6 +37,22 @@ const CachedPrimitive& cached_primitive(const std::string& key,
   auto [it, inserted] = c.entries.emplace(key, make());
   ++c.created_by_role[std::string(role_of(key))];
   return it->second;
+}
+
+dnnl::primitive_attr primitive_attr() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+void CachedPrimitive::execute(std::unordered_map<int, dnnl::memory> args) const {
+  if (const std::size_t bytes = scratchpad.get_size()) {
+    // Grown, never shrunk: after the first steps no execution allocates.
+    thread_local std::vector<std::uint8_t> buffer;
+    if (buffer.size() < bytes) buffer.resize(bytes);
+    args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(scratchpad, bridge::engine(), buffer.data()));
+  }
+  primitive.execute(bridge::stream(), args);
 }
 
 std::size_t primitives_created(std::string_view role) {

@@ -8,14 +8,24 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 namespace graft::ops {
 
 struct CachedPrimitive {
   dnnl::primitive primitive;
   std::shared_ptr<void> descriptor;  // the typed primitive_desc, kept as a hint
+  dnnl::memory::desc scratchpad;     // what one execution needs (user-managed scratchpad)
   template <class PD> const PD& pd() const { return *static_cast<const PD*>(descriptor.get()); }
+  // Runs on this thread's stream with this thread's scratchpad. oneDNN's own (library)
+  // scratchpad is one global buffer unless built with concurrent execution, so two
+  // threads running primitives at once would share it: every primitive is made with
+  // scratchpad_mode::user (primitive_attr() below) and given a thread-local one here.
+  void execute(std::unordered_map<int, dnnl::memory> args) const;
 };
+
+// The attributes every cached primitive is made with: a user-managed scratchpad.
+dnnl::primitive_attr primitive_attr();
 
 // Returns the primitive cached under `key`, building it with `make` the first time.
 // Keys start with the role ("linear.bwd_weights|..."), which is what creation
@@ -27,6 +37,7 @@ template <class Primitive, class PD>
 CachedPrimitive make_cached(PD pd) {
   CachedPrimitive entry;
   entry.primitive = Primitive(pd);
+  entry.scratchpad = pd.scratchpad_desc();
   entry.descriptor = std::make_shared<PD>(std::move(pd));
   return entry;
 }

@@ -27,11 +27,11 @@ Tensor reduce(algorithm alg, const Tensor& x, const Shape& kept) {
     return bridge::guarded("reduction", [&] {
       return make_cached<dnnl::reduction>(dnnl::reduction::primitive_desc(
           dnnl::reduction::desc(alg, bridge::plain_desc(x.shape(), DType::f32), bridge::plain_desc(kept, DType::f32), 0.f, 0.f),
-          bridge::engine()));
+          primitive_attr(), bridge::engine()));
     });
   });
   bridge::guarded("reduction", [&] {
-    cached.primitive.execute(bridge::stream(), {{DNNL_ARG_SRC, bridge::memory(x)}, {DNNL_ARG_DST, bridge::memory(out)}});
+    cached.execute({{DNNL_ARG_SRC, bridge::memory(x)}, {DNNL_ARG_DST, bridge::memory(out)}});
     bridge::stream().wait();
   });
   return out;

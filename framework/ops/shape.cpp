@@ -39,11 +39,11 @@ std::string desc_key(const memory::desc& md) {
 void reorder(const Tensor& src, const memory::desc& src_md, const Tensor& dst, const memory::desc& dst_md) {
   const auto& cached = cached_primitive(fmt::format("reorder|{}|{}", desc_key(src_md), desc_key(dst_md)), [&] {
     return bridge::guarded("reorder", [&] {
-      return make_cached<dnnl::reorder>(dnnl::reorder::primitive_desc(bridge::engine(), src_md, bridge::engine(), dst_md));
+      return make_cached<dnnl::reorder>(dnnl::reorder::primitive_desc(bridge::engine(), src_md, bridge::engine(), dst_md, primitive_attr()));
     });
   });
   bridge::guarded("reorder", [&] {
-    cached.primitive.execute(bridge::stream(), {{DNNL_ARG_FROM, bridge::memory(src, src_md)}, {DNNL_ARG_TO, bridge::memory(dst, dst_md)}});
+    cached.execute({{DNNL_ARG_FROM, bridge::memory(src, src_md)}, {DNNL_ARG_TO, bridge::memory(dst, dst_md)}});
     bridge::stream().wait();
   });
 }

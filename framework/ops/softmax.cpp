@@ -12,7 +12,7 @@ namespace bridge = dnnl_bridge;
 using dnnl::prop_kind;
 
 dnnl::softmax_forward::primitive_desc forward_pd(prop_kind prop, const dnnl::memory::desc& md, int axis) {
-  return dnnl::softmax_forward::primitive_desc(dnnl::softmax_forward::desc(prop, md, axis), bridge::engine());
+  return dnnl::softmax_forward::primitive_desc(dnnl::softmax_forward::desc(prop, md, axis), primitive_attr(), bridge::engine());
 }
 
 class SoftmaxOp : public Op {
@@ -35,7 +35,7 @@ class SoftmaxOp : public Op {
         [&] { return bridge::guarded("softmax", [&] { return make_cached<dnnl::softmax_forward>(forward_pd(prop, md, axis)); }); });
     Tensor y = Tensor::empty(in[0].shape());
     bridge::guarded("softmax", [&] {
-      cached.primitive.execute(bridge::stream(), {{DNNL_ARG_SRC, bridge::memory(x, md)}, {DNNL_ARG_DST, bridge::memory(y, md)}});
+      cached.execute({{DNNL_ARG_SRC, bridge::memory(x, md)}, {DNNL_ARG_DST, bridge::memory(y, md)}});
       bridge::stream().wait();
     });
     return {y};
@@ -50,12 +50,12 @@ class SoftmaxOp : public Op {
       return bridge::guarded("softmax", [&] {
         auto hint = forward_pd(prop_kind::forward_training, md, axis);
         return make_cached<dnnl::softmax_backward>(
-            dnnl::softmax_backward::primitive_desc(dnnl::softmax_backward::desc(md, md, axis), bridge::engine(), hint));
+            dnnl::softmax_backward::primitive_desc(dnnl::softmax_backward::desc(md, md, axis), primitive_attr(), bridge::engine(), hint));
       });
     });
     Tensor dx = Tensor::empty(y.shape());
     bridge::guarded("softmax", [&] {
-      cached.primitive.execute(bridge::stream(), {{DNNL_ARG_DST, bridge::memory(y, md)},
+      cached.execute({{DNNL_ARG_DST, bridge::memory(y, md)},
                                                   {DNNL_ARG_DIFF_DST, bridge::memory(g, md)},
                                                   {DNNL_ARG_DIFF_SRC, bridge::memory(dx, md)}});
       bridge::stream().wait();

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 #include <boost/dll/shared_library.hpp>
+#include <cstddef>
 #include <cstdlib>
 #include <exception>
 
@@ -33,6 +34,36 @@ struct PluginRegistry::Loaded {
 namespace {
 
 constexpr const char* kRebuildHint = "rebuild the plugin against this graft's SDK (sdk/include/graft)";
+constexpr const char* kAbi1EntrySymbol = "graft_plugin_entry";
+
+// peft_types ("A,B"), aliases ({"name": {preset}}) and default_lr into the record.
+void read_metadata(const GraftPluginInfo& info, PluginRecord& record) {
+  if (info.peft_types) {
+    std::string item;
+    for (const char* c = info.peft_types;; ++c) {
+      if (*c == ',' || *c == 0) {
+        if (!item.empty()) record.peft_types.push_back(item);
+        item.clear();
+        if (*c == 0) break;
+      } else if (*c != ' ') {
+        item += *c;
+      }
+    }
+  }
+  if (info.aliases && *info.aliases) {
+    const auto aliases = io::parse_json(info.aliases, fmt::format("plugin '{}' aliases", record.name));
+    if (!aliases.is_object())
+      throw ConfigError("plugin", fmt::format("plugin '{}': aliases must be a JSON object of presets", record.name),
+                        "e.g. .aliases = R\"({\"wide\": {\"r\": 64}})\"");
+    for (const auto& [alias, preset] : aliases.items()) {
+      if (!preset.is_object())
+        throw ConfigError("plugin", fmt::format("plugin '{}': alias '{}' must map to a JSON object (its preset config)", record.name, alias),
+                          "e.g. .aliases = R\"({\"wide\": {\"r\": 64}})\"");
+      record.aliases.emplace_back(alias, preset.dump());
+    }
+  }
+  record.default_lr = info.default_lr;
+}
 
 [[noreturn]] void fail(const fs::path& file, const std::string& what, const std::string& hint) {
   throw PluginError("plugin", fmt::format("{}: {}", file.string(), what), hint);
@@ -125,17 +156,23 @@ boost::dll::shared_library open_library(const fs::path& file) {
        "a plugin is a shared library (lib<name>.so) built with the GRAFT_PLUGIN macro");
 }
 
-// The ABI gate. abi_version and struct_size are read before any other field: a plugin
-// of another ABI may lay the rest of the struct out differently.
+// The fields of ABI 2.0: the smallest GraftPluginInfo a 2.x plugin may hand over. A
+// later minor appends fields; reading one of those would check struct_size first.
+constexpr std::size_t kInfoSize20 = offsetof(GraftPluginInfo, extension) + sizeof(GraftPluginInfo::extension);
+
+// The ABI gate. abi_major, abi_minor and struct_size are read before any other field:
+// a plugin of another major version may lay the rest of the struct out differently.
 const GraftPluginInfo& gate(const fs::path& file, const GraftPluginInfo* info) {
-  if (!info) fail(file, "graft_plugin_entry returned null", "the entry must return a pointer to a static GraftPluginInfo");
-  if (info->abi_version != GRAFT_PLUGIN_ABI_VERSION)
-    fail(file, fmt::format("plugin ABI version {}, this graft supports {}", info->abi_version, GRAFT_PLUGIN_ABI_VERSION),
-         kRebuildHint);
-  if (info->struct_size != sizeof(GraftPluginInfo))
+  if (!info) fail(file, "graft_peft_plugin returned null", "the entry must return a pointer to a static GraftPluginInfo");
+  if (info->abi_major != GRAFT_PLUGIN_ABI_MAJOR)
     fail(file,
-         fmt::format("plugin info struct size {} bytes, this graft expects {} (same ABI version, different headers?)",
-                     info->struct_size, sizeof(GraftPluginInfo)),
+         fmt::format("plugin ABI {}.{}, this graft supports ABI {}.x (up to {}.{})", info->abi_major, info->abi_minor,
+                     GRAFT_PLUGIN_ABI_MAJOR, GRAFT_PLUGIN_ABI_MAJOR, GRAFT_PLUGIN_ABI_MINOR),
+         kRebuildHint);
+  if (info->struct_size < kInfoSize20)
+    fail(file,
+         fmt::format("plugin info struct size {} bytes, ABI {}.{} needs at least {} (same ABI version, different headers?)",
+                     info->struct_size, info->abi_major, info->abi_minor, kInfoSize20),
          kRebuildHint);
   std::vector<std::string> missing;
   if (!info->name || !*info->name) missing.push_back("name");
@@ -147,6 +184,8 @@ const GraftPluginInfo& gate(const fs::path& file, const GraftPluginInfo* info) {
   if (!missing.empty())
     fail(file, fmt::format("plugin info has no {}", fmt::join(missing, ", ")),
          "fill every field; GRAFT_PLUGIN(name, version, description, schema, create) does");
+  if (info->default_lr < 0 || !(info->default_lr < 10))
+    fail(file, fmt::format("plugin default_lr {} is not in [0, 10)", info->default_lr), "give a learning rate such as 1e-3, or 0 for the host's");
   return *info;
 }
 
@@ -302,22 +341,33 @@ const PluginRecord& PluginRegistry::load(const fs::path& file) {
   auto loaded = std::make_shared<Loaded>();
   loaded->canonical = canonical;
   loaded->library = open_library(file);
-  if (!loaded->library.has(GRAFT_PLUGIN_ENTRY_SYMBOL))
+  if (!loaded->library.has(GRAFT_PLUGIN_ENTRY_SYMBOL)) {
+    // ABI 1 exported a Boost.DLL alias under another name; its struct began with
+    // {abi_version, struct_size}: enough to say which version it is.
+    if (loaded->library.has(kAbi1EntrySymbol)) {
+      const auto* legacy = reinterpret_cast<const std::uint32_t*>(loaded->library.get_alias<const void*()>(kAbi1EntrySymbol)());
+      fail(file,
+           fmt::format("plugin ABI {}, this graft supports ABI {}.x (up to {}.{})", legacy ? legacy[0] : 1u, GRAFT_PLUGIN_ABI_MAJOR,
+                       GRAFT_PLUGIN_ABI_MAJOR, GRAFT_PLUGIN_ABI_MINOR),
+           kRebuildHint);
+    }
     fail(file, fmt::format("no entry symbol '{}'", GRAFT_PLUGIN_ENTRY_SYMBOL),
          "export it with GRAFT_PLUGIN(...) from graft/plugin.h");
+  }
   const GraftPluginInfo* info = nullptr;
   try {
-    info = loaded->library.get_alias<GraftPluginEntry>(GRAFT_PLUGIN_ENTRY_SYMBOL)();
+    info = loaded->library.get<GraftPluginEntry>(GRAFT_PLUGIN_ENTRY_SYMBOL)();
   } catch (const std::exception& e) {
-    fail(file, fmt::format("graft_plugin_entry threw: {}", e.what()), "the entry must only return its static info");
+    fail(file, fmt::format("graft_peft_plugin threw: {}", e.what()), "the entry must only return its static info");
   } catch (...) {
-    fail(file, "graft_plugin_entry threw", "the entry must only return its static info");
+    fail(file, "graft_peft_plugin threw", "the entry must only return its static info");
   }
   loaded->info = &gate(file, info);
 
-  PluginRecord record{info->name, info->version, info->description, info->config_schema, file};
+  PluginRecord record{info->name, info->version, info->description, info->config_schema, file, {}, {}, 0};
   try {
     loaded->schema = parse_schema(record.schema_json, record.name);
+    read_metadata(*info, record);
   } catch (const Error& e) {
     fail(file, e.message(), e.hint());
   }
@@ -358,6 +408,22 @@ const PluginRecord& PluginRegistry::find(const std::string& name) const {
   throw PluginError("plugin",
                     fmt::format("no plugin named '{}' (loaded: {})", name, names.empty() ? "none" : fmt::format("{}", fmt::join(names, ", "))),
                     hint);
+}
+
+const PluginRecord* PluginRegistry::find_peft_type(const std::string& peft_type) const {
+  for (const auto& record : records_)
+    if (std::find(record.peft_types.begin(), record.peft_types.end(), peft_type) != record.peft_types.end()) return &record;
+  return nullptr;
+}
+
+const PluginRecord* PluginRegistry::find_alias(const std::string& alias, std::string* preset_json) const {
+  for (const auto& record : records_)
+    for (const auto& [name, preset] : record.aliases)
+      if (name == alias) {
+        if (preset_json) *preset_json = preset;
+        return &record;
+      }
+  return nullptr;
 }
 
 std::shared_ptr<PeftMethod> PluginRegistry::create(const std::string& name, const std::string& config_json,

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "graft/peft.h"
@@ -15,6 +16,11 @@ namespace graft::plugin {
 struct PluginRecord {
   std::string name, version, description, schema_json;
   std::filesystem::path file;
+  // Metadata (ABI 2): the PEFT peft_types it reads, its aliases with their preset
+  // configs (JSON), the learning rate it suits (0: the host's default).
+  std::vector<std::string> peft_types;
+  std::vector<std::pair<std::string, std::string>> aliases;
+  double default_lr = 0;
 };
 
 struct LoadFailure {
@@ -59,6 +65,10 @@ class PluginRegistry {
   std::vector<LoadFailure> conflicts() const;
   // PluginError "no plugin named X" listing what was loaded and what failed.
   const PluginRecord& find(const std::string& name) const;
+  // The plugin that reads adapter_config.json's `peft_type`, or null.
+  const PluginRecord* find_peft_type(const std::string& peft_type) const;
+  // The plugin with alias `alias` and the alias's preset config (JSON), or null.
+  const PluginRecord* find_alias(const std::string& alias, std::string* preset_json) const;
 
   // Validates `config_json` ("" means {}) against the plugin's schema (ConfigError
   // naming the key), then calls the plugin's create. The method's deleter holds the

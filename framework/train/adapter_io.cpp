@@ -29,13 +29,15 @@ constexpr const char* kManifest = "graft_adapter.json";
 const std::vector<std::string> kPeftBookkeeping = {"peft_type", "task_type", "base_model_name_or_path", "revision",
                                                     "inference_mode", "auto_mapping", "peft_version"};
 
-std::string method_for_peft_type(const std::string& peft_type, const std::string& origin) {
-  if (peft_type == "LORA") return "lora";
-  if (peft_type == "PREFIX_TUNING") return "prefix_tuning";
-  if (peft_type == "PROMPT_TUNING") return "prompt_tuning";
-  if (peft_type == "IA3") return "ia3";
+// The plugin that declares it reads `peft_type` (its ABI 2 metadata).
+std::string method_for_peft_type(const plugin::PluginRegistry& plugins, const std::string& peft_type, const std::string& origin) {
+  if (const plugin::PluginRecord* record = plugins.find_peft_type(peft_type)) return record->name;
+  std::vector<std::string> known;
+  for (const auto& record : plugins.plugins())
+    for (const auto& type : record.peft_types) known.push_back(fmt::format("{} ({})", type, record.name));
   throw ConfigError("adapter", fmt::format("{}: peft_type '{}' has no graft method", origin, peft_type),
-                    "graft reads LORA, PREFIX_TUNING, PROMPT_TUNING and IA3 adapters saved by PEFT");
+                    known.empty() ? "no loaded plugin reads PEFT adapters; add plugin folders with --plugin-dir"
+                                  : fmt::format("the loaded plugins read: {}", fmt::join(known, ", ")));
 }
 
 json backbone_fingerprint(const Backbone& backbone) {
@@ -193,7 +195,7 @@ SavedAdapter read_adapter_manifest(const fs::path& folder, const plugin::PluginR
   // adapter_config.json less PEFT's bookkeeping keys.
   const fs::path config_path = folder / "adapter_config.json";
   const json config = io::load_json(config_path);
-  out.method = method_for_peft_type(io::require_key<std::string>(config, "peft_type", config_path.string()), config_path.string());
+  out.method = method_for_peft_type(plugins, io::require_key<std::string>(config, "peft_type", config_path.string()), config_path.string());
   json filtered = json::object();
   const auto schema = parse_schema(plugins.find(out.method).schema_json, out.method);
   for (auto it = config.begin(); it != config.end(); ++it) {

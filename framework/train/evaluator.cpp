@@ -24,7 +24,10 @@ std::vector<std::int64_t> argmax_rows(const Tensor& logits) {
 
 std::vector<double> predict(const Backbone& backbone, SiteHooks* hooks, const TaskHead& head, const Batch& batch) {
   NoGradGuard no_grad;
-  const Tensor logits = task_logits(backbone, hooks, head, batch, false);
+  return predictions(head, task_logits(backbone, hooks, head, batch, false));
+}
+
+std::vector<double> predictions(const TaskHead& head, const Tensor& logits) {
   if (head.config().kind == TaskKind::regression) {
     const auto v = logits.to_floats();
     return {v.begin(), v.end()};

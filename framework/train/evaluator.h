@@ -17,6 +17,8 @@ Scores evaluate(const Backbone& backbone, SiteHooks* hooks, const TaskHead& head
                 const std::string& metric, const std::vector<std::string>& label_names = {});
 
 // Predicted class per row (classification), value per row (regression).
+// What a head predicts from its logits: class indices, or regression values.
+std::vector<double> predictions(const TaskHead& head, const Tensor& logits);
 std::vector<double> predict(const Backbone& backbone, SiteHooks* hooks, const TaskHead& head, const Batch& batch);
 
 }  // namespace graft::train

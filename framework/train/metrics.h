@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "graft/scores.h"
+
 namespace graft::train {
 
 double accuracy(const std::vector<std::int64_t>& predicted, const std::vector<std::int64_t>& gold);
@@ -21,17 +23,6 @@ double spearman(const std::vector<double>& x, const std::vector<double>& y);
 double entity_f1(const std::vector<std::vector<std::string>>& predicted, const std::vector<std::vector<std::string>>& gold);
 double perplexity(double mean_token_loss);
 
-// The metrics a task reports, and the one number runs are ranked by:
-// matthews (CoLA), mean of F1 and accuracy (MRPC, as the GLUE score), mean of Pearson
-// and Spearman (STS-B), accuracy, entity F1, or perplexity for language modelling.
-struct Scores {
-  std::map<std::string, double> values;
-  std::string headline;  // the key of values that ranks runs
-  bool higher_is_better = true;  // false for perplexity
-  double score() const { return values.at(headline); }
-  bool better_than(const Scores& other) const {
-    return higher_is_better ? score() > other.score() : score() < other.score();
-  }
-};
+using graft::Scores;
 
 }  // namespace graft::train

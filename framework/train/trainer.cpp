@@ -234,6 +234,8 @@ TrainResult train_model(const TrainConfig& config, TrainTarget& target, const da
     const double throughput = window > 0 ? window_tokens / window : 0;
     if (window > 5) window_start = now, window_tokens = 0;
     progress.update(step, step_loss, optimizer.lr(), throughput);
+    TrainProgress report{step, total, step_loss, optimizer.lr(), throughput, nullptr};
+    if (config.on_progress) config.on_progress(report);
     log.write({{"step", step}, {"loss", step_loss}, {"lr", optimizer.lr()}, {"tokens_per_second", throughput}});
 
     const bool evaluate_now = step % eval_every == 0 || step == total;
@@ -243,6 +245,8 @@ TrainResult train_model(const TrainConfig& config, TrainTarget& target, const da
       progress.note(fmt::format("{}: step {} dev {} {:.4f}{}", config.label, step, result.last.headline, result.last.score(),
                                 best ? " (best)" : ""));
       log.write({{"event", "eval"}, {"step", step}, {"scores", scores_json(result.last)}, {"best", best}});
+      report.evaluation = &result.last;
+      if (config.on_progress) config.on_progress(report);
       if (best) {
         result.best = result.last;
         result.best_step = step;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "data/batching.h"
+#include "graft/session.h"
 #include "nn/optim.h"
 #include "peft/adapter_set.h"
 #include "train/task_head.h"
@@ -32,6 +33,7 @@ struct TrainConfig {
   std::filesystem::path output;  // checkpoint/, best/, log.jsonl go here
   bool progress = true;
   std::string label = "train";  // shown on the progress line
+  std::function<void(const TrainProgress&)> on_progress;  // after each step and evaluation
 };
 
 // What a run may ask for. Beyond these a value is a typo (or hostile), and it is refused

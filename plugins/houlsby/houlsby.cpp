@@ -289,4 +289,7 @@ PeftMethod* create(const Config& c) { return new Houlsby(c); }
 }  // namespace
 
 GRAFT_PLUGIN("houlsby", "0.1.0", "bottleneck adapters after attention and/or FFN (Houlsby 2019, Pfeiffer 2020), AdapterHub config",
-             kSchema, create)
+             kSchema, create,
+             // Pfeiffer et al. 2020: one adapter after the FFN block, ReLU.
+             .aliases = R"({"pfeiffer": {"mh_adapter": false, "output_adapter": true, "non_linearity": "relu"}})",
+             .default_lr = 1e-3)

@@ -358,4 +358,4 @@ PeftMethod* create(const Config& c) { return new Lora(c); }
 }  // namespace
 
 GRAFT_PLUGIN("lora", "1.0.0", "LoRA (Hu et al. 2021): low-rank updates B·A on linear layers; Hugging Face PEFT format",
-             kSchema, create)
+             kSchema, create, .peft_types = "LORA", .default_lr = 1e-3)

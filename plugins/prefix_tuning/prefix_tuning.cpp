@@ -260,4 +260,4 @@ PeftMethod* create(const Config& c) { return new PrefixTuning(c); }
 GRAFT_PLUGIN("prefix_tuning", "1.0.0",
              "Prefix tuning (Li & Liang 2021): trained key/value rows prepended in every attention layer; "
              "Hugging Face PEFT's PREFIX_TUNING format",
-             kSchema, create)
+             kSchema, create, .peft_types = "PREFIX_TUNING", .default_lr = 1e-2)

@@ -185,4 +185,4 @@ PeftMethod* create(const Config& c) { return new PromptTuning(c); }
 GRAFT_PLUGIN("prompt_tuning", "1.0.0",
              "Prompt tuning (Lester et al. 2021): trained virtual-token embeddings prepended to the input; "
              "Hugging Face PEFT's PROMPT_TUNING format",
-             kSchema, create)
+             kSchema, create, .peft_types = "PROMPT_TUNING", .default_lr = 3e-2)

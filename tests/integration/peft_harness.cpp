@@ -48,6 +48,8 @@ model::LoadedBackbone& cached(const fs::path& path) {
 const fs::path kShared = GRAFT_SHARED_DIR;
 const fs::path kGolden = fs::path(GRAFT_SOURCE_DIR) / "tests" / "golden" / "backbones";
 
+}  // namespace
+
 data::Dataset sst2_rows(const std::string& split, std::size_t first, std::size_t count) {
   data::Dataset ds = data::read_glue(kShared / "data" / "glue", "sst2", split);
   if (first + count > ds.examples.size())
@@ -56,17 +58,17 @@ data::Dataset sst2_rows(const std::string& split, std::size_t first, std::size_t
   return ds;
 }
 
-}  // namespace
-
-model::LoadedBackbone& minilm() {
+fs::path minilm_path() {
   const char* env = std::getenv("GRAFT_MINILM_DIR");
   const fs::path dir = env ? fs::path(env) : fs::path(GRAFT_SOURCE_DIR) / ".cache" / "models" / "all-MiniLM-L6-v2";
   if (!fs::exists(dir / "model.safetensors"))
     throw IoError("harness", fmt::format("all-MiniLM-L6-v2 is not at {}", dir.string()), "run `make models` (or set GRAFT_MINILM_DIR)");
-  return cached(dir);
+  return dir;
 }
+fs::path stories260k_path() { return kShared / "models" / "stories260K" / "stories260K.bin"; }
 
-model::LoadedBackbone& stories260k() { return cached(kShared / "models" / "stories260K" / "stories260K.bin"); }
+model::LoadedBackbone& minilm() { return cached(minilm_path()); }
+model::LoadedBackbone& stories260k() { return cached(stories260k_path()); }
 model::LoadedBackbone& tiny_bert() { return cached(kGolden / "tiny_bert"); }
 model::LoadedBackbone& tiny_llama() { return cached(kGolden / "tiny_llama"); }
 

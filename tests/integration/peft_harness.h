@@ -23,6 +23,9 @@ const plugin::PluginRegistry& plugins();
 // Loaded once per test binary: all-MiniLM-L6-v2 (fails with a hint if `make models`
 // has not run), stories260K, and the tiny random HF BERT and LLaMA fixtures.
 model::LoadedBackbone& minilm();
+// Where they are (for graft::Session and the CLI).
+std::filesystem::path minilm_path();
+std::filesystem::path stories260k_path();
 model::LoadedBackbone& stories260k();
 model::LoadedBackbone& tiny_bert();
 model::LoadedBackbone& tiny_llama();
@@ -41,6 +44,9 @@ std::vector<nn::NamedParameter> parameters_of(const AdapterSet& set);
 // `set`; a null `set` runs the bare backbone.
 Tensor forward_with(const Backbone& backbone, const AdapterSet* set, const Batch& batch, bool training = false,
                     Tensor* mask_out = nullptr, const Selection* selection = nullptr);
+
+// SST-2 (../shared/data/glue/SST-2) rows [first, first+count) of `split` ("train"/"dev").
+data::Dataset sst2_rows(const std::string& split, std::size_t first, std::size_t count);
 
 // Batches of real rows with their labels (data::LabeledBatch: .batch, .labels).
 using LabeledBatches = std::vector<data::LabeledBatch>;

@@ -36,9 +36,9 @@ const std::map<std::string, std::vector<std::string>>& known_options() {
   static const std::map<std::string, std::vector<std::string>> table = {
       {"inspect", {}},
       {"info", {"backbone", "dtype", "method", "config", "plugin-dir"}},
-      {"embed", {"backbone", "pooling", "no-normalize", "dtype"}},
-      {"generate", {"backbone", "prompt", "temperature", "top-p", "max-tokens", "seed", "dtype"}},
-      {"train", join(join(kTaskOptions, kBudget), {"method", "config", "output"})},
+      {"embed", {"backbone", "adapter", "pooling", "no-normalize", "dtype", "plugin-dir"}},
+      {"generate", {"backbone", "adapter", "prompt", "temperature", "top-p", "max-tokens", "seed", "dtype", "plugin-dir"}},
+      {"train", join(join(kTaskOptions, kBudget), {"method", "config", "output", "lr-scale"})},
       {"compare", join(join(kTaskOptions, kBudget), {"methods", "configs", "output", "lr-scales"})},
       {"eval", join(kTaskOptions, {"backbone", "adapter", "dtype", "plugin-dir", "batch-size", "max-length", "json"})},
       {"predict", {"backbone", "adapter", "dtype", "plugin-dir", "batch-size", "max-length", "pair", "input"}},
@@ -91,7 +91,7 @@ TEST_F(CliHelp, DefaultsShownAreTheOnesUsed) {
   EXPECT_HAS(option_line(help, "batch-size"), "default: 32;");
   EXPECT_HAS(option_line(help, "max-length"), "default: 128;");
   EXPECT_HAS(option_line(help, "seed"), "default: 42;");
-  EXPECT_HAS(option_line(help, "lr"), "default: per method: full 0.0001, head 0.005, prompt_tuning 0.03");
+  EXPECT_HAS(option_line(help, "lr"), "default: the method's default_lr (its plugin's metadata, listed by graft plugins");
   EXPECT_HAS(option_line(help, "backbone"), "(required;");
   EXPECT_HAS(option_line(help, "no-progress"), "(flag)");
   EXPECT_HAS(option_line(graft("generate --help").output, "max-tokens"), "default: 128;");

@@ -3,6 +3,7 @@
 // of a plugin that throws.
 #include <cstdint>
 #include <stdexcept>
+#include <string_view>
 
 #include "graft/plugin.h"
 
@@ -87,28 +88,84 @@ GRAFT_PLUGIN("test_unresolved", "1.0.0", "needs a missing symbol", kSchema, crea
 #elif defined(CASE_NO_ENTRY)
 // A valid library that exports something, but not the entry.
 extern "C" int graft_not_the_entry() { return 42; }
+#elif defined(CASE_GOOD_META)
+// Metadata the host reads instead of hard-coding: a peft_type, an alias with a preset,
+// a default learning rate.
+GRAFT_PLUGIN("test_meta", "1.0.0", "a plugin with metadata", kSchema, create, .peft_types = "NULL, NULL_TOO",
+             .aliases = R"({"test_meta_wide": {"r": 64}})", .default_lr = 0.25)
+#elif defined(CASE_ABI1)
+// What a plugin built against ABI 1 exported: a Boost.DLL alias `graft_plugin_entry`
+// returning {abi_version = 1, struct_size, ...}. It must be refused with both versions.
+#include <boost/dll/alias.hpp>
+namespace {
+struct Abi1Info {
+  std::uint32_t abi_version, struct_size;
+  const char *name, *version, *description, *config_schema;
+  void *create, *destroy;
+};
+const Abi1Info* abi1_entry() {
+  static const Abi1Info info = {1, sizeof(Abi1Info), "test_abi1", "1.0.0", "an ABI 1 plugin", kSchema, nullptr, nullptr};
+  return &info;
+}
+}  // namespace
+BOOST_DLL_ALIAS(abi1_entry, graft_plugin_entry)
+#elif defined(CASE_NEWER_MINOR)
+// Built against a newer minor version of ABI 2: a field appended after the 2.0 ones and
+// an extension this host does not know. It must load; the host reads what it knows.
+namespace {
+struct FutureInfo {
+  GraftPluginInfo known;
+  const char* field_of_a_later_minor;
+};
+const void* extension(const char* id) {
+  static const int capability = 1;
+  return std::string_view(id) == "org.graft.test.future.v1" ? &capability : nullptr;
+}
+}  // namespace
+extern "C" __attribute__((visibility("default"))) const GraftPluginInfo* graft_peft_plugin() {
+  static const FutureInfo info = {{.abi_major = GRAFT_PLUGIN_ABI_MAJOR,
+                                   .abi_minor = GRAFT_PLUGIN_ABI_MINOR + 7,
+                                   .struct_size = sizeof(FutureInfo),
+                                   .name = "test_newer_minor",
+                                   .version = "1.0.0",
+                                   .description = "built against a newer minor ABI",
+                                   .config_schema = kSchema,
+                                   .create = [](const graft::Config* c) { return create(*c); },
+                                   .destroy = [](graft::PeftMethod* m) { delete m; },
+                                   .peft_types = nullptr,
+                                   .aliases = nullptr,
+                                   .default_lr = 0,
+                                   .extension = extension},
+                                  "unknown to this host"};
+  return &info.known;
+}
 #elif defined(CASE_WRONG_ABI) || defined(CASE_WRONG_SIZE) || defined(CASE_NULL_INFO) || defined(CASE_MISSING_FIELDS) || \
-    defined(CASE_BAD_SCHEMA)
+    defined(CASE_BAD_SCHEMA) || defined(CASE_BAD_ALIASES)
 // Written by hand: what a plugin of another ABI (or other headers, or a buggy one)
 // would export. The wrong-ABI struct's other fields are garbage on purpose: the gate
 // must not read them.
 namespace {
-const GraftPluginInfo* entry() {
-  using Create = graft::PeftMethod* (*)(const graft::Config*);
-  using Destroy = void (*)(graft::PeftMethod*);
+using Create = graft::PeftMethod* (*)(const graft::Config*);
+using Destroy = void (*)(graft::PeftMethod*);
+[[maybe_unused]] graft::PeftMethod* create_ptr(const graft::Config* c) { return create(*c); }
+[[maybe_unused]] void destroy_ptr(graft::PeftMethod* m) { delete m; }
+}  // namespace
+extern "C" __attribute__((visibility("default"))) const GraftPluginInfo* graft_peft_plugin() {
   [[maybe_unused]] auto* garbage = reinterpret_cast<const char*>(std::uintptr_t{0x1});
 #if defined(CASE_WRONG_ABI)
-  static const GraftPluginInfo info = {999, 12, garbage, garbage, garbage, garbage, nullptr, nullptr};
+  static const GraftPluginInfo info = {999, 3, 12, garbage, garbage, garbage, garbage, nullptr, nullptr, garbage, garbage, -1, nullptr};
 #elif defined(CASE_WRONG_SIZE)
-  static const GraftPluginInfo info = {GRAFT_PLUGIN_ABI_VERSION, sizeof(GraftPluginInfo) - 8, garbage, garbage, garbage,
-                                       garbage, nullptr, nullptr};
+  static const GraftPluginInfo info = {GRAFT_PLUGIN_ABI_MAJOR, GRAFT_PLUGIN_ABI_MINOR, 40, garbage, garbage, garbage,
+                                       garbage, nullptr, nullptr, garbage, garbage, -1, nullptr};
 #elif defined(CASE_MISSING_FIELDS)
-  static const GraftPluginInfo info = {GRAFT_PLUGIN_ABI_VERSION, sizeof(GraftPluginInfo), "test_missing_fields", "1.0.0",
-                                       nullptr, kSchema, Create{}, Destroy{}};
+  static const GraftPluginInfo info = {GRAFT_PLUGIN_ABI_MAJOR, GRAFT_PLUGIN_ABI_MINOR, sizeof(GraftPluginInfo), "test_missing_fields",
+                                       "1.0.0", nullptr, kSchema, Create{}, Destroy{}, nullptr, nullptr, 0, nullptr};
 #elif defined(CASE_BAD_SCHEMA)
-  static const GraftPluginInfo info = {GRAFT_PLUGIN_ABI_VERSION, sizeof(GraftPluginInfo), "test_bad_schema", "1.0.0", "",
-                                       "{not json", [](const graft::Config* c) { return create(*c); },
-                                       [](graft::PeftMethod* m) { delete m; }};
+  static const GraftPluginInfo info = {GRAFT_PLUGIN_ABI_MAJOR, GRAFT_PLUGIN_ABI_MINOR, sizeof(GraftPluginInfo), "test_bad_schema",
+                                       "1.0.0", "", "{not json", create_ptr, destroy_ptr, nullptr, nullptr, 0, nullptr};
+#elif defined(CASE_BAD_ALIASES)
+  static const GraftPluginInfo info = {GRAFT_PLUGIN_ABI_MAJOR, GRAFT_PLUGIN_ABI_MINOR, sizeof(GraftPluginInfo), "test_bad_aliases",
+                                       "1.0.0", "", kSchema, create_ptr, destroy_ptr, nullptr, R"({"wide": 64})", 0, nullptr};
 #else
   return nullptr;  // CASE_NULL_INFO
 #endif
@@ -116,8 +173,6 @@ const GraftPluginInfo* entry() {
   return &info;
 #endif
 }
-}  // namespace
-BOOST_DLL_ALIAS(entry, graft_plugin_entry)
 #else
 #error "build with -DCASE_<NAME>"
 #endif

@@ -41,12 +41,12 @@ foreach(p ${built})
   endif()
 endforeach()
 
-# graft::graft's interface: fmt and Boost's headers, nothing of libgraft's private
+# graft::graft's interface: fmt alone, nothing of libgraft's private
 # dependencies; and no path into the source or build tree anywhere in the package.
 file(READ "${PREFIX}/lib/cmake/graft/graftTargets.cmake" targets)
 string(REGEX MATCH "INTERFACE_LINK_LIBRARIES \"([^\"]*)\"" _ "${targets}")
-if(NOT CMAKE_MATCH_1 STREQUAL "fmt::fmt;Boost::headers")
-  message(FATAL_ERROR "graft::graft links '${CMAKE_MATCH_1}', expected 'fmt::fmt;Boost::headers'")
+if(NOT CMAKE_MATCH_1 STREQUAL "fmt::fmt")
+  message(FATAL_ERROR "graft::graft links '${CMAKE_MATCH_1}', expected 'fmt::fmt'")
 endif()
 foreach(private dnnl nlohmann OpenMP utf8proc)
   string(REGEX MATCH "INTERFACE_[A-Z_]+ \"[^\"]*${private}" leak "${targets}")

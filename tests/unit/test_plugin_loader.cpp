@@ -100,12 +100,40 @@ TEST(PluginLoader, MissingFileAndDirectory) {
 TEST(PluginLoader, EachBrokenPluginHasItsOwnMessage) {
   expect_rejected("not_a_library", {"not a shared library", "not an ELF file"});
   expect_rejected("unresolved", {"has unresolved symbols", "undefined symbol: graft_symbol_nobody_defines"});
-  expect_rejected("no_entry", {"no entry symbol 'graft_plugin_entry'", "GRAFT_PLUGIN"});
-  expect_rejected("wrong_abi", {"plugin ABI version 999, this graft supports 1", "rebuild the plugin"});
-  expect_rejected("wrong_size", {"struct size", "rebuild the plugin"});
-  expect_rejected("null_info", {"graft_plugin_entry returned null"});
+  expect_rejected("no_entry", {"no entry symbol 'graft_peft_plugin'", "GRAFT_PLUGIN"});
+  expect_rejected("wrong_abi", {"plugin ABI 999.3, this graft supports ABI 2.x (up to 2.0)", "rebuild the plugin"});
+  expect_rejected("abi1", {"plugin ABI 1, this graft supports ABI 2.x (up to 2.0)", "rebuild the plugin"});
+  expect_rejected("wrong_size", {"struct size 40 bytes, ABI 2.0 needs at least", "rebuild the plugin"});
+  expect_rejected("null_info", {"graft_peft_plugin returned null"});
   expect_rejected("missing_fields", {"plugin info has no description, create, destroy"});
   expect_rejected("bad_schema", {"test_bad_schema", "not JSON"});
+  expect_rejected("bad_aliases", {"test_bad_aliases", "alias 'wide' must map to a JSON object"});
+}
+
+// ABI 2 is append-only: a plugin of a newer minor (a longer struct, an extension this
+// host does not know) loads, and its method works.
+TEST(PluginLoader, ANewerMinorVersionWithAnUnknownExtensionLoads) {
+  PluginRegistry registry;
+  const auto& record = registry.load(lib_of("newer_minor"));
+  EXPECT_EQ(record.name, "test_newer_minor");
+  EXPECT_TRUE(record.peft_types.empty());
+  EXPECT_EQ(registry.create("test_newer_minor", R"({"r": 3})", "--config")->describe(), "null method r=3 mode=a");
+}
+
+// What the host reads instead of hard-coding a method's name.
+TEST(PluginLoader, MetadataNamesPeftTypesAliasesAndALearningRate) {
+  PluginRegistry registry;
+  registry.load(lib_of("good_meta"));
+  const auto& record = registry.find("test_meta");
+  EXPECT_EQ(record.peft_types, (std::vector<std::string>{"NULL", "NULL_TOO"}));
+  EXPECT_DOUBLE_EQ(record.default_lr, 0.25);
+  ASSERT_NE(registry.find_peft_type("NULL_TOO"), nullptr);
+  EXPECT_EQ(registry.find_peft_type("NULL_TOO")->name, "test_meta");
+  EXPECT_EQ(registry.find_peft_type("LORA"), nullptr);
+  std::string preset;
+  ASSERT_NE(registry.find_alias("test_meta_wide", &preset), nullptr);
+  EXPECT_EQ(nlohmann::json::parse(preset), nlohmann::json::parse(R"({"r": 64})"));
+  EXPECT_EQ(registry.find_alias("nope", &preset), nullptr);
 }
 
 TEST(PluginLoader, DuplicateNameKeepsTheFirst) {
@@ -153,9 +181,9 @@ TEST(PluginLoader, AfterScanningEveryCaseTheGoodPluginWorks) {
   registry.scan(dirs);
   std::vector<std::string> names;
   for (const auto& p : registry.plugins()) names.push_back(p.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"test_good", "houlsby", "test_throwing_attach", "test_throwing_factory",
-                                              "test_throwing_odd"}));
-  EXPECT_EQ(registry.failures().size(), 9u);
+  EXPECT_EQ(names, (std::vector<std::string>{"test_good", "test_meta", "test_newer_minor", "houlsby", "test_throwing_attach",
+                                              "test_throwing_factory", "test_throwing_odd"}));
+  EXPECT_EQ(registry.failures().size(), 11u);
 
   const auto& good = registry.find("test_good");
   EXPECT_EQ(good.description, "a plugin that loads");
@@ -180,7 +208,7 @@ TEST(PluginLoader, AfterScanningEveryCaseTheGoodPluginWorks) {
   EXPECT_THROW(registry.create("test_good", "{r: 4", "--config"), graft::FormatError);
 
   text = error_of<graft::PluginError>([&] { registry.find("lora"); });
-  EXPECT_HAS(text, "no plugin named 'lora' (loaded: test_good, houlsby, test_throwing_attach, test_throwing_factory, test_throwing_odd)");
+  EXPECT_HAS(text, "no plugin named 'lora' (loaded: test_good, test_meta, test_newer_minor, houlsby, test_throwing_attach, test_throwing_factory, test_throwing_odd)");
   EXPECT_HAS(text, lib_of("wrong_abi").string());
   EXPECT_HAS(text, "--plugin-dir or GRAFT_PLUGIN_PATH");
 }
@@ -247,14 +275,14 @@ TEST(PluginsCommand, ListsPluginsAndFailures) {
   EXPECT_EQ(doc["plugins"][0]["config_schema"]["properties"]["r"]["default"], 8);
   ASSERT_GE(doc["failures"].size(), 1u);
   EXPECT_EQ(doc["failures"][0]["file"], lib_of("wrong_abi").string());
-  EXPECT_HAS(doc["failures"][0]["message"].get<std::string>(), "ABI version 999");
+  EXPECT_HAS(doc["failures"][0]["message"].get<std::string>(), "ABI 999.3");
 
   ASSERT_EQ(run(cli + dirs + " 2>&1", out), 0) << out;
   EXPECT_HAS(out, "test_good 1.0.0");
   EXPECT_HAS(out, "r     integer = 8 in [1, inf]");
   EXPECT_HAS(out, "mode  string = \"a\" one of [\"a\",\"b\"]");
   EXPECT_HAS(out, "1 failed to load");
-  EXPECT_HAS(out, "ABI version 999, this graft supports 1");
+  EXPECT_HAS(out, "ABI 999.3, this graft supports ABI 2.x");
 
   EXPECT_EQ(run(cli + " --plugin-dir 2>&1", out), 1);
   EXPECT_HAS(out, "needs a value");

@@ -421,4 +421,4 @@ PeftMethod* create(const Config& c) { return new Ia3(c); }
 
 GRAFT_PLUGIN("ia3", "1.0.0",
              "(IA)³ (Liu et al. 2022): learned vectors scaling keys, values and FFN activations; Hugging Face PEFT format",
-             kSchema, create)
+             kSchema, create, .peft_types = "IA3", .default_lr = 5e-3)

@@ -1,0 +1,453 @@
+// graft::Session: the one place a run is assembled from a backbone, its tokenizer, the
+// plugins, the adapter set and the task heads. Inference binds the call's Selection
+// into a fresh ActiveAdapters view; nothing per call is stored on the session.
+#include "graft/session.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+
+#include "api/method_choice.h"
+#include "api/sentence_config.h"
+#include "graft/autograd.h"
+#include "graft/error.h"
+#include "graft/ops.h"
+#include "model/backbone_registry.h"
+#include "model/generation.h"
+#include "peft/adapter_set.h"
+#include "plugin/loader.h"
+#include "text/llama2c_tokenizer.h"
+#include "train/adapter_io.h"
+#include "train/evaluator.h"
+#include "train/pooling.h"
+#include "train/task_head.h"
+#include "train/task_model.h"
+#include "train/trainer.h"
+
+namespace graft {
+namespace fs = std::filesystem;
+
+namespace {
+
+// One adapter of the session: a plugin method attached to the adapter set, or a
+// built-in baseline ("head", "full") that has only a head; either may have a head.
+struct Entry {
+  std::string method, config_json;
+  std::uint64_t seed = 42;
+  std::unique_ptr<TaskHead> head;
+  fs::path source;  // the folder it was loaded from, if it was
+  // How errors name it: its folder when loaded (what the user typed), else its name.
+  std::string shown(const std::string& name) const { return source.empty() ? name : source.string(); }
+};
+
+std::size_t capped(std::size_t length, const Backbone& backbone) {
+  return static_cast<std::size_t>(std::min<std::int64_t>(static_cast<std::int64_t>(length), backbone.info().max_positions));
+}
+
+nn::ScheduleConfig::Decay parse_decay(const std::string& name) {
+  if (name == "linear") return nn::ScheduleConfig::Decay::linear;
+  if (name == "cosine") return nn::ScheduleConfig::Decay::cosine;
+  if (name == "constant") return nn::ScheduleConfig::Decay::constant;
+  throw ConfigError("train", fmt::format("unknown schedule '{}'", name), "use linear, cosine or constant");
+}
+
+// The adapter's head must be the one the task needs: a classification head evaluated on
+// a regression task would otherwise fail deep inside the loss.
+void check_head_fits(const HeadConfig& h, const data::Dataset& dev, const std::string& adapter) {
+  const std::int64_t labels = static_cast<std::int64_t>(dev.label_names.size());
+  const bool counts_labels = dev.kind == TaskKind::classification || dev.kind == TaskKind::token_classification;
+  if (h.kind != dev.kind)
+    throw ConfigError("eval",
+                      fmt::format("'{}' holds a {} head{}, but task '{}' is {}", adapter, task_kind_name(h.kind),
+                                  h.kind == TaskKind::classification || h.kind == TaskKind::token_classification
+                                      ? fmt::format(" ({} labels)", h.num_labels)
+                                      : "",
+                                  dev.task, task_kind_name(dev.kind)),
+                      "evaluate an adapter on the kind of task it was trained for (its graft_adapter.json names the head)");
+  if (counts_labels && h.num_labels != labels)
+    throw ConfigError("eval",
+                      fmt::format("'{}' holds a head with {} labels, but task '{}' has {} ({})", adapter, h.num_labels,
+                                  dev.task, labels, fmt::join(dev.label_names, ", ")),
+                      "evaluate an adapter on a task with the labels it was trained for");
+}
+
+}  // namespace
+
+struct Session::Impl {
+  model::LoadedBackbone loaded;
+  std::vector<fs::path> plugin_dirs;
+  std::optional<plugin::PluginRegistry> scanned;
+  std::unique_ptr<std::once_flag> scan_once = std::make_unique<std::once_flag>();
+  std::unique_ptr<AdapterSet> set;
+  std::map<std::string, Entry> entries;
+  std::vector<std::string> warnings;
+
+  const Backbone& backbone() const { return *loaded.model; }
+  // Plugins are scanned when an adapter first needs one: a session that only embeds or
+  // generates with the bare backbone loads no plugin code.
+  // (Once, even when the first calls are concurrent inference calls asking for metadata.)
+  const plugin::PluginRegistry& plugins() {
+    std::call_once(*scan_once, [&] {
+      scanned.emplace();
+      scanned->scan(plugin::search_path(plugin_dirs));
+      for (const auto& conflict : scanned->conflicts()) warnings.push_back(conflict.message);
+    });
+    return *scanned;
+  }
+  const text::Tokenizer& tokenizer(const char* what) const {
+    if (!loaded.tokenizer)
+      throw ConfigError(what, fmt::format("the backbone '{}' has no tokenizer graft can read", backbone().info().source),
+                        "load a folder with tokenizer.json or vocab.txt, or a llama2.c model with its tokN.bin beside it");
+    return *loaded.tokenizer;
+  }
+
+  const Entry& entry(const std::string& name) const {
+    auto it = entries.find(name);
+    if (it == entries.end()) {
+      std::vector<std::string> names;
+      for (const auto& [n, e] : entries) names.push_back(n);
+      throw ConfigError("session", fmt::format("no adapter named '{}'", name),
+                        names.empty() ? "add or load one first" : fmt::format("adapters: {}", fmt::join(names, ", ")));
+    }
+    return it->second;
+  }
+
+  // The selection with names checked and built-ins dropped: they have no hooks.
+  ActiveAdapters bind(const Selection& selection, std::size_t rows) const {
+    std::vector<std::string> names = selection.names();
+    for (auto& n : names) {
+      if (n.empty() && selection.kind() == Selection::Kind::per_row) continue;
+      entry(n);
+      if (!set->contains(n)) n.clear();
+    }
+    if (selection.kind() == Selection::Kind::per_row) {
+      if (names.size() != rows)
+        throw ConfigError("session", fmt::format("a per-row selection names {} adapters for {} rows", names.size(), rows),
+                          "give one adapter name (or \"\" for none) per input row");
+      return set->bind(Selection::per_row(names));
+    }
+    std::erase(names, std::string());
+    return set->bind(names.empty() ? Selection::none() : Selection::stack(names));
+  }
+
+  // The head of each row: with a stack, the last adapter that has one; per row, the row's.
+  std::vector<const TaskHead*> heads_for(const Selection& selection, std::size_t rows, const char* what) const {
+    if (selection.kind() == Selection::Kind::per_row) {
+      std::vector<const TaskHead*> out;
+      for (const auto& n : selection.names()) {
+        if (n.empty() || !entry(n).head)
+          throw ConfigError(what, fmt::format("row {} has {}", out.size(), n.empty() ? "no adapter" : "an adapter without a task head: '" + n + "'"),
+                            "every row needs an adapter trained with a head (graft train saves one)");
+        out.push_back(entry(n).head.get());
+      }
+      return out;
+    }
+    const TaskHead* head = nullptr;
+    for (const auto& n : selection.names())
+      if (entry(n).head) head = entry(n).head.get();
+    if (!head)
+      throw ConfigError(what, selection.empty() ? "no adapter selected, and the bare backbone has no task head"
+                                                : "none of the selected adapters has a task head",
+                        "select an adapter trained with a head (graft train saves one)");
+    return std::vector<const TaskHead*>(rows, head);
+  }
+
+  Batch encode(const std::vector<std::string>& texts, std::size_t max_length) const {
+    const auto& tok = tokenizer("session");
+    std::vector<text::Encoding> encodings;
+    for (const auto& t : texts) encodings.push_back(tok.encode(t, {}, false, max_length));
+    return text::make_batch(encodings, tok.pad_id());
+  }
+};
+
+Session::Session(const fs::path& backbone, SessionOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->loaded = model::load_backbone(backbone, options.dtype);
+  impl_->set = std::make_unique<AdapterSet>(*impl_->loaded.model);
+  if (const text::Tokenizer* tok = impl_->loaded.tokenizer.get())
+    impl_->set->set_tokenizer([tok](const std::string& text) { return tok->encode(text).ids; });
+  impl_->plugin_dirs = options.plugin_dirs;
+}
+
+Session::~Session() = default;
+Session::Session(Session&&) noexcept = default;
+Session& Session::operator=(Session&&) noexcept = default;
+
+const BackboneInfo& Session::backbone_info() const { return impl_->backbone().info(); }
+const std::vector<Site>& Session::sites() const { return impl_->backbone().sites(); }
+bool Session::has_tokenizer() const { return impl_->loaded.tokenizer != nullptr; }
+std::string Session::tokenizer_summary() const {
+  const auto& t = impl_->loaded.tokenizer;
+  return t ? fmt::format("{}, {} tokens", t->kind(), t->vocab_size()) : "";
+}
+const std::vector<std::string>& Session::warnings() const { return impl_->warnings; }
+
+void Session::add_adapter(const std::string& name, const std::string& method, const std::string& config_json, std::uint64_t seed,
+                          const std::string& origin) {
+  Impl& s = *impl_;
+  if (name.empty()) throw ConfigError("session", "an adapter needs a name");
+  if (s.entries.count(name)) throw ConfigError("session", fmt::format("an adapter named '{}' already exists", name), "unload it first");
+  const api::MethodChoice choice = api::resolve_method(s.plugins(), method, config_json, origin);
+  if (choice.plugin == kFullFineTuning) {
+    if (s.backbone().info().dtype != DType::f32)
+      throw ConfigError("train", "full fine-tuning needs f32 weights", "drop --dtype bf16 for the full baseline");
+    if (!s.entries.empty()) throw ConfigError("session", "full fine-tuning changes the backbone every adapter shares", "use a session of its own");
+  }
+  if (choice.plugin != kHeadOnly && choice.plugin != kFullFineTuning)
+    attach_method(*s.set, s.plugins(), name, choice.plugin, choice.config_json, choice.origin, seed);
+  s.entries[name] = Entry{choice.plugin, choice.config_json, seed, nullptr, {}};
+}
+
+void Session::load_adapter(const std::string& name, const fs::path& folder) {
+  Impl& s = *impl_;
+  if (s.entries.count(name)) throw ConfigError("session", fmt::format("an adapter named '{}' already exists", name), "unload it first");
+  Entry e;
+  const SavedAdapter saved = graft::load_adapter(folder, *s.set, name, s.plugins(), s.backbone(), &e.head);
+  e.method = saved.method;
+  e.config_json = saved.config_json;
+  e.source = folder;
+  s.entries[name] = std::move(e);
+}
+
+void Session::save_adapter(const std::string& name, const fs::path& folder) const {
+  const Impl& s = *impl_;
+  const Entry& e = s.entry(name);
+  if (s.set->contains(name)) graft::save_adapter(folder, *s.set, name, s.backbone(), e.head.get());
+  else if (!e.head) throw ConfigError("session", fmt::format("'{}' ({}) has nothing to save before it is trained", name, e.method));
+  else save_baseline(folder, e.method, s.backbone(), *e.head);
+}
+
+void Session::unload_adapter(const std::string& name) {
+  impl_->entry(name);
+  if (impl_->set->contains(name)) impl_->set->remove(name);
+  impl_->entries.erase(name);
+}
+
+HeadConfig Session::add_head(const std::string& name, const data::Dataset& data, std::optional<Pooling> pooling) {
+  impl_->entry(name);
+  Entry& e = impl_->entries.at(name);
+  if (!e.head) {
+    HeadConfig h;
+    h.kind = data.kind;
+    h.num_labels = data.kind == TaskKind::regression ? 1 : static_cast<std::int64_t>(data.label_names.size());
+    h.pooling = pooling.value_or(backbone_info().causal ? Pooling::last : Pooling::mean);
+    e.head = std::make_unique<TaskHead>(h, impl_->backbone(), e.seed);
+  }
+  return e.head->config();
+}
+
+std::vector<std::string> Session::adapter_names() const {
+  std::vector<std::string> out;
+  for (const auto& [name, e] : impl_->entries) out.push_back(name);
+  return out;
+}
+
+AdapterInfo Session::adapter(const std::string& name) const {
+  const Impl& s = *impl_;
+  const Entry& e = s.entry(name);
+  AdapterInfo info{name, e.method, e.config_json, "", 0, std::nullopt, 0, e.source, 0};
+  info.default_lr = api::default_lr(impl_->plugins(), e.method);
+  if (s.set->contains(name)) {
+    info.description = s.set->describe(name);
+    for (const auto& p : s.set->parameters(Selection::one(name))) info.trainable_parameters += p.tensor.numel();
+  } else {
+    info.description = e.method == kFullFineTuning ? "every backbone weight, plus a task head" : "a task head only";
+    if (e.method == kFullFineTuning) info.trainable_parameters = s.backbone().info().parameter_count;
+  }
+  if (e.head) {
+    info.head = e.head->config();
+    for (const auto& p : e.head->parameters()) info.head_parameters += p.tensor.numel();
+  }
+  return info;
+}
+
+Tensor Session::forward(const std::vector<std::string>& texts, const Selection& selection) const {
+  NoGradGuard no_grad;
+  const Batch batch = impl_->encode(texts, static_cast<std::size_t>(backbone_info().max_positions));
+  ActiveAdapters hooks = impl_->bind(selection, texts.size());
+  return impl_->backbone().forward(batch, &hooks);
+}
+
+std::vector<Prediction> Session::predict(const std::vector<TextInput>& rows, const Selection& selection,
+                                         const EvalOptions& options) const {
+  const Impl& s = *impl_;
+  const auto heads = s.heads_for(selection, rows.size(), "predict");
+  data::Dataset ds;
+  ds.kind = TaskKind::classification;
+  for (const auto& r : rows) {
+    data::Example ex;
+    ex.text = r.text;
+    ex.has_pair = r.pair.has_value();
+    ex.text_pair = r.pair.value_or("");
+    ds.examples.push_back(std::move(ex));
+  }
+  for (const TaskHead* h : heads)
+    if (h->config().kind != TaskKind::classification && h->config().kind != TaskKind::regression)
+      throw ConfigError("predict", fmt::format("predict handles classification and regression heads, not {}", task_kind_name(h->config().kind)));
+  const auto batches = data::make_batches(ds, s.tokenizer("predict"), options.batch_size, capped(options.max_length, s.backbone()), false, 0);
+  std::vector<Prediction> out;
+  NoGradGuard no_grad;
+  for (const auto& b : batches) {
+    const std::size_t first = out.size(), n = static_cast<std::size_t>(b.batch.input_ids.dim(0));
+    Selection part = selection;
+    if (selection.kind() == Selection::Kind::per_row)
+      part = Selection::per_row({selection.names().begin() + first, selection.names().begin() + first + n});
+    ActiveAdapters hooks = s.bind(part, n);
+    Tensor key_mask;
+    const Tensor hidden = s.backbone().forward(b.batch, &hooks, &key_mask);
+    std::map<const TaskHead*, std::vector<double>> by_head;  // each head once per batch
+    for (std::size_t r = 0; r < n; ++r) {
+      const TaskHead* head = heads[first + r];
+      auto it = by_head.find(head);
+      if (it == by_head.end())
+        it = by_head.emplace(head, train::predictions(*head, head->forward(hidden, key_mask, b.batch.input_ids.dim(1), false))).first;
+      const double v = it->second[r];
+      out.push_back({head->config().kind == TaskKind::regression ? -1 : static_cast<std::int64_t>(v), v});
+    }
+  }
+  return out;
+}
+
+std::vector<std::vector<float>> Session::embed(const std::vector<std::string>& texts, const Selection& selection,
+                                               const EmbedOptions& options) const {
+  const Impl& s = *impl_;
+  if (texts.empty()) return {};
+  const fs::path folder = backbone_info().source;
+  const Pooling pooling = options.pooling.value_or(api::folder_pooling(folder));
+  const std::size_t max_length = options.max_length ? capped(*options.max_length, s.backbone())
+                                                    : api::folder_max_length(folder, backbone_info().max_positions);
+  NoGradGuard no_grad;
+  const Batch batch = s.encode(texts, max_length);
+  ActiveAdapters hooks = s.bind(selection, texts.size());
+  Tensor key_mask;
+  const Tensor hidden = s.backbone().forward(batch, &hooks, &key_mask);
+  // Virtual tokens a hook prepended are not the sentence's: pool the real ones.
+  const std::int64_t T = batch.input_ids.dim(1), extra = hidden.dim(1) - T;
+  Tensor pooled = train::pool(extra ? ops::slice(hidden, 1, extra, T) : hidden, batch.attention_mask, pooling);
+  if (options.normalize) pooled = train::l2_normalize(pooled);
+  const auto values = pooled.to_floats();
+  const auto H = static_cast<std::size_t>(pooled.dim(1));
+  std::vector<std::vector<float>> out;
+  for (std::size_t i = 0; i < texts.size(); ++i) out.emplace_back(values.begin() + i * H, values.begin() + (i + 1) * H);
+  return out;
+}
+
+std::string Session::generate(const std::string& prompt, const Selection& selection, const GenerateOptions& options,
+                              const std::function<void(const std::string&)>& on_text) const {
+  const Impl& s = *impl_;
+  if (!backbone_info().causal)
+    throw ConfigError("generate", fmt::format("a {} backbone cannot generate text", backbone_info().architecture),
+                      "use a decoder (llama2.c or LLaMA) backbone");
+  const text::Tokenizer& tok = s.tokenizer("generate");
+  if (selection.kind() == Selection::Kind::per_row && selection.names().size() != 1)
+    throw ConfigError("generate", "generate continues one prompt: a per-row selection must name one adapter");
+  model::GenerationConfig config;
+  config.max_new_tokens = options.max_new_tokens;
+  config.temperature = options.temperature;
+  config.top_p = options.top_p;
+  config.seed = options.seed;
+  ActiveAdapters hooks = s.bind(selection, 1);
+  std::string text;
+  auto emit = [&](const std::string& piece) {
+    text += piece;
+    if (on_text) on_text(piece);
+  };
+  if (const auto* llama2c = dynamic_cast<const text::Llama2cTokenizer*>(&tok)) {
+    // llama2.c pieces decode one at a time (a leading space depends on the previous id).
+    const std::vector<std::int64_t> ids = llama2c->encode_ids(prompt, true, false);
+    std::int64_t previous = ids.back();
+    model::generate(s.backbone(), ids, config, &hooks, [&](std::int64_t id) {
+      emit(llama2c->decode(previous, id));
+      previous = id;
+    });
+  } else {
+    // Other tokenizers decode whole sequences: emit what each new id adds to the text,
+    // holding back an incomplete UTF-8 character (U+FFFD at the end).
+    std::vector<std::int64_t> ids = tok.encode(prompt, {}, false, backbone_info().max_positions).ids;
+    std::string shown = tok.decode(ids);
+    model::generate(s.backbone(), ids, config, &hooks, [&](std::int64_t id) {
+      ids.push_back(id);
+      const std::string all = tok.decode(ids);
+      const bool incomplete = all.size() >= 3 && all.compare(all.size() - 3, 3, "\xEF\xBF\xBD") == 0;
+      if (incomplete || all.compare(0, shown.size(), shown) != 0) return;
+      emit(all.substr(shown.size()));
+      shown = all;
+    });
+  }
+  return text;
+}
+
+Scores Session::evaluate(const data::Dataset& dev, const Selection& selection, const EvalOptions& options) const {
+  const Impl& s = *impl_;
+  if (selection.kind() == Selection::Kind::per_row)
+    throw ConfigError("eval", "evaluate scores one model on a dataset: select one adapter or a stack, not one per row");
+  const TaskHead* head = s.heads_for(selection, 1, "eval").front();
+  for (const auto& n : selection.names())
+    if (s.entry(n).head.get() == head) check_head_fits(head->config(), dev, s.entry(n).shown(n));
+  const auto batches = data::make_batches(dev, s.tokenizer("eval"), options.batch_size, capped(options.max_length, s.backbone()), false, 0);
+  ActiveAdapters hooks = s.bind(selection, 0);
+  return train::evaluate(s.backbone(), &hooks, *head, batches, dev.metric, dev.label_names);
+}
+
+TrainSummary Session::train(const std::string& name, const data::Dataset& train_data, const data::Dataset& dev_data,
+                            const TrainOptions& options) {
+  Impl& s = *impl_;
+  s.entry(name);  // a clear error for an unknown name
+  Entry& e = s.entries.at(name);
+  const Backbone& bb = s.backbone();
+  add_head(name, train_data, options.pooling);
+  train::TrainTarget target;
+  target.backbone = &bb;
+  target.head = e.head.get();
+  ActiveAdapters hooks = s.bind(Selection::none(), 0);
+  if (e.method == kFullFineTuning) {
+    for (auto& p : bb.parameters()) {
+      Tensor t = p.tensor;
+      t.set_requires_grad(true);
+      target.parameters.push_back({"backbone." + p.name, t});
+    }
+  } else if (s.set->contains(name)) {
+    hooks = s.bind(Selection::one(name), 0);
+    target.hooks = &hooks;
+    target.parameters = s.set->parameters(Selection::one(name));
+  }
+  for (const auto& p : e.head->parameters()) target.parameters.push_back({"head." + p.name, p.tensor});
+  target.export_best = [&](const fs::path& dir) { save_adapter(name, dir); };
+
+  train::TrainConfig config;
+  config.epochs = options.epochs;
+  config.max_steps = options.max_steps;
+  config.batch_size = options.batch_size;
+  config.grad_accumulation = options.grad_accumulation;
+  config.max_length = capped(options.max_length, bb);
+  config.lr = options.lr > 0 ? options.lr : api::default_lr(s.plugins(), e.method);
+  config.weight_decay = options.weight_decay;
+  config.warmup_ratio = options.warmup_ratio;
+  config.decay = parse_decay(options.schedule);
+  config.max_grad_norm = options.max_grad_norm;
+  config.seed = options.seed;
+  config.eval_every = options.eval_every;
+  config.save_every = options.save_every;
+  config.output = options.output;
+  config.progress = options.progress_line;
+  config.label = options.label.empty() ? e.method : options.label;
+  config.on_progress = options.on_progress;
+
+  const train::TrainResult r = train::train_model(config, target, train_data, dev_data, s.tokenizer("train"));
+  TrainSummary out;
+  out.best = r.best;
+  out.last = r.last;
+  out.best_step = r.best_step;
+  out.steps = r.steps;
+  out.seconds = r.seconds;
+  out.tokens_per_second = r.tokens_per_second;
+  out.peak_memory_mib = train::peak_memory_mib();
+  out.resumed = r.resumed;
+  out.lr = config.lr;
+  for (const auto& p : target.parameters) out.trainable_parameters += p.tensor.numel();
+  out.best_folder = options.output / "best";
+  return out;
+}
+
+}  // namespace graft

@@ -1,0 +1,181 @@
+// graft as a library: one Session owns one frozen backbone (and its tokenizer) and any
+// number of named adapters, and is the one place a run is assembled. The CLI, the
+// server and the Python module are front ends on it.
+//
+//   graft::Session s(".cache/models/all-MiniLM-L6-v2");
+//   s.add_adapter("sst2", "lora", R"({"r": 8})");
+//   s.train("sst2", train_rows, dev_rows, {.epochs = 1, .output = "runs/sst2"});
+//   auto p = s.predict({{"a gripping film"}}, graft::Selection::one("sst2"));
+//
+// Which adapters a call uses is the Selection passed with it, never state on the
+// session: inference calls (forward, predict, embed, generate, evaluate) may run
+// concurrently from several threads with different selections. Calls that change the
+// adapters (add, load, unload, train) must not overlap any other call.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "graft/backbone.h"
+#include "graft/dataset.h"
+#include "graft/scores.h"
+#include "graft/selection.h"
+#include "graft/task.h"
+
+namespace graft {
+
+struct SessionOptions {
+  DType dtype = DType::f32;  // how the frozen weights are held (bf16 halves them)
+  // Searched first for plugins, before GRAFT_PLUGIN_PATH, the build tree and the install prefix.
+  std::vector<std::filesystem::path> plugin_dirs;
+};
+
+// One adapter of the session, as `graft info` and the server describe it.
+struct AdapterInfo {
+  std::string name;
+  std::string method;       // plugin name, or the built-in "head" / "full"
+  std::string config_json;  // the validated config it was created with ("" = defaults)
+  std::string description;  // the method's one line (sites, parameter count)
+  std::int64_t trainable_parameters = 0;  // the method's, without the head
+  std::optional<HeadConfig> head;         // its task head, once made, trained or loaded
+  std::int64_t head_parameters = 0;
+  std::filesystem::path source;  // the folder it was loaded from; empty when added
+  float default_lr = 0;           // what it trains well at: its plugin's metadata, else 1e-3
+};
+
+// Where a training run is: passed to TrainOptions::on_progress after every step and
+// every evaluation.
+struct TrainProgress {
+  std::int64_t step = 0, total_steps = 0;
+  double loss = 0, lr = 0, tokens_per_second = 0;
+  const Scores* evaluation = nullptr;  // set right after an evaluation on the dev set
+};
+
+struct TrainOptions {
+  std::int64_t epochs = 3;
+  std::int64_t max_steps = 0;  // > 0: this many optimiser steps, whatever the epochs
+  std::size_t batch_size = 32;
+  std::size_t grad_accumulation = 1;
+  std::size_t max_length = 128;  // capped at what the backbone can place
+  float lr = 0;                  // 0: the method's default (AdapterInfo::default_lr)
+  float weight_decay = 0, warmup_ratio = 0.06f, max_grad_norm = 1;
+  std::string schedule = "linear";  // linear, cosine or constant decay
+  std::uint64_t seed = 42;
+  std::int64_t eval_every = 0;  // steps; 0: at the end of every epoch
+  std::int64_t save_every = 0;  // steps between resumable checkpoints; 0: at every evaluation
+  // The run folder: best/ (an adapter folder), checkpoint/ (resumable), log.jsonl. A run
+  // started again with the same folder resumes.
+  std::filesystem::path output;
+  std::optional<Pooling> pooling;  // default: mean for encoders, last token for decoders
+  bool progress_line = true;       // the live progress line on stderr
+  std::string label;               // shown on the progress line; default: the method
+  std::function<void(const TrainProgress&)> on_progress;
+};
+
+struct TrainSummary {
+  Scores best, last;
+  std::int64_t best_step = 0, steps = 0;
+  double seconds = 0, tokens_per_second = 0, peak_memory_mib = 0;
+  bool resumed = false;
+  float lr = 0;
+  std::int64_t trainable_parameters = 0;  // the adapter's and the head's
+  std::filesystem::path best_folder;      // output/best
+};
+
+struct EvalOptions {
+  std::size_t batch_size = 32;
+  std::size_t max_length = 128;  // capped at what the backbone can place
+};
+
+// One row to predict: a text, or a pair.
+struct TextInput {
+  std::string text;
+  std::optional<std::string> pair;
+};
+struct Prediction {
+  std::int64_t label = -1;  // classification: the class index
+  double value = 0;         // regression: the prediction; classification: = label
+};
+
+struct EmbedOptions {
+  std::optional<Pooling> pooling;   // default: the folder's sentence-transformers pooling, else mean
+  bool normalize = true;            // L2-normalise, as sentence-transformers does
+  std::optional<std::size_t> max_length;  // default: the folder's max_seq_length, else the model's
+};
+
+struct GenerateOptions {
+  std::int64_t max_new_tokens = 128;
+  float temperature = 0;  // 0: greedy
+  float top_p = 1;        // nucleus mass in (0, 1]
+  std::uint64_t seed = 0;
+};
+
+class Session {
+ public:
+  // Loads a Hugging Face model folder or a llama2.c checkpoint (and its tokenizer), and
+  // scans the plugin search path.
+  explicit Session(const std::filesystem::path& backbone, SessionOptions options = {});
+  ~Session();
+  Session(Session&&) noexcept;
+  Session& operator=(Session&&) noexcept;
+
+  const BackboneInfo& backbone_info() const;
+  const std::vector<Site>& sites() const;
+  bool has_tokenizer() const;
+  // "wordpiece, 30522 tokens"; "" when the backbone has no tokenizer graft can read.
+  std::string tokenizer_summary() const;
+  // What the plugin scan found worth a warning (a name two plugins claim). Plugins are
+  // scanned when an adapter first needs one.
+  const std::vector<std::string>& warnings() const;
+
+  // ---- adapters -------------------------------------------------------------------
+  // Attaches a new adapter: a plugin by name (or an alias such as "pfeiffer"), or the
+  // built-in "head" (a task head only) and "full" (every backbone weight trained).
+  // `config_json` is validated against the plugin's schema; `origin` names it in errors.
+  void add_adapter(const std::string& name, const std::string& method, const std::string& config_json = "",
+                   std::uint64_t seed = 42, const std::string& origin = "config");
+  // An adapter folder (graft's, or Hugging Face PEFT's), with its head if it has one.
+  void load_adapter(const std::string& name, const std::filesystem::path& folder);
+  // Writes the adapter (and its head) as a folder, atomically.
+  void save_adapter(const std::string& name, const std::filesystem::path& folder) const;
+  void unload_adapter(const std::string& name);
+  // Gives adapter `name` the task head `data` needs (classes from its labels; pooling
+  // by default mean for encoders, last token for decoders), unless it has one; train()
+  // does this itself.
+  HeadConfig add_head(const std::string& name, const data::Dataset& data, std::optional<Pooling> pooling = std::nullopt);
+  std::vector<std::string> adapter_names() const;
+  AdapterInfo adapter(const std::string& name) const;
+
+  // ---- inference (safe to call concurrently) ------------------------------------------
+  // Final hidden states [B, T', hidden] of `texts` (padded to the longest).
+  Tensor forward(const std::vector<std::string>& texts, const Selection& selection = {}) const;
+  // Through each row's task head: with a stack, the last adapter that has a head; per
+  // row, each row's adapter's head (rows on the bare backbone have none: an error).
+  std::vector<Prediction> predict(const std::vector<TextInput>& rows, const Selection& selection,
+                                  const EvalOptions& options = {}) const;
+  // Pooled sentence embeddings [rows][hidden].
+  std::vector<std::vector<float>> embed(const std::vector<std::string>& texts, const Selection& selection = {},
+                                        const EmbedOptions& options = {}) const;
+  // Continues `prompt` (decoders); `on_text` receives each new piece of text as it is made.
+  std::string generate(const std::string& prompt, const Selection& selection = {}, const GenerateOptions& options = {},
+                       const std::function<void(const std::string&)>& on_text = {}) const;
+  // Dev-set metrics of the selection's head (as predict picks it) on `dev`.
+  Scores evaluate(const data::Dataset& dev, const Selection& selection, const EvalOptions& options = {}) const;
+
+  // ---- training ---------------------------------------------------------------------
+  // Trains adapter `name` (and a task head made for `train_data`, unless it has one) on
+  // `train_data`, keeping the best on `dev_data` in options.output/best.
+  TrainSummary train(const std::string& name, const data::Dataset& train_data, const data::Dataset& dev_data,
+                     const TrainOptions& options);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+
+}  // namespace graft

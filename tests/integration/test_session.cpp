@@ -1,0 +1,188 @@
+// graft::Session, the library API: selections per call (concurrent calls with
+// different selections get exactly what each gets alone), per-row selection equal to
+// the whole-batch one row by row, adapters added, saved, loaded and unloaded by name,
+// training through the session, generation through a trained LoRA, and clear errors.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "cli_harness.h"
+#include "graft/error.h"
+#include "graft/session.h"
+#include "peft_harness.h"
+
+namespace graft::testing {
+namespace {
+
+const std::vector<std::string> kTexts = {"a gripping, beautifully shot film", "the plot never comes together",
+                                         "an ordinary evening at the cinema"};
+// LoRA with B drawn at random (PEFT's init_lora_weights=false): the adapter changes the
+// output from the start, so two adapters are told apart without training.
+const char* kLoraA = R"({"r": 4, "init_lora_weights": false, "target_modules": ["query", "value"]})";
+const char* kLoraB = R"({"r": 8, "init_lora_weights": false, "target_modules": "all-linear"})";
+
+Session& minilm_session() {
+  static Session session = [] {
+    Session s(minilm_path());
+    s.add_adapter("a", "lora", kLoraA, 1);
+    s.add_adapter("b", "lora", kLoraB, 2);
+    const data::Dataset sst2 = sst2_rows("train", 0, 8);
+    s.add_head("a", sst2);
+    s.add_head("b", sst2);
+    return s;
+  }();
+  return session;
+}
+
+double max_diff(const std::vector<std::vector<float>>& x, const std::vector<std::vector<float>>& y) {
+  double m = 0;
+  for (std::size_t i = 0; i < x.size(); ++i)
+    for (std::size_t j = 0; j < x[i].size(); ++j) m = std::max(m, std::abs(double(x[i][j]) - y[i][j]));
+  return m;
+}
+
+TEST(Session, SelectionsChangeTheOutputAndNoneIsTheBareBackbone) {
+  Session& s = minilm_session();
+  const auto bare = s.embed(kTexts);
+  const auto a = s.embed(kTexts, Selection::one("a")), b = s.embed(kTexts, Selection::one("b"));
+  EXPECT_GT(max_diff(bare, a), 1e-3);
+  EXPECT_GT(max_diff(a, b), 1e-3);
+  EXPECT_EQ(s.embed(kTexts, Selection::none()), bare);
+  // The same bare embedding as a session without adapters.
+  EXPECT_EQ(Session(minilm_path()).embed(kTexts), bare);
+}
+
+TEST(Session, PerRowSelectionIsEachRowsOwnAdapter) {
+  Session& s = minilm_session();
+  const auto bare = s.embed(kTexts), a = s.embed(kTexts, Selection::one("a")), b = s.embed(kTexts, Selection::one("b"));
+  const auto mixed = s.embed(kTexts, Selection::per_row({"a", "b", ""}));
+  EXPECT_LT(max_diff({mixed[0]}, {a[0]}), 1e-5);
+  EXPECT_LT(max_diff({mixed[1]}, {b[1]}), 1e-5);
+  EXPECT_EQ(mixed[2], bare[2]) << "a row without an adapter is the bare backbone's, to the bit";
+  // predict: each row through its own adapter and head.
+  std::vector<TextInput> rows;
+  for (const auto& t : kTexts) rows.push_back({t, std::nullopt});
+  const auto pa = s.predict(rows, Selection::one("a")), pb = s.predict(rows, Selection::one("b"));
+  const auto pm = s.predict({rows[0], rows[1]}, Selection::per_row({"a", "b"}));
+  EXPECT_EQ(pm[0].label, pa[0].label);
+  EXPECT_EQ(pm[1].label, pb[1].label);
+}
+
+TEST(Session, ConcurrentCallsWithDifferentSelectionsGetWhatEachGetsAlone) {
+  Session& s = minilm_session();
+  std::vector<TextInput> rows;
+  for (const auto& t : kTexts) rows.push_back({t, std::nullopt});
+  const std::vector<Selection> selections = {Selection::one("a"), Selection::one("b"), Selection::none(),
+                                             Selection::per_row({"b", "", "a"})};
+  std::vector<std::vector<std::vector<float>>> alone;
+  for (const auto& sel : selections) alone.push_back(s.embed(kTexts, sel));
+  const auto predicted_alone = s.predict(rows, Selection::one("b"));
+
+  std::atomic<int> mismatches{0}, calls{0};
+  std::vector<std::thread> threads;
+  for (std::size_t t = 0; t < selections.size(); ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 6; ++i) {
+        if (s.embed(kTexts, selections[t]) != alone[t]) ++mismatches;
+        if (t == 1) {
+          const auto p = s.predict(rows, Selection::one("b"));
+          for (std::size_t r = 0; r < p.size(); ++r)
+            if (p[r].label != predicted_alone[r].label) ++mismatches;
+        }
+        ++calls;
+      }
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(calls.load(), 24);
+  EXPECT_EQ(mismatches.load(), 0) << "a concurrent call saw another call's selection";
+}
+
+TEST(Session, AdaptersSaveLoadAndUnloadByName) {
+  Session& s = minilm_session();
+  TempFolder dir("session_save");
+  s.save_adapter("a", dir.path / "a");
+  Session other(minilm_path());
+  other.load_adapter("copy", dir.path / "a");
+  EXPECT_EQ(other.embed(kTexts, Selection::one("copy")), s.embed(kTexts, Selection::one("a")));
+  const AdapterInfo info = other.adapter("copy");
+  EXPECT_EQ(info.method, "lora");
+  ASSERT_TRUE(info.head.has_value());
+  EXPECT_EQ(info.head->num_labels, 2);
+  EXPECT_EQ(info.trainable_parameters, s.adapter("a").trainable_parameters);
+  other.unload_adapter("copy");
+  EXPECT_TRUE(other.adapter_names().empty());
+  EXPECT_THROW(other.embed(kTexts, Selection::one("copy")), ConfigError);
+}
+
+TEST(Session, BadSelectionsAndNamesAreClearErrors) {
+  Session& s = minilm_session();
+  auto message = [&](auto&& call) {
+    try {
+      call();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_HAS(message([&] { s.embed(kTexts, Selection::one("nope")); }), "no adapter named 'nope'");
+  EXPECT_HAS(message([&] { s.embed(kTexts, Selection::one("nope")); }), "adapters: a, b");
+  EXPECT_HAS(message([&] { s.embed(kTexts, Selection::per_row({"a"})); }), "names 1 adapters for 3 rows");
+  EXPECT_HAS(message([&] { s.predict({{"x", std::nullopt}}, Selection::none()); }), "no task head");
+  EXPECT_HAS(message([&] { s.add_adapter("a", "lora"); }), "already exists");
+  EXPECT_HAS(message([&] { s.add_adapter("c", "no_such_method"); }), "no_such_method");
+  EXPECT_HAS(message([&] { s.add_adapter("c", "lora", R"({"rr": 4})"); }), "rr");
+  EXPECT_HAS(message([&] { s.generate("once", Selection::none()); }), "cannot generate");
+  EXPECT_EQ(s.adapter_names(), (std::vector<std::string>{"a", "b"})) << "a failed add leaves nothing behind";
+}
+
+// Issue #11: a LoRA trained on stories260K through the Session generates with it, in the
+// library and through `graft generate --adapter`.
+TEST(Session, TrainsALoraOnStoriesAndGeneratesWithIt) {
+  TempFolder dir("session_stories");
+  Session s(stories260k_path());
+  s.add_adapter("sst2", "lora", R"({"r": 8, "target_modules": "all-linear"})", 3);
+  data::Dataset train = sst2_rows("train", 0, 128), dev = sst2_rows("dev", 0, 32);
+  train.kind = dev.kind = TaskKind::causal_lm;
+  train.metric = dev.metric = "perplexity";
+  const std::string before = s.generate("Once upon a time", Selection::one("sst2"), {.max_new_tokens = 24});
+  EXPECT_EQ(before, s.generate("Once upon a time", Selection::none(), {.max_new_tokens = 24})) << "LoRA starts as the identity";
+  TrainOptions options;
+  options.max_steps = 40;
+  options.batch_size = 16;
+  options.max_length = 48;
+  options.lr = 3e-3f;
+  options.output = dir.path / "run";
+  options.progress_line = false;
+  int steps_seen = 0, evaluations = 0;
+  options.on_progress = [&](const TrainProgress& p) {
+    ++steps_seen;
+    if (p.evaluation) ++evaluations;
+  };
+  s.add_head("sst2", train);
+  const double untrained = s.evaluate(dev, Selection::one("sst2")).values.at("perplexity");
+  const TrainSummary r = s.train("sst2", train, dev, options);
+  EXPECT_EQ(r.steps, 40);
+  EXPECT_GE(steps_seen, 40);
+  EXPECT_GE(evaluations, 1);
+  const double trained = s.evaluate(dev, Selection::one("sst2")).values.at("perplexity");
+  std::printf("stories260K + LoRA on SST-2 text: held-out perplexity %.2f -> %.2f\n", untrained, trained);
+  EXPECT_LT(trained, untrained * 0.9);
+
+  const std::string after = s.generate("Once upon a time", Selection::one("sst2"), {.max_new_tokens = 24});
+  std::printf("bare:    Once upon a time%s\ntrained: Once upon a time%s\n", before.c_str(), after.c_str());
+  EXPECT_NE(after, before);
+  // The saved best adapter, through the command line.
+  Session loaded(stories260k_path());
+  loaded.load_adapter("best", r.best_folder);
+  const std::string from_folder = loaded.generate("Once upon a time", Selection::one("best"), {.max_new_tokens = 24});
+  const ShellRun cli = run_graft(fmt::format("generate --backbone {} --adapter {} --prompt 'Once upon a time' --max-tokens 24",
+                                             stories260k_path().string(), r.best_folder.string()),
+                                 dir.path / "generate.log");
+  ASSERT_EQ(cli.status, 0) << cli.output;
+  EXPECT_HAS(cli.output, "Once upon a time" + from_folder);
+}
+
+}  // namespace
+}  // namespace graft::testing
