@@ -22,7 +22,7 @@ std::vector<std::int64_t> argmax_rows(const Tensor& logits) {
 
 }  // namespace
 
-std::vector<double> predict(const Backbone& backbone, SiteHooks* hooks, const TaskHead& head, const Batch& batch) {
+std::vector<double> predict(const Backbone& backbone, ForwardHooks* hooks, const TaskHead& head, const Batch& batch) {
   NoGradGuard no_grad;
   const Tensor logits = task_logits(backbone, hooks, head, batch, false);
   if (head.config().kind == TaskKind::regression) {
@@ -33,7 +33,7 @@ std::vector<double> predict(const Backbone& backbone, SiteHooks* hooks, const Ta
   return {classes.begin(), classes.end()};
 }
 
-Scores evaluate(const Backbone& backbone, SiteHooks* hooks, const TaskHead& head, const std::vector<data::LabeledBatch>& batches,
+Scores evaluate(const Backbone& backbone, ForwardHooks* hooks, const TaskHead& head, const std::vector<data::LabeledBatch>& batches,
                 const std::string& metric, const std::vector<std::string>& label_names) {
   NoGradGuard no_grad;
   std::vector<std::int64_t> predicted, gold;

@@ -142,7 +142,8 @@ struct SiteAdapter {
 class BottleneckHook : public AdapterHook {
  public:
   BottleneckHook(const SiteAdapter& a, const Options& o) : a_(a), o_(o) {}
-  Tensor sublayer_output(const Site&, const Tensor& h, const Rows& rows) override {
+  Tensor sublayer_output(const Site&, const SublayerCall& call, const Rows& rows) override {
+    const Tensor& h = call.h;
     const Tensor x = o_.ln_before ? ops::layer_norm(h, a_.norm_before_g, a_.norm_before_b, kAdapterLnEps) : h;
     Tensor up = ops::linear(activate(o_.non_linearity, ops::linear(x, a_.down_w, a_.down_b)), a_.up_w, a_.up_b);
     if (o_.scaling != 1.0) up = ops::scale(up, static_cast<float>(o_.scaling));

@@ -6,13 +6,8 @@
 // Config keys, tensor names and adapter_config.json are PEFT's LoraConfig's, so an
 // adapter saved by either tool loads in the other.
 //
-// Merging folds scaling·B·A into the frozen weights for inference. The SDK gives a
-// plugin no writable handle on a frozen weight; Backbone::parameters() (const) returns
-// handles that share storage with the backbone's weights, and merge() writes through
-// them. That is the one place this plugin mutates the backbone, and unmerge() undoes it
-// (so does destroying a merged adapter). While merged, every forward pass through the
-// backbone carries the adapter whatever the selection: merging is for serving one
-// adapter, and the hooks add nothing meanwhile.
+// Merging is the host's (AdapterSet::merge): this plugin only says what to add to each
+// frozen weight, delta_weight = scaling·B·A, and never writes the backbone.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -95,12 +90,10 @@ std::string json_number(double v, bool integral_as_int) {
 struct LoraSite {
   const Site* site;
   Tensor A, B;
-  Tensor merged_A, merged_B, weight;  // while merged: what was folded in, and where
 };
 
 struct Shared {
   float scaling = 1, dropout = 0;
-  bool merged = false;
 };
 
 class LoraHook : public AdapterHook {
@@ -108,12 +101,11 @@ class LoraHook : public AdapterHook {
   LoraHook(std::shared_ptr<const Shared> shared, Tensor A, Tensor B)
       : shared_(std::move(shared)), A_(std::move(A)), B_(std::move(B)) {}
 
-  Tensor linear(const Site&, const Tensor& x, const Tensor& y, const Rows& rows) override {
-    if (shared_->merged) return y;  // the delta is in the weight already
+  Tensor linear(const Site&, const LinearCall& call, const Rows& rows) override {
     // Dropout in training passes only, as the backbone's own (PEFT: module.training).
-    const Tensor in = shared_->dropout > 0 ? ops::dropout(x, shared_->dropout, training_mode()) : x;
+    const Tensor in = shared_->dropout > 0 ? ops::dropout(call.x, shared_->dropout, training_mode()) : call.x;
     const Tensor delta = ops::scale(ops::linear(ops::linear(in, A_), B_), shared_->scaling);
-    return ops::add(y, rows.gate(delta));
+    return ops::add(call.y, rows.gate(delta));
   }
 
  private:
@@ -146,14 +138,6 @@ class Lora : public PeftMethod {
     }
     shared_->scaling = static_cast<float>(use_rslora_ ? alpha_ / std::sqrt(static_cast<double>(r_)) : alpha_ / r_);
     shared_->dropout = static_cast<float>(dropout_);
-  }
-
-  ~Lora() override {
-    // A merged adapter that goes away must not leave its delta in the shared backbone.
-    try {
-      unmerge();
-    } catch (...) {
-    }
   }
 
   void attach(AttachContext& context) override {
@@ -192,7 +176,7 @@ class Lora : public PeftMethod {
                                      : nn::uniform_parameter({r_, s.in_features}, bound_a, mix(seed, 2 * i));
       Tensor B = init_ == "false" ? nn::uniform_parameter({s.out_features, r_}, 1.f / std::sqrt(static_cast<float>(r_)), mix(seed, 2 * i + 1))
                                   : nn::zeros_parameter({s.out_features, r_});
-      sites_.push_back({&s, A, B, {}, {}, {}});
+      sites_.push_back({&s, A, B});
       context.register_hook(s, std::make_shared<LoraHook>(shared_, A, B));
     }
   }
@@ -262,67 +246,15 @@ class Lora : public PeftMethod {
     PeftMethod::load_state(resolved);
   }
 
-  bool can_merge() const override { return true; }
-
-  void merge() override {
-    if (shared_->merged) return;
-    std::map<std::string, Tensor> weights;
-    for (const auto& p : backbone_->parameters()) weights[p.name] = p.tensor;
-    // Check every site before touching any weight.
-    for (LoraSite& s : sites_) {
-      const std::string name = s.site->checkpoint_module + ".weight";
-      auto it = weights.find(name);
-      if (it == weights.end())
-        throw ConfigError("lora", fmt::format("cannot merge: the backbone has no weight '{}' for site {}", name, s.site->name),
-                          "run the adapter unmerged");
-      if (it->second.dtype() != DType::f32)
-        throw ShapeError("lora", fmt::format("cannot merge into {} weight '{}': merging is done in f32", dtype_name(it->second.dtype()), name),
-                         "load the backbone in f32 (--dtype f32) to merge, or run the adapter unmerged");
-      if (it->second.shape() != Shape{s.site->out_features, s.site->in_features})
-        throw ShapeError("lora", fmt::format("cannot merge: weight '{}' has shape {}, the site is [{}, {}]", name,
-                                             shape_str(it->second.shape()), s.site->out_features, s.site->in_features));
-      s.weight = it->second;
-    }
-    for (LoraSite& s : sites_) {
-      // Snapshots: unmerge subtracts exactly what was added even if A or B change meanwhile.
-      s.merged_A = s.A.clone();
-      s.merged_B = s.B.clone();
-      fold(s, +1.f);
-    }
-    shared_->merged = true;
-  }
-
-  void unmerge() override {
-    if (!shared_->merged) return;
-    for (LoraSite& s : sites_) {
-      fold(s, -1.f);
-      s.merged_A = s.merged_B = s.weight = Tensor();
-    }
-    shared_->merged = false;
+  Tensor delta_weight(const Site& site) const override {
+    for (const LoraSite& s : sites_)
+      if (s.site == &site) return ops::scale(ops::matmul(s.B, s.A), shared_->scaling);  // [out, r]·[r, in]
+    return Tensor();
   }
 
  private:
   static std::string tensor_name(const LoraSite& s, const char* which) {
     return fmt::format("base_model.model.{}.{}.weight", s.site->checkpoint_module, which);
-  }
-
-  // W += sign · scaling · B·A through the weight's shared storage. A plain loop (r is
-  // small): the same bits are added and subtracted, and no oneDNN call is needed when a
-  // merged adapter is destroyed late.
-  void fold(const LoraSite& s, float sign) const {
-    const std::int64_t out = s.site->out_features, in = s.site->in_features;
-    const float *A = s.merged_A.data<float>(), *B = s.merged_B.data<float>();
-    float* w = s.weight.data<float>();
-    const double k = sign * static_cast<double>(shared_->scaling);
-    std::vector<double> row(static_cast<std::size_t>(in));
-    for (std::int64_t o = 0; o < out; ++o) {
-      std::fill(row.begin(), row.end(), 0.0);
-      for (std::int64_t j = 0; j < r_; ++j) {
-        const double b = B[o * r_ + j];
-        for (std::int64_t i = 0; i < in; ++i) row[i] += b * A[j * in + i];
-      }
-      for (std::int64_t i = 0; i < in; ++i) w[o * in + i] += static_cast<float>(k * row[i]);
-    }
   }
 
   static std::string alternative_name(const std::string& want, const std::map<std::string, Tensor>& tensors) {
