@@ -33,28 +33,6 @@ const Site& site_named(const Backbone& bb, const std::string& name) {
   throw std::logic_error("no site " + name);
 }
 
-// Records what its hooks are called with; `register_at` runs in attach.
-struct Seen {
-  std::map<std::string, LinearCall> linear;
-  std::map<std::string, SublayerCall> sublayer;
-};
-
-class Recorder : public AdapterHook {
- public:
-  explicit Recorder(Seen& seen) : seen_(seen) {}
-  Tensor linear(const Site& site, const LinearCall& call, const Rows&) override {
-    seen_.linear[site.name] = call;
-    return call.y;
-  }
-  Tensor sublayer_output(const Site& site, const SublayerCall& call, const Rows&) override {
-    seen_.sublayer[site.name] = call;
-    return call.h;
-  }
-
- private:
-  Seen& seen_;
-};
-
 class TestMethod : public PeftMethod {
  public:
   std::function<void(AttachContext&)> on_attach;
@@ -79,14 +57,9 @@ Tensor weight_of(const Backbone& bb, const Site& site, const char* suffix = ".we
 }
 
 void check_what_hooks_see(const Backbone& bb, bool llama) {
-  Seen seen;
-  auto method = std::make_shared<TestMethod>();
-  method->on_attach = [&](AttachContext& ctx) {
-    auto hook = std::make_shared<Recorder>(seen);
-    for (const char* name : {"layers.1.attention.query", "layers.1.ffn.up", "layers.1.attention", "layers.1.ffn"})
-      ctx.register_hook(site_named(bb, name), hook);
-  };
-  auto set = with_method(bb, method);
+  HookCalls seen;
+  auto set = std::make_unique<AdapterSet>(bb);
+  attach_recorder(*set, "t", {"layers.1.attention.query", "layers.1.ffn.up", "layers.1.attention", "layers.1.ffn"}, seen);
   const Tensor adapted = forward_with(bb, set.get(), toy_batch());
   EXPECT_EQ(max_abs_diff(adapted, forward_with(bb, nullptr, toy_batch())), 0.0);
 
