@@ -108,7 +108,7 @@ Tensor BertModel::position_ids(const Batch& batch, std::int64_t virtual_tokens, 
   return Tensor::from_ints(pos, {B, length});
 }
 
-Tensor BertModel::forward(const Batch& batch, SiteHooks* hooks, Tensor* mask_out, bool training) const {
+Tensor BertModel::forward(const Batch& batch, ForwardHooks* hooks, Tensor* mask_out, bool training) const {
   const TrainingModeGuard mode(training);  // for the hooks' own dropout
   const Tensor& ids = batch.input_ids;
   if (ids.ndim() != 2) throw ShapeError("bert", fmt::format("input ids must be [batch, seq], got {}", shape_str(ids.shape())));
@@ -117,9 +117,9 @@ Tensor BertModel::forward(const Batch& batch, SiteHooks* hooks, Tensor* mask_out
   Tensor key_mask = batch.attention_mask.defined() ? batch.attention_mask : ones_mask(B, T);
 
   Tensor x = ops::embedding(w.word, ids);
-  if (hooks) hooks->input_embeddings(sites_[0], x, key_mask);
+  if (hooks) hooks->input_embeddings(sites_[0], x, key_mask, Rows{});
   const std::int64_t L = x.dim(1), virtual_tokens = L - T;
-  const std::vector<std::int64_t> offsets = hooks ? hooks->prefix_positions(B) : std::vector<std::int64_t>{};
+  const std::vector<std::int64_t> offsets = hooks ? hooks->prefix_offsets(B) : std::vector<std::int64_t>{};
   // Segment ids: virtual tokens are segment 0, as PEFT pads them.
   std::vector<std::int64_t> types(static_cast<std::size_t>(B * L), 0);
   if (batch.token_type_ids.defined()) {
@@ -140,14 +140,14 @@ Tensor BertModel::forward(const Batch& batch, SiteHooks* hooks, Tensor* mask_out
     Tensor k = heads_first(site_linear(s[kKey], hooks, h, p.wk, p.bk));
     Tensor v = heads_first(site_linear(s[kValue], hooks, h, p.wv, p.bv));
     Tensor layer_mask = mask;
-    if (hooks) hooks->attention_kv(s[kKv], k, v, layer_mask);
+    if (hooks) hooks->attention_kv(s[kKv], k, v, layer_mask, Rows{});
     Tensor context = attention(q, k, v, layer_mask, config_.attention_dropout, training);
     Tensor attn = ops::dropout(site_linear(s[kOutput], hooks, context, p.wo, p.bo), config_.dropout, training);
-    h = ops::layer_norm(ops::add(site_sublayer(s[kAttention], hooks, attn), h), p.attn_ln_g, p.attn_ln_b, config_.layer_norm_eps);
+    h = ops::layer_norm(ops::add(site_sublayer(s[kAttention], hooks, h, attn), h), p.attn_ln_g, p.attn_ln_b, config_.layer_norm_eps);
 
     Tensor up = ops::gelu(site_linear(s[kUp], hooks, h, p.w_up, p.b_up), config_.gelu);
     Tensor down = ops::dropout(site_linear(s[kDown], hooks, up, p.w_down, p.b_down), config_.dropout, training);
-    h = ops::layer_norm(ops::add(site_sublayer(s[kFfn], hooks, down), h), p.ffn_ln_g, p.ffn_ln_b, config_.layer_norm_eps);
+    h = ops::layer_norm(ops::add(site_sublayer(s[kFfn], hooks, h, down), h), p.ffn_ln_g, p.ffn_ln_b, config_.layer_norm_eps);
   }
   if (mask_out) *mask_out = key_mask;
   return h;

@@ -34,7 +34,7 @@ class BertModel : public Backbone {
 
   const BackboneInfo& info() const override { return info_; }
   const std::vector<Site>& sites() const override { return sites_; }
-  Tensor forward(const Batch& batch, SiteHooks* hooks = nullptr, Tensor* mask_out = nullptr,
+  Tensor forward(const Batch& batch, ForwardHooks* hooks = nullptr, Tensor* mask_out = nullptr,
                  bool training = false) const override;
   std::vector<nn::NamedParameter> parameters() const override;
 

@@ -13,13 +13,13 @@ namespace graft::backbones {
 // row stays finite (uniform) instead of turning into NaN.
 constexpr float kHidden = -1e30f;
 
-Tensor site_linear(const Site& site, SiteHooks* hooks, const Tensor& x, const Tensor& weight, const Tensor& bias) {
+Tensor site_linear(const Site& site, ForwardHooks* hooks, const Tensor& x, const Tensor& weight, const Tensor& bias) {
   Tensor y = ops::linear(x, weight, bias);
-  return hooks ? hooks->linear(site, x, y) : y;
+  return hooks ? hooks->linear(site, {x, weight, bias, y}, Rows{}) : y;
 }
 
-Tensor site_sublayer(const Site& site, SiteHooks* hooks, const Tensor& h) {
-  return hooks ? hooks->sublayer_output(site, h) : h;
+Tensor site_sublayer(const Site& site, ForwardHooks* hooks, const Tensor& input, const Tensor& h) {
+  return hooks ? hooks->sublayer_output(site, {input, h}, Rows{}) : h;
 }
 
 Tensor ones_mask(std::int64_t batch, std::int64_t length) {

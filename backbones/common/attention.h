@@ -9,10 +9,12 @@
 
 namespace graft::backbones {
 
-// y = x Wᵀ + b, then whatever the hooks do at `site`.
-Tensor site_linear(const Site& site, SiteHooks* hooks, const Tensor& x, const Tensor& weight,
+// y = x Wᵀ + b, then whatever the hooks do at `site` (they see x, W, b and y).
+Tensor site_linear(const Site& site, ForwardHooks* hooks, const Tensor& x, const Tensor& weight,
                    const Tensor& bias = Tensor());
-Tensor site_sublayer(const Site& site, SiteHooks* hooks, const Tensor& h);
+// A block's output h before the residual add, transformed by the hooks at `site`;
+// `input` is what entered the block (the residual h is added to).
+Tensor site_sublayer(const Site& site, ForwardHooks* hooks, const Tensor& input, const Tensor& h);
 
 // Additive attention mask [B, 1, T, S] (0 keep, large negative hide) from a key mask
 // [B, S] (1 token, 0 padding); `causal` also hides keys after each query, where query

@@ -83,14 +83,14 @@ void LlamaModel::convert_weights(DType dtype) {
   info_.dtype = dtype;
 }
 
-Tensor LlamaModel::forward(const Batch& batch, SiteHooks* hooks, Tensor* mask_out, bool training) const {
+Tensor LlamaModel::forward(const Batch& batch, ForwardHooks* hooks, Tensor* mask_out, bool training) const {
   const TrainingModeGuard mode(training);  // LLaMA has no dropout of its own; the hooks may
   const Tensor& ids = batch.input_ids;
   Tensor mask = batch.attention_mask.defined() ? batch.attention_mask : ones_mask(ids.dim(0), ids.dim(1));
   return run(ids, mask, 0, nullptr, hooks, mask_out);
 }
 
-Tensor LlamaModel::forward_cached(const Tensor& input_ids, DecodingCache& decoding, SiteHooks* hooks) const {
+Tensor LlamaModel::forward_cached(const Tensor& input_ids, DecodingCache& decoding, ForwardHooks* hooks) const {
   auto* kv = dynamic_cast<KvCache*>(&decoding);
   if (!kv) throw Error("llama", "forward_cached was given a cache another backbone made", "use new_decoding_cache()");
   KvCache& cache = *kv;
@@ -106,7 +106,7 @@ Tensor LlamaModel::forward_cached(const Tensor& input_ids, DecodingCache& decodi
 
 Tensor LlamaModel::lm_logits(const Tensor& hidden) const { return ops::linear(hidden, weights_.lm_head); }
 
-Tensor LlamaModel::run(const Tensor& ids, const Tensor& key_mask, std::int64_t past, KvCache* cache, SiteHooks* hooks,
+Tensor LlamaModel::run(const Tensor& ids, const Tensor& key_mask, std::int64_t past, KvCache* cache, ForwardHooks* hooks,
                        Tensor* mask_out) const {
   if (ids.ndim() != 2) throw ShapeError("llama", fmt::format("input ids must be [batch, seq], got {}", shape_str(ids.shape())));
   const std::int64_t B = ids.dim(0), H = config_.n_heads, KV = config_.n_kv_heads, D = config_.dim / H;
@@ -114,7 +114,7 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor& key_mask, std::int64_t p
   Tensor keys_mask = key_mask;
   // Virtual input tokens are prepended once: with a cache they are past tokens after
   // the first call, and the cache's key mask must count them.
-  if (hooks && past == 0) hooks->input_embeddings(sites_[0], h, keys_mask);
+  if (hooks && past == 0) hooks->input_embeddings(sites_[0], h, keys_mask, Rows{});
   if (cache) cache->key_mask = keys_mask;
   // Virtual tokens prepended by a hook are part of the sequence: positions count them,
   // as in Hugging Face PEFT, so adapters move between the two unchanged.
@@ -125,7 +125,7 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor& key_mask, std::int64_t p
   // An attention_kv prefix counts as past tokens, as in Hugging Face: the real tokens of
   // a row with an n-row prefix start at position past + n (RoPE then also sees the
   // prefix keys, which carry no rotation, at Hugging Face's relative angles).
-  std::vector<std::int64_t> offsets = hooks ? hooks->prefix_positions(B) : std::vector<std::int64_t>{};
+  std::vector<std::int64_t> offsets = hooks ? hooks->prefix_offsets(B) : std::vector<std::int64_t>{};
   const bool uniform = offsets.empty() || std::all_of(offsets.begin(), offsets.end(), [&](auto o) { return o == offsets[0]; });
   const std::int64_t rows = uniform ? 1 : B;
   std::vector<std::int64_t> pos(static_cast<std::size_t>(rows * Tq));
@@ -158,16 +158,16 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor& key_mask, std::int64_t p
       cache->values[l] = v;
     }
     Tensor layer_mask = mask;
-    if (hooks) hooks->attention_kv(site(l, kKv), k, v, layer_mask);
+    if (hooks) hooks->attention_kv(site(l, kKv), k, v, layer_mask, Rows{});
     Tensor attn = attention(q, k, v, layer_mask);
     attn = site_linear(site(l, kOutput), hooks, attn, w.wo);
-    h = ops::add(h, site_sublayer(site(l, kAttention), hooks, attn));
+    h = ops::add(h, site_sublayer(site(l, kAttention), hooks, h, attn));
 
     x = ops::rms_norm(h, w.ffn_norm, config_.norm_eps);
     Tensor gate = ops::silu(site_linear(site(l, kGate), hooks, x, w.w_gate));
     Tensor up = site_linear(site(l, kUp), hooks, x, w.w_up);
     Tensor down = site_linear(site(l, kDown), hooks, ops::mul(gate, up), w.w_down);
-    h = ops::add(h, site_sublayer(site(l, kFfn), hooks, down));
+    h = ops::add(h, site_sublayer(site(l, kFfn), hooks, h, down));
   }
   if (mask_out) *mask_out = keys_mask;
   return ops::rms_norm(h, weights_.final_norm, config_.norm_eps);

@@ -41,13 +41,13 @@ class LlamaModel : public Backbone {
 
   const BackboneInfo& info() const override { return info_; }
   const std::vector<Site>& sites() const override { return sites_; }
-  Tensor forward(const Batch& batch, SiteHooks* hooks = nullptr, Tensor* mask_out = nullptr,
+  Tensor forward(const Batch& batch, ForwardHooks* hooks = nullptr, Tensor* mask_out = nullptr,
                  bool training = false) const override;
   std::vector<nn::NamedParameter> parameters() const override;
 
   // Forward over new tokens, reading and extending `cache` (generation).
   std::unique_ptr<DecodingCache> new_decoding_cache() const override { return std::make_unique<KvCache>(); }
-  Tensor forward_cached(const Tensor& input_ids, DecodingCache& cache, SiteHooks* hooks = nullptr) const override;
+  Tensor forward_cached(const Tensor& input_ids, DecodingCache& cache, ForwardHooks* hooks = nullptr) const override;
   Tensor lm_logits(const Tensor& hidden) const override;
 
   const LlamaConfig& config() const { return config_; }
@@ -55,7 +55,7 @@ class LlamaModel : public Backbone {
   void convert_weights(DType dtype);
 
  private:
-  Tensor run(const Tensor& ids, const Tensor& key_mask, std::int64_t past, KvCache* cache, SiteHooks* hooks,
+  Tensor run(const Tensor& ids, const Tensor& key_mask, std::int64_t past, KvCache* cache, ForwardHooks* hooks,
              Tensor* mask_out) const;
   const Site& site(int layer, int slot) const { return sites_[1 + layer * kSitesPerLayer + slot]; }
   void declare_sites();

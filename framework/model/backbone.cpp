@@ -15,7 +15,7 @@ std::unique_ptr<DecodingCache> Backbone::new_decoding_cache() const {
                     "use a decoder (llama2.c or LLaMA) backbone");
 }
 
-Tensor Backbone::forward_cached(const Tensor&, DecodingCache&, SiteHooks*) const {
+Tensor Backbone::forward_cached(const Tensor&, DecodingCache&, ForwardHooks*) const {
   new_decoding_cache();  // throws: a backbone without a cache of its own cannot decode
   return Tensor();
 }

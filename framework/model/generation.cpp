@@ -45,7 +45,7 @@ std::int64_t pick_next(const std::vector<float>& logits, const GenerationConfig&
 }
 
 std::vector<std::int64_t> generate(const Backbone& model, const std::vector<std::int64_t>& prompt, const GenerationConfig& config,
-                                   SiteHooks* hooks, const std::function<void(std::int64_t)>& on_token) {
+                                   ForwardHooks* hooks, const std::function<void(std::int64_t)>& on_token) {
   if (prompt.empty()) throw ConfigError("generate", "the prompt is empty", "start it with the BOS id (1)");
   if (config.temperature < 0.f) throw ConfigError("generate", fmt::format("temperature {} is negative", config.temperature));
   if (config.top_p <= 0.f || config.top_p > 1.f)

@@ -21,7 +21,7 @@ struct GenerationConfig {
 // it is produced. Returns the new ids (a stop id is not included).
 // `hooks`: the adapters of this call (null: the bare backbone).
 std::vector<std::int64_t> generate(const Backbone& model, const std::vector<std::int64_t>& prompt, const GenerationConfig& config,
-                                   SiteHooks* hooks = nullptr, const std::function<void(std::int64_t)>& on_token = {});
+                                   ForwardHooks* hooks = nullptr, const std::function<void(std::int64_t)>& on_token = {});
 
 // The next id from logits [vocab] under `config`, drawing from `uniform01` when sampling.
 std::int64_t pick_next(const std::vector<float>& logits, const GenerationConfig& config, double uniform01);

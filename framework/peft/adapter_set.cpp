@@ -3,8 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 
+#include "graft/autograd.h"
 #include "graft/error.h"
+#include "graft/ops.h"
 #include "peft/site_select.h"
 #include "plugin/plugin_call.h"
 
@@ -13,10 +16,11 @@ namespace {
 
 class Context : public AttachContext {
  public:
-  Context(const std::string& name, const Backbone& backbone, std::uint64_t seed,
-          std::unordered_map<const Site*, std::vector<std::shared_ptr<AdapterHook>>>& hooks,
+  using Hooks = std::unordered_map<const Site*, std::vector<std::shared_ptr<AdapterHook>>>;
+  using Prefixes = std::unordered_map<const Site*, std::int64_t>;
+  Context(const std::string& name, const Backbone& backbone, std::uint64_t seed, Hooks& hooks, Prefixes& prefixes,
           const AdapterSet::Tokenize& tokenize)
-      : name_(name), backbone_(backbone), seed_(seed), hooks_(hooks), tokenize_(tokenize) {}
+      : name_(name), backbone_(backbone), seed_(seed), hooks_(hooks), prefixes_(prefixes), tokenize_(tokenize) {}
   const std::string& adapter_name() const override { return name_; }
   const Backbone& backbone() const override { return backbone_; }
   std::vector<const Site*> select(SiteKind kind, const std::vector<std::string>& patterns,
@@ -24,13 +28,24 @@ class Context : public AttachContext {
     return select_sites(backbone_.sites(), kind, patterns, layers, fmt::format("adapter '{}'", name_));
   }
   void register_hook(const Site& site, std::shared_ptr<AdapterHook> hook) override {
-    const auto& sites = backbone_.sites();
-    if (&site < sites.data() || &site >= sites.data() + sites.size())
-      throw Error("peft", fmt::format("adapter '{}' registered a hook on a site that is not this backbone's", name_),
-                  "pass the Site references that select() returned");
+    check_site(site, "registered a hook on");
     hooks_[&site].push_back(std::move(hook));
   }
+  void declare_prefix(const Site& site, std::int64_t length) override {
+    check_site(site, "declared a prefix at");
+    if (site.kind != SiteKind::attention_kv || length < 0)
+      throw Error("peft", fmt::format("adapter '{}' declared a prefix of {} rows at {} site '{}'", name_, length,
+                                      site_kind_name(site.kind), site.name),
+                  "declare a length of 0 or more at attention_kv sites only");
+    prefixes_[&site] = length;
+  }
   std::uint64_t seed() const override { return seed_; }
+  void check_site(const Site& site, const char* what) const {
+    const auto& sites = backbone_.sites();
+    if (&site < sites.data() || &site >= sites.data() + sites.size())
+      throw Error("peft", fmt::format("adapter '{}' {} a site that is not this backbone's", name_, what),
+                  "pass the Site references that select() returned");
+  }
   std::vector<std::int64_t> tokenize(const std::string& text) const override {
     if (!tokenize_)
       throw ConfigError("peft", fmt::format("adapter '{}' needs to tokenise text, but no tokenizer was given for this backbone", name_),
@@ -42,9 +57,17 @@ class Context : public AttachContext {
   const std::string& name_;
   const Backbone& backbone_;
   std::uint64_t seed_;
-  std::unordered_map<const Site*, std::vector<std::shared_ptr<AdapterHook>>>& hooks_;
+  Hooks& hooks_;
+  Prefixes& prefixes_;
   const AdapterSet::Tokenize& tokenize_;
 };
+
+// The rows an adapter acts on within the rows its caller passed.
+Rows within(const Rows& caller, const Rows& own) {
+  if (caller.all()) return own;
+  if (own.all()) return caller;
+  return Rows{ops::mul(caller.mask, own.mask)};
+}
 
 }  // namespace
 
@@ -57,8 +80,8 @@ void AdapterSet::add(const std::string& name, const std::string& method_name, st
   if (name.empty()) throw ConfigError("peft", "an adapter needs a name");
   if (contains(name))
     throw ConfigError("peft", fmt::format("an adapter named '{}' is already attached", name), "choose another --name");
-  Attached attached{method_name, config_json, std::move(method), {}};
-  Context context(name, backbone_, seed, attached.hooks, tokenize_);
+  Attached attached{method_name, config_json, std::move(method), {}, {}, {}};
+  Context context(name, backbone_, seed, attached.hooks, attached.prefixes, tokenize_);
   try {
     attached.method->attach(context);
   } catch (const ConfigError& e) {
@@ -78,8 +101,12 @@ void AdapterSet::add(const std::string& name, const std::string& method_name, st
   adapters_.emplace(name, std::move(attached));
 }
 
+AdapterSet::~AdapterSet() {
+  for (auto& [name, a] : adapters_) unmerge(name);
+}
+
 void AdapterSet::remove(const std::string& name) {
-  get(name);
+  unmerge(name);
   adapters_.erase(name);
 }
 
@@ -122,6 +149,7 @@ ActiveAdapters AdapterSet::bind(const Selection& selection) const {
     for (auto& [name, m] : masks)
       view.active_.push_back({&get(name), Rows{Tensor::from_floats(m, {static_cast<std::int64_t>(m.size())})}});
   }
+  view.offset_prefixes();
   return view;
 }
 
@@ -145,72 +173,142 @@ std::vector<const ActiveAdapters::Active*> ActiveAdapters::at(const Site& site) 
   return out;
 }
 
-Tensor ActiveAdapters::linear(const Site& site, const Tensor& x, const Tensor& y) {
-  Tensor out = y;
-  for (const Active* a : at(site))
+void AdapterSet::merge(const std::string& name) {
+  get(name);  // a ConfigError naming what is attached
+  Attached& a = adapters_.at(name);
+  if (!a.merged.empty()) return;
+  std::map<std::string, Tensor> weights;
+  for (const auto& p : backbone_.parameters()) weights[p.name] = p.tensor;
+  std::vector<std::pair<const Site*, Tensor>> deltas;
+  for (const Site& site : backbone_.sites()) {  // the backbone's order: stable messages
+    if (site.kind != SiteKind::linear || !a.hooks.count(&site)) continue;
+    Tensor delta = plugin::call_plugin(a.method_name, fmt::format("its delta_weight() at site '{}'", site.name), [&] {
+      NoGradGuard no_grad;
+      return a.method->delta_weight(site);
+    });
+    if (!delta.defined()) continue;
+    const std::string weight_name = site.checkpoint_module + ".weight";
+    auto it = weights.find(weight_name);
+    if (it == weights.end())
+      throw ConfigError("peft", fmt::format("cannot merge adapter '{}': the backbone has no weight '{}' for site {}", name,
+                                            weight_name, site.name),
+                        "run the adapter unmerged");
+    const Tensor& w = it->second;
+    if (w.dtype() != DType::f32)
+      throw ShapeError("peft", fmt::format("cannot merge adapter '{}' into {} weight '{}': merging is done in f32", name,
+                                           dtype_name(w.dtype()), weight_name),
+                       "load the backbone in f32 (--dtype f32) to merge, or run the adapter unmerged");
+    const Shape shape{site.out_features, site.in_features};
+    if (w.shape() != shape || delta.shape() != shape || delta.dtype() != DType::f32)
+      throw ShapeError("peft", fmt::format("cannot merge adapter '{}' at {}: weight {} and delta {} ({}) must both be f32 {}",
+                                           name, site.name, shape_str(w.shape()), shape_str(delta.shape()),
+                                           dtype_name(delta.dtype()), shape_str(shape)));
+    for (const auto& [other, b] : adapters_)
+      if (&b != &a && b.merged.count(&site))
+        throw ConfigError("peft", fmt::format("cannot merge adapter '{}': adapter '{}' is merged into {} already", name, other,
+                                              weight_name),
+                          fmt::format("unmerge '{}' first", other));
+    deltas.emplace_back(&site, delta);
+  }
+  if (deltas.empty())
+    throw ConfigError("peft", fmt::format("adapter '{}' (method '{}') cannot be merged: its method gives no weight delta at "
+                                          "any of its sites", name, a.method_name),
+                      "run it unmerged; only methods with delta_weight (LoRA, DoRA) merge");
+  for (auto& [site, delta] : deltas) {
+    const Tensor& w = weights.at(site->checkpoint_module + ".weight");
+    Attached::Merged m{w, w.clone()};
+    float* dst = w.data<float>();
+    const float* d = delta.data<float>();
+    for (std::int64_t i = 0, n = w.numel(); i < n; ++i) dst[i] += d[i];
+    a.merged.emplace(site, std::move(m));
+  }
+}
+
+void AdapterSet::unmerge(const std::string& name) {
+  get(name);  // a ConfigError naming what is attached
+  Attached& a = adapters_.at(name);
+  // The saved bits, not W − Δ: unmerging must not drift the shared weights by rounding.
+  for (auto& [site, m] : a.merged) std::memcpy(m.weight.raw(), m.original.raw(), m.original.nbytes());
+  a.merged.clear();
+}
+
+// The first layer's prefixes count, as Hugging Face reads the past length off layer 0.
+void ActiveAdapters::offset_prefixes() {
+  const Site* first = nullptr;
+  for (const Site& s : set_->backbone_.sites())
+    if (s.kind == SiteKind::attention_kv && (!first || s.layer < first->layer)) first = &s;
+  if (!first) return;
+  for (const Active& a : active_) {
+    auto it = a.adapter->prefixes.find(first);
+    if (it == a.adapter->prefixes.end() || it->second == 0) continue;
+    if (a.rows.all()) {
+      prefix_all_ += it->second;
+      continue;
+    }
+    const std::vector<float> owned = a.rows.mask.to_floats();
+    prefix_rows_.resize(owned.size(), 0);
+    for (std::size_t b = 0; b < owned.size(); ++b)
+      if (owned[b] != 0.f) prefix_rows_[b] += it->second;
+  }
+}
+
+Tensor ActiveAdapters::linear(const Site& site, const LinearCall& call, const Rows& rows) {
+  LinearCall step = call;
+  for (const Active* a : at(site)) {
+    if (a->adapter->merged.count(&site)) continue;  // its delta is in the weight already
     for (const auto& hook : a->adapter->hooks.at(&site)) {
       try {
-        out = hook->linear(site, x, out, a->rows);
+        step.y = hook->linear(site, step, within(rows, a->rows));
       } catch (...) {
         AdapterSet::hook_failed(*a->adapter, "linear", site);
       }
     }
-  return out;
+  }
+  return step.y;
 }
 
-Tensor ActiveAdapters::sublayer_output(const Site& site, const Tensor& h) {
-  Tensor out = h;
+Tensor ActiveAdapters::sublayer_output(const Site& site, const SublayerCall& call, const Rows& rows) {
+  SublayerCall step = call;
   for (const Active* a : at(site))
     for (const auto& hook : a->adapter->hooks.at(&site)) {
       try {
-        out = hook->sublayer_output(site, out, a->rows);
+        step.h = hook->sublayer_output(site, step, within(rows, a->rows));
       } catch (...) {
         AdapterSet::hook_failed(*a->adapter, "sublayer_output", site);
       }
     }
-  return out;
+  return step.h;
 }
 
-void ActiveAdapters::attention_kv(const Site& site, Tensor& k, Tensor& v, Tensor& mask) {
-  for (const Active* a : at(site))
+void ActiveAdapters::attention_kv(const Site& site, Tensor& k, Tensor& v, Tensor& mask, const Rows& rows) {
+  for (const Active* a : at(site)) {
+    auto it = a->adapter->prefixes.find(&site);
+    const std::int64_t declared = it == a->adapter->prefixes.end() ? 0 : it->second;
     for (const auto& hook : a->adapter->hooks.at(&site)) {
+      const std::int64_t keys = k.dim(2), values = v.dim(2), columns = mask.dim(3);
       try {
-        hook->attention_kv(site, k, v, mask, a->rows);
+        hook->attention_kv(site, k, v, mask, within(rows, a->rows));
       } catch (...) {
         AdapterSet::hook_failed(*a->adapter, "attention_kv", site);
       }
+      // Positions were numbered from the declarations: a hook that prepends another
+      // number of rows would silently shift every token after them.
+      if (k.dim(2) - keys != declared || v.dim(2) - values != declared || mask.dim(3) - columns != declared)
+        throw PluginError("peft",
+                          fmt::format("plugin '{}' prepended {} keys, {} values and {} mask columns at site '{}', but "
+                                      "declared a prefix of {}",
+                                      a->adapter->method_name, k.dim(2) - keys, v.dim(2) - values,
+                                      mask.dim(3) - columns, site.name, declared),
+                          "call AttachContext::declare_prefix(site, length) in attach() with what the hook prepends");
     }
+  }
 }
 
-std::vector<std::int64_t> ActiveAdapters::prefix_positions(std::int64_t batch) {
-  // The first layer's prefix counts, as Hugging Face reads the past length off layer 0.
-  const Site* first = nullptr;
-  for (const Site& s : set_->backbone_.sites())
-    if (s.kind == SiteKind::attention_kv && (!first || s.layer < first->layer)) first = &s;
-  std::vector<std::int64_t> offsets;
-  if (!first) return offsets;
-  for (const Active* a : at(*first))
-    for (const auto& hook : a->adapter->hooks.at(first)) {
-      std::int64_t n = 0;
-      try {
-        n = hook->prefix_length(*first);
-      } catch (...) {
-        AdapterSet::hook_failed(*a->adapter, "prefix_length", *first);
-      }
-      if (n == 0) continue;
-      offsets.resize(static_cast<std::size_t>(batch), 0);
-      const std::vector<float> owned = a->rows.all() ? std::vector<float>(batch, 1.f) : a->rows.mask.to_floats();
-      for (std::int64_t b = 0; b < batch; ++b)
-        if (owned[b] != 0.f) offsets[b] += n;
-    }
-  return offsets;
-}
-
-void ActiveAdapters::input_embeddings(const Site& site, Tensor& x, Tensor& mask) {
+void ActiveAdapters::input_embeddings(const Site& site, Tensor& x, Tensor& key_mask, const Rows& rows) {
   for (const Active* a : at(site))
     for (const auto& hook : a->adapter->hooks.at(&site)) {
       try {
-        hook->input_embeddings(site, x, mask, a->rows);
+        hook->input_embeddings(site, x, key_mask, within(rows, a->rows));
       } catch (...) {
         AdapterSet::hook_failed(*a->adapter, "input_embeddings", site);
       }

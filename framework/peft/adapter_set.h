@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "graft/peft.h"
@@ -20,6 +21,10 @@ class ActiveAdapters;
 class AdapterSet {
  public:
   explicit AdapterSet(const Backbone& backbone) : backbone_(backbone) {}
+  // Unmerges what is merged: the shared backbone outlives the set unchanged.
+  ~AdapterSet();
+  AdapterSet(const AdapterSet&) = delete;
+  AdapterSet& operator=(const AdapterSet&) = delete;
 
   // How attach() tokenises text for a method (prompt tuning's TEXT init): the backbone's
   // tokenizer, special tokens included. Unset: methods that ask get a ConfigError.
@@ -32,6 +37,7 @@ class AdapterSet {
   // with the adapter).
   void add(const std::string& name, const std::string& method_name, std::shared_ptr<PeftMethod> method,
            const std::string& config_json, std::uint64_t seed);
+  // Unmerges the adapter first if it is merged.
   void remove(const std::string& name);
   bool contains(const std::string& name) const { return adapters_.count(name) > 0; }
   PeftMethod& method(const std::string& name) const;
@@ -48,6 +54,16 @@ class AdapterSet {
   // The trainable parameters of the adapters `selection` names, as "<adapter>.<name>".
   std::vector<nn::NamedParameter> parameters(const Selection& selection) const;
 
+  // Folds adapter `name` into the frozen weights for zero-overhead inference: at every
+  // linear site where its method gives a delta_weight, W += Δ (in f32), and its hook
+  // there stops running. Every forward pass then carries it whatever the selection;
+  // merging is for serving one adapter. Checked before any weight changes; a second
+  // merge is a no-op. Not while forward passes run: it writes the shared backbone.
+  void merge(const std::string& name);
+  // Restores the exact bits the merged weights had; a no-op when not merged.
+  void unmerge(const std::string& name);
+  bool merged(const std::string& name) const { return !get(name).merged.empty(); }
+
  private:
   friend class ActiveAdapters;
   struct Attached {
@@ -57,6 +73,12 @@ class AdapterSet {
     // plugin's code, which the method's deleter keeps loaded.
     std::shared_ptr<PeftMethod> method;
     std::unordered_map<const Site*, std::vector<std::shared_ptr<AdapterHook>>> hooks;
+    std::unordered_map<const Site*, std::int64_t> prefixes;  // declared attention_kv lengths
+    // While merged: each merged site's weight and its bits before the merge.
+    struct Merged {
+      Tensor weight, original;
+    };
+    std::unordered_map<const Site*, Merged> merged;
   };
   const Attached& get(const std::string& name) const;
   // Inside a catch (...) around a hook: the host-made error naming the plugin and hook.
@@ -67,16 +89,16 @@ class AdapterSet {
   std::map<std::string, Attached> adapters_;
 };
 
-// One call's adapters: SiteHooks that dispatch, at each site, to the hooks of the
-// selected adapters in order, each on the rows it owns. Cheap to build; read-only on
-// the set, so one per concurrent call.
-class ActiveAdapters : public SiteHooks {
+// One call's adapters: hooks that dispatch, at each site, to the hooks of the selected
+// adapters in order, each on the rows it owns (within the rows the caller passes), and
+// the prefix offsets that selection implies. Cheap to build; read-only on the set, so
+// one per concurrent call.
+class ActiveAdapters : public ForwardHooks {
  public:
-  Tensor linear(const Site& site, const Tensor& x, const Tensor& y) override;
-  Tensor sublayer_output(const Site& site, const Tensor& h) override;
-  void attention_kv(const Site& site, Tensor& k, Tensor& v, Tensor& mask) override;
-  void input_embeddings(const Site& site, Tensor& x, Tensor& mask) override;
-  std::vector<std::int64_t> prefix_positions(std::int64_t batch) override;
+  Tensor linear(const Site& site, const LinearCall& call, const Rows& rows) override;
+  Tensor sublayer_output(const Site& site, const SublayerCall& call, const Rows& rows) override;
+  void attention_kv(const Site& site, Tensor& k, Tensor& v, Tensor& mask, const Rows& rows) override;
+  void input_embeddings(const Site& site, Tensor& x, Tensor& key_mask, const Rows& rows) override;
   bool empty() const { return active_.empty(); }
 
  private:
@@ -87,6 +109,7 @@ class ActiveAdapters : public SiteHooks {
   };
   ActiveAdapters(const AdapterSet& set) : set_(&set) {}
   std::vector<const Active*> at(const Site& site) const;
+  void offset_prefixes();
   const AdapterSet* set_;
   std::vector<Active> active_;  // in application order
 };

@@ -1,4 +1,4 @@
-// Defaults of the PEFT method interface that plugins inherit.
+// Defaults of the PEFT method and hook interfaces that plugins inherit.
 #include <fmt/format.h>
 
 #include <cstring>
@@ -14,6 +14,16 @@ Tensor Rows::gate(const Tensor& delta) const {
   Shape shape(delta.ndim(), 1);
   shape[0] = delta.dim(0);
   return ops::mul(delta, mask.view(shape));
+}
+
+std::vector<std::int64_t> ForwardHooks::prefix_offsets(std::int64_t batch) const {
+  if (prefix_all_ == 0 && prefix_rows_.empty()) return {};
+  if (!prefix_rows_.empty() && static_cast<std::int64_t>(prefix_rows_.size()) != batch)
+    throw ShapeError("peft", fmt::format("the per-row selection names {} rows, the batch has {}", prefix_rows_.size(), batch),
+                     "give one adapter name (or \"\") per batch row");
+  std::vector<std::int64_t> out(static_cast<std::size_t>(batch), prefix_all_);
+  for (std::size_t b = 0; b < prefix_rows_.size(); ++b) out[b] += prefix_rows_[b];
+  return out;
 }
 
 std::vector<std::pair<std::string, Tensor>> PeftMethod::state() const {

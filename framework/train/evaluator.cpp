@@ -22,7 +22,7 @@ std::vector<std::int64_t> argmax_rows(const Tensor& logits) {
 
 }  // namespace
 
-std::vector<double> predict(const Backbone& backbone, SiteHooks* hooks, const TaskHead& head, const Batch& batch) {
+std::vector<double> predict(const Backbone& backbone, ForwardHooks* hooks, const TaskHead& head, const Batch& batch) {
   NoGradGuard no_grad;
   return predictions(head, task_logits(backbone, hooks, head, batch, false));
 }
@@ -36,7 +36,7 @@ std::vector<double> predictions(const TaskHead& head, const Tensor& logits) {
   return {classes.begin(), classes.end()};
 }
 
-Scores evaluate(const Backbone& backbone, SiteHooks* hooks, const TaskHead& head, const std::vector<data::LabeledBatch>& batches,
+Scores evaluate(const Backbone& backbone, ForwardHooks* hooks, const TaskHead& head, const std::vector<data::LabeledBatch>& batches,
                 const std::string& metric, const std::vector<std::string>& label_names) {
   NoGradGuard no_grad;
   std::vector<std::int64_t> predicted, gold;

@@ -10,9 +10,9 @@ namespace graft::train {
 
 // Logits of `head` for `batch` (see TaskHead::forward for shapes). `hooks` (the selected adapters) may be
 // null (the bare backbone). `training` turns dropout on in the backbone and the head.
-Tensor task_logits(const Backbone& backbone, SiteHooks* hooks, const TaskHead& head, const Batch& batch, bool training);
+Tensor task_logits(const Backbone& backbone, ForwardHooks* hooks, const TaskHead& head, const Batch& batch, bool training);
 // The head's loss for a labelled batch.
-Tensor task_loss(const Backbone& backbone, SiteHooks* hooks, const TaskHead& head, const data::LabeledBatch& batch,
+Tensor task_loss(const Backbone& backbone, ForwardHooks* hooks, const TaskHead& head, const data::LabeledBatch& batch,
                  bool training);
 
 }  // namespace graft::train

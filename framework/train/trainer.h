@@ -64,7 +64,7 @@ struct TrainResult {
 // What is being trained, and how to write it out when it is the best so far.
 struct TrainTarget {
   const Backbone* backbone = nullptr;
-  SiteHooks* hooks = nullptr;  // the selected adapters; null: none (head only, full fine-tuning)
+  ForwardHooks* hooks = nullptr;  // the selected adapters; null: none (head only, full fine-tuning)
   TaskHead* head = nullptr;
   std::vector<nn::NamedParameter> parameters;  // every trainable tensor, uniquely named
   std::function<void(const std::filesystem::path&)> export_best;

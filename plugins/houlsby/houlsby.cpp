@@ -1,18 +1,22 @@
-// Bottleneck adapters (Houlsby et al. 2019; Pfeiffer et al. 2020) with AdapterHub's
-// BnConfig keys and tensor names.
+// Bottleneck adapters (Houlsby et al. 2019; Pfeiffer et al. 2020) and parallel
+// adapters (He et al. 2022) with AdapterHub's BnConfig keys and tensor names.
 //
-// Placement. graft's sublayer_output site hands a hook the sublayer's output h (after
-// its output projection, before the residual add); the backbone then computes
-// LN(h' + residual) (BERT) or residual + h' (LLaMA, pre-norm). The adapter returns
+// Placement. graft's sublayer_output site hands a hook the block's input x (the
+// residual) and its output h (after its output projection, before the residual add);
+// the backbone then computes LN(h' + x) (BERT) or x + h' (LLaMA, pre-norm). The
+// sequential adapter returns
 //   h' = h + scaling · up(act(down(h)))
 // which is AdapterHub's original_ln_before=false, original_ln_after=true,
 // residual_before_ln=true placement — exactly its Houlsby (DoubleSeqBn) layout on both
-// architectures. Keys whose values need what the hook does not receive (the block's
-// input, the backbone's own layer norm) are rejected by name, never approximated:
-// original_ln_before=true (Pfeiffer/SeqBn's pre-adapter LN(h + residual)),
-// original_ln_after=false, is_parallel=true (needs the block input).
-// residual_before_ln is accepted with any value: with original_ln_before=false all of
-// its values take the residual from h.
+// architectures. With is_parallel (AdapterHub's ParallelAdapter, ParBnConfig) the
+// bottleneck reads the block's input instead, beside the block:
+//   h' = h + scaling · up(act(down(x)))
+// where AdapterHub ignores original_ln_before, residual_before_ln and
+// adapter_residual_before_ln, as here. Keys whose values need what graft does not do
+// (the backbone's own layer norm before the adapter) are rejected by name, never
+// approximated: original_ln_before=true for a sequential adapter (Pfeiffer/SeqBn's
+// LN(h + residual)), original_ln_after=false. residual_before_ln is accepted with any
+// value: with original_ln_before=false all of its values take the residual from h.
 //
 // Names: AdapterHub's state-dict keys. BERT-family sites carry the adapter in the
 // output module (`encoder.layer.3.attention.output.adapters.NAME.adapter_down.0.weight`,
@@ -47,7 +51,7 @@ constexpr const char* kSchema = R"json({
     "reduction_factor": {"type": "number", "default": 16, "minimum": 1, "description": "bottleneck = floor(hidden / reduction_factor), at least 1"},
     "non_linearity": {"type": "string", "default": "swish", "enum": ["relu", "gelu", "gelu_new", "swish", "silu", "tanh"],
                       "description": "bottleneck activation (AdapterHub: Houlsby swish, Pfeiffer relu)"},
-    "original_ln_before": {"type": "boolean", "default": false, "description": "only false: the hook does not receive the block input"},
+    "original_ln_before": {"type": "boolean", "default": false, "description": "only false for a sequential adapter (graft does not apply the backbone's norm before it); ignored with is_parallel, as in AdapterHub"},
     "original_ln_after": {"type": "boolean", "default": true, "description": "only true: graft's backbones always apply residual + their norm after the hook"},
     "residual_before_ln": {"type": ["boolean", "string"], "default": true, "enum": [true, false, "post_add"],
                            "description": "any value: equivalent when original_ln_before is false"},
@@ -56,8 +60,8 @@ constexpr const char* kSchema = R"json({
     "ln_after": {"type": "boolean", "default": false, "description": "adapter-owned layer norm after the up projection"},
     "init_weights": {"type": "string", "default": "bert", "enum": ["bert", "houlsby", "mam_adapter"],
                      "description": "bert: N(0, 0.02^2); houlsby: N(0, 0.01^2) truncated at 2 std; mam_adapter: kaiming-uniform down, zero up (exact identity)"},
-    "is_parallel": {"type": "boolean", "default": false, "description": "only false: a parallel adapter needs the block input"},
-    "scaling": {"type": "number", "default": 1.0, "description": "factor on the adapter's output (He et al. 2022)"},
+    "is_parallel": {"type": "boolean", "default": false, "description": "parallel adapter (He et al. 2022): the bottleneck reads the block's input, beside the block"},
+    "scaling": {"type": ["number", "string"], "default": 1.0, "description": "factor on the adapter's output (He et al. 2022): a number, \"learned\" (one trainable scalar) or \"channel\" (one per hidden unit), both starting at 1"},
     "leave_out": {"type": "array", "items": {"type": "integer"}, "default": [], "description": "layers without adapters"}
   }
 })json";
@@ -65,8 +69,9 @@ constexpr const char* kSchema = R"json({
 constexpr float kAdapterLnEps = 1e-5f;  // torch.nn.LayerNorm's default, as AdapterHub uses
 
 struct Options {
-  bool mh_adapter, output_adapter, ln_before, ln_after, adapter_residual_before_ln;
+  bool mh_adapter, output_adapter, ln_before, ln_after, adapter_residual_before_ln, parallel;
   double reduction_factor, scaling;
+  std::string scaling_kind;  // "" (the number `scaling`), "learned" or "channel"
   std::string non_linearity, init_weights;
   std::vector<std::int64_t> leave_out;
 };
@@ -76,19 +81,28 @@ struct Options {
 }
 
 Options parse(const Config& c) {
-  if (c.boolean("original_ln_before"))
+  const bool parallel = c.boolean("is_parallel");
+  if (c.boolean("original_ln_before") && !parallel)
     reject("original_ln_before", "true",
-           "it feeds the adapter LN(h + residual), but graft's sublayer_output hook receives only the sublayer output h",
+           "it feeds the adapter LN(h + residual) through the backbone's own layer norm, which graft applies only after the "
+           "hook",
            "graft places adapters as original_ln_before=false (AdapterHub's Houlsby layout); for Pfeiffer's single adapter "
            "use {\"mh_adapter\": false, \"non_linearity\": \"relu\"}");
   if (!c.boolean("original_ln_after"))
     reject("original_ln_after", "false", "graft's backbones always add the residual and apply their own norm after the hook",
            "leave original_ln_after at true");
-  if (c.boolean("is_parallel"))
-    reject("is_parallel", "true", "a parallel adapter reads the block's input, which the sublayer_output hook does not receive",
-           "use a sequential adapter (is_parallel=false)");
+  double scaling = 1.0;
+  std::string scaling_kind;
+  try {  // a number or one of two words (the schema's type list)
+    scaling = c.number("scaling");
+  } catch (const ConfigError&) {
+    scaling_kind = c.string("scaling");
+    if (scaling_kind != "learned" && scaling_kind != "channel")
+      reject("scaling", json_string(scaling_kind), "it is neither a number nor \"learned\" or \"channel\"",
+             "AdapterHub's ParBnConfig uses 4.0; \"learned\" trains one factor per adapter");
+  }
   Options o{c.boolean("mh_adapter"), c.boolean("output_adapter"), c.boolean("ln_before"), c.boolean("ln_after"),
-            c.boolean("adapter_residual_before_ln"), c.number("reduction_factor"), c.number("scaling"),
+            c.boolean("adapter_residual_before_ln"), parallel, c.number("reduction_factor"), scaling, scaling_kind,
             c.string("non_linearity"), c.string("init_weights"), c.integers("leave_out")};
   if (!o.mh_adapter && !o.output_adapter)
     throw ConfigError("houlsby", "mh_adapter and output_adapter are both false: the adapter would add nothing",
@@ -137,16 +151,24 @@ struct SiteAdapter {
   const Site* site = nullptr;
   std::string prefix;  // "<module>.adapters.<name>."
   Tensor norm_before_g, norm_before_b, down_w, down_b, up_w, up_b, norm_after_g, norm_after_b;
+  Tensor scaling;  // learned/channel scaling: [1] or [hidden]
 };
 
 class BottleneckHook : public AdapterHook {
  public:
   BottleneckHook(const SiteAdapter& a, const Options& o) : a_(a), o_(o) {}
-  Tensor sublayer_output(const Site&, const Tensor& h, const Rows& rows) override {
-    const Tensor x = o_.ln_before ? ops::layer_norm(h, a_.norm_before_g, a_.norm_before_b, kAdapterLnEps) : h;
+  Tensor sublayer_output(const Site&, const SublayerCall& call, const Rows& rows) override {
+    const Tensor& h = call.h;
+    const Tensor& in = o_.parallel ? call.input : h;  // parallel: beside the block, from its input
+    const Tensor x = o_.ln_before ? ops::layer_norm(in, a_.norm_before_g, a_.norm_before_b, kAdapterLnEps) : in;
     Tensor up = ops::linear(activate(o_.non_linearity, ops::linear(x, a_.down_w, a_.down_b)), a_.up_w, a_.up_b);
-    if (o_.scaling != 1.0) up = ops::scale(up, static_cast<float>(o_.scaling));
+    if (a_.scaling.defined())
+      up = ops::mul(up, a_.scaling);  // [1] or [hidden], broadcast over [B, T, hidden]
+    else if (o_.scaling != 1.0)
+      up = ops::scale(up, static_cast<float>(o_.scaling));
     if (!o_.ln_after) return ops::add(h, rows.gate(up));
+    // AdapterHub's ParallelAdapter: LN(up) added to h; the residual-before-LN form is sequential only.
+    if (o_.parallel) return ops::add(h, rows.gate(ops::layer_norm(up, a_.norm_after_g, a_.norm_after_b, kAdapterLnEps)));
     if (!o_.adapter_residual_before_ln)
       return ops::add(h, rows.gate(ops::layer_norm(up, a_.norm_after_g, a_.norm_after_b, kAdapterLnEps)));
     // LN(up + h) replaces h: rows this adapter does not own keep h exactly.
@@ -199,6 +221,7 @@ class Houlsby : public PeftMethod {
       a.up_w = init_weight(o_.init_weights, {H, bottleneck_}, true, mix(seed + 2));
       a.up_b = nn::zeros_parameter({H});
       if (o_.ln_after) a.norm_after_g = nn::ones_parameter({H}), a.norm_after_b = nn::zeros_parameter({H});
+      if (!o_.scaling_kind.empty()) a.scaling = nn::ones_parameter({o_.scaling_kind == "learned" ? 1 : H});
       adapters_.push_back(std::move(a));
     }
     for (const SiteAdapter& a : adapters_) ctx.register_hook(*a.site, std::make_shared<BottleneckHook>(a, o_));
@@ -214,6 +237,7 @@ class Houlsby : public PeftMethod {
       out.push_back({a.prefix + "adapter_up.weight", a.up_w});
       out.push_back({a.prefix + "adapter_up.bias", a.up_b});
       if (o_.ln_after) out.push_back({a.prefix + "adapter_norm_after.weight", a.norm_after_g}), out.push_back({a.prefix + "adapter_norm_after.bias", a.norm_after_b});
+      if (a.scaling.defined()) out.push_back({a.prefix + "scaling", a.scaling});  // AdapterHub's nn.Parameter
     }
     return out;
   }
@@ -225,9 +249,11 @@ class Houlsby : public PeftMethod {
     for (std::size_t i = 0; i < adapters_.size(); ++i)
       blocks += i == 0 || adapters_[i].site->layer != adapters_[i - 1].site->layer;
     const char* where = o_.mh_adapter && o_.output_adapter ? "attention and FFN" : o_.mh_adapter ? "attention" : "FFN";
-    return fmt::format("{} adapters (reduction {:g}, bottleneck {}, {}) after {} in {} of {} blocks: {} trainable params, "
-                       "{:.2f}% of the backbone's {}",
-                       o_.mh_adapter && o_.output_adapter ? "Houlsby" : "Bottleneck", o_.reduction_factor, bottleneck_, o_.non_linearity, where, blocks,
+    const std::string scaling = o_.scaling_kind.empty() ? fmt::format("{:g}", o_.scaling) : o_.scaling_kind;
+    const char* kind = o_.parallel ? "Parallel" : o_.mh_adapter && o_.output_adapter ? "Houlsby" : "Bottleneck";
+    return fmt::format("{} adapters (reduction {:g}, bottleneck {}, {}, scaling {}) {} {} in {} of {} blocks: {} trainable "
+                       "params, {:.2f}% of the backbone's {}",
+                       kind, o_.reduction_factor, bottleneck_, o_.non_linearity, scaling, o_.parallel ? "beside" : "after", where, blocks,
                        info_.num_layers, grouped(count), 100.0 * count / std::max<std::int64_t>(1, info_.parameter_count),
                        grouped(info_.parameter_count));
   }
@@ -256,7 +282,8 @@ class Houlsby : public PeftMethod {
       for (const SiteAdapter& a : adapters_) {
         const std::string stem = a.prefix.substr(0, a.prefix.size() - mine.size()) + ".adapters.";
         if (k.rfind(stem, 0) != 0) continue;
-        const std::size_t end = k.find(".adapter_", stem.size());
+        std::size_t end = k.find(".adapter_", stem.size());
+        if (end == std::string::npos && k.ends_with(".scaling")) end = k.size() - std::strlen(".scaling");
         if (end != std::string::npos) k = stem + name_ + k.substr(end);
         break;
       }

@@ -6,18 +6,18 @@
 // Config keys, tensor names and adapter_config.json are PEFT's LoraConfig's, so an
 // adapter saved by either tool loads in the other.
 //
-// Merging folds scaling·B·A into the frozen weights for inference. The SDK gives a
-// plugin no writable handle on a frozen weight; Backbone::parameters() (const) returns
-// handles that share storage with the backbone's weights, and merge() writes through
-// them. That is the one place this plugin mutates the backbone, and unmerge() undoes it
-// (so does destroying a merged adapter). While merged, every forward pass through the
-// backbone carries the adapter whatever the selection: merging is for serving one
-// adapter, and the hooks add nothing meanwhile.
+// With use_dora, DoRA (dora.h) as PEFT 0.10 does it: a magnitude vector per site,
+// saved as `...lora_magnitude_vector`.
+//
+// Merging is the host's (AdapterSet::merge): this plugin only says what to add to each
+// frozen weight, delta_weight = scaling·B·A (DoRA: g ⊙ (W + scaling·B·A) − W), and never
+// writes the backbone.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <set>
@@ -28,6 +28,7 @@
 #include "graft/error.h"
 #include "graft/ops.h"
 #include "graft/plugin.h"
+#include "dora.h"
 #include "peft_targets.h"
 #include "graft/text.h"
 
@@ -55,7 +56,7 @@ constexpr const char* kSchema = R"schema({
       "description": "true: A kaiming-uniform, B zero; \"gaussian\": A ~ N(0, 1/r²), B zero; false: both as nn.Linear (B non-zero). Initialisations that rewrite the base weights (pissa, olora, loftq) are not supported"},
     "bias": {"type": "string", "enum": ["none"], "default": "none", "description": "graft trains no biases of the backbone"},
     "fan_in_fan_out": {"type": "boolean", "enum": [false], "default": false, "description": "graft's linear weights are [out, in]"},
-    "use_dora": {"type": "boolean", "enum": [false], "default": false, "description": "DoRA is not implemented"},
+    "use_dora": {"type": "boolean", "default": false, "description": "DoRA (Liu et al. 2024): a learned magnitude per output times the row-normalised W + scaling·B·A, as PEFT"},
     "modules_to_save": {"type": "null", "default": null, "description": "graft saves the task head with the adapter instead"},
     "rank_pattern": {"type": "object", "enum": [{}], "default": {}, "description": "per-module ranks are not supported"},
     "alpha_pattern": {"type": "object", "enum": [{}], "default": {}, "description": "per-module alphas are not supported"},
@@ -95,12 +96,11 @@ std::string json_number(double v, bool integral_as_int) {
 struct LoraSite {
   const Site* site;
   Tensor A, B;
-  Tensor merged_A, merged_B, weight;  // while merged: what was folded in, and where
+  Tensor magnitude;  // DoRA only: [out]
 };
 
 struct Shared {
   float scaling = 1, dropout = 0;
-  bool merged = false;
 };
 
 class LoraHook : public AdapterHook {
@@ -108,12 +108,11 @@ class LoraHook : public AdapterHook {
   LoraHook(std::shared_ptr<const Shared> shared, Tensor A, Tensor B)
       : shared_(std::move(shared)), A_(std::move(A)), B_(std::move(B)) {}
 
-  Tensor linear(const Site&, const Tensor& x, const Tensor& y, const Rows& rows) override {
-    if (shared_->merged) return y;  // the delta is in the weight already
+  Tensor linear(const Site&, const LinearCall& call, const Rows& rows) override {
     // Dropout in training passes only, as the backbone's own (PEFT: module.training).
-    const Tensor in = shared_->dropout > 0 ? ops::dropout(x, shared_->dropout, training_mode()) : x;
+    const Tensor in = shared_->dropout > 0 ? ops::dropout(call.x, shared_->dropout, training_mode()) : call.x;
     const Tensor delta = ops::scale(ops::linear(ops::linear(in, A_), B_), shared_->scaling);
-    return ops::add(y, rows.gate(delta));
+    return ops::add(call.y, rows.gate(delta));
   }
 
  private:
@@ -125,7 +124,7 @@ class Lora : public PeftMethod {
  public:
   explicit Lora(const Config& c)
       : r_(c.integer("r")), alpha_(c.number("lora_alpha")), dropout_(c.number("lora_dropout")),
-        use_rslora_(c.boolean("use_rslora")), layers_(c.integers("layers_to_transform")) {
+        use_rslora_(c.boolean("use_rslora")), use_dora_(c.boolean("use_dora")), layers_(c.integers("layers_to_transform")) {
     if (dropout_ >= 1)
       throw ConfigError("lora", fmt::format("{}: lora_dropout = {} must be below 1", c.origin(), dropout_),
                         "a dropout of 1 would drop the whole LoRA branch");
@@ -146,14 +145,6 @@ class Lora : public PeftMethod {
     }
     shared_->scaling = static_cast<float>(use_rslora_ ? alpha_ / std::sqrt(static_cast<double>(r_)) : alpha_ / r_);
     shared_->dropout = static_cast<float>(dropout_);
-  }
-
-  ~Lora() override {
-    // A merged adapter that goes away must not leave its delta in the shared backbone.
-    try {
-      unmerge();
-    } catch (...) {
-    }
   }
 
   void attach(AttachContext& context) override {
@@ -184,6 +175,9 @@ class Lora : public PeftMethod {
                                               context.adapter_name(), r_, s->name, s->out_features, s->in_features,
                                               std::min(s->in_features, s->out_features)),
                           "pick r at most the smaller side of the targeted weights; 4 to 64 is usual");
+    std::map<std::string, Tensor> weights;  // DoRA's magnitude starts at the frozen rows' norms
+    if (use_dora_)
+      for (const auto& p : backbone_->parameters()) weights.emplace(p.name, p.tensor);
     const std::uint64_t seed = context.seed();
     for (std::size_t i = 0; i < chosen.size(); ++i) {
       const Site& s = *chosen[i];
@@ -192,8 +186,23 @@ class Lora : public PeftMethod {
                                      : nn::uniform_parameter({r_, s.in_features}, bound_a, mix(seed, 2 * i));
       Tensor B = init_ == "false" ? nn::uniform_parameter({s.out_features, r_}, 1.f / std::sqrt(static_cast<float>(r_)), mix(seed, 2 * i + 1))
                                   : nn::zeros_parameter({s.out_features, r_});
-      sites_.push_back({&s, A, B, {}, {}, {}});
-      context.register_hook(s, std::make_shared<LoraHook>(shared_, A, B));
+      if (!use_dora_) {
+        sites_.push_back({&s, A, B, Tensor()});
+        context.register_hook(s, std::make_shared<LoraHook>(shared_, A, B));
+        continue;
+      }
+      auto w = weights.find(s.checkpoint_module + ".weight");
+      if (w == weights.end() || w->second.shape() != Shape{s.out_features, s.in_features})
+        throw ConfigError("lora", fmt::format("adapter '{}': DoRA at {} needs its weight '{}.weight' [{}, {}], which the "
+                                              "backbone does not expose",
+                                              context.adapter_name(), s.name, s.checkpoint_module, s.out_features, s.in_features),
+                          "leave this module out of target_modules, or set use_dora to false");
+      // As PEFT's dora_init: ‖W + s·B·A‖ with the initial A and B (B = 0 unless init_lora_weights is false).
+      Tensor m = nn::zeros_parameter({s.out_features});
+      const Tensor norms = lora::dora_row_norms(w->second, A, B, shared_->scaling);
+      std::memcpy(m.raw(), norms.raw(), norms.nbytes());
+      sites_.push_back({&s, A, B, m});
+      context.register_hook(s, std::make_shared<lora::DoraHook>(A, B, m, shared_->scaling, shared_->dropout));
     }
   }
 
@@ -202,6 +211,7 @@ class Lora : public PeftMethod {
     for (const LoraSite& s : sites_) {
       out.push_back({tensor_name(s, "lora_A"), s.A});
       out.push_back({tensor_name(s, "lora_B"), s.B});
+      if (s.magnitude.defined()) out.push_back({magnitude_name(s), s.magnitude});
     }
     return out;
   }
@@ -213,10 +223,11 @@ class Lora : public PeftMethod {
     for (const LoraSite& s : sites_) {
       chosen.push_back(s.site);
       if (std::find(modules.begin(), modules.end(), s.site->module) == modules.end()) modules.push_back(s.site->module);
-      count += s.A.numel() + s.B.numel();
+      count += s.A.numel() + s.B.numel() + (s.magnitude.defined() ? s.magnitude.numel() : 0);
     }
     const std::string layers = lora::layer_ranges(chosen);
-    return fmt::format("LoRA r={} alpha={}{} on {} linear sites ({}; {} {}): {} trainable parameters", r_,
+    return fmt::format("{} r={} alpha={}{} on {} linear sites ({}; {} {}): {} trainable parameters",
+                       use_dora_ ? "DoRA" : "LoRA", r_,
                        json_number(alpha_, true), use_rslora_ ? " (rsLoRA)" : "", sites_.size(), fmt::join(modules, ", "),
                        layers.find_first_of("-,") == std::string::npos ? "layer" : "layers", layers, thousands(count));
   }
@@ -233,10 +244,10 @@ class Lora : public PeftMethod {
         R"({{"peft_type": "LORA", "task_type": null, "base_model_name_or_path": {}, "revision": null, "inference_mode": true,
  "auto_mapping": null, "r": {}, "lora_alpha": {}, "lora_dropout": {}, "target_modules": {}, "layers_to_transform": {},
  "layers_pattern": null, "use_rslora": {}, "init_lora_weights": {}, "bias": "none", "fan_in_fan_out": false,
- "use_dora": false, "modules_to_save": null, "rank_pattern": {{}}, "alpha_pattern": {{}}, "megatron_config": null,
+ "use_dora": {}, "modules_to_save": null, "rank_pattern": {{}}, "alpha_pattern": {{}}, "megatron_config": null,
  "megatron_core": "megatron.core", "loftq_config": {{}}, "layer_replication": null}})",
         json_string(base), r_, json_number(alpha_, true), json_number(dropout_, false), targets.target_modules,
-        targets.layers_to_transform, use_rslora_, init_ == "gaussian" ? "\"gaussian\"" : init_);
+        targets.layers_to_transform, use_rslora_, init_ == "gaussian" ? "\"gaussian\"" : init_, use_dora_);
   }
 
   // PEFT names tensors after the module path of the model it wrapped: a LLaMA adapter
@@ -262,67 +273,24 @@ class Lora : public PeftMethod {
     PeftMethod::load_state(resolved);
   }
 
-  bool can_merge() const override { return true; }
-
-  void merge() override {
-    if (shared_->merged) return;
-    std::map<std::string, Tensor> weights;
-    for (const auto& p : backbone_->parameters()) weights[p.name] = p.tensor;
-    // Check every site before touching any weight.
-    for (LoraSite& s : sites_) {
-      const std::string name = s.site->checkpoint_module + ".weight";
-      auto it = weights.find(name);
-      if (it == weights.end())
-        throw ConfigError("lora", fmt::format("cannot merge: the backbone has no weight '{}' for site {}", name, s.site->name),
-                          "run the adapter unmerged");
-      if (it->second.dtype() != DType::f32)
-        throw ShapeError("lora", fmt::format("cannot merge into {} weight '{}': merging is done in f32", dtype_name(it->second.dtype()), name),
-                         "load the backbone in f32 (--dtype f32) to merge, or run the adapter unmerged");
-      if (it->second.shape() != Shape{s.site->out_features, s.site->in_features})
-        throw ShapeError("lora", fmt::format("cannot merge: weight '{}' has shape {}, the site is [{}, {}]", name,
-                                             shape_str(it->second.shape()), s.site->out_features, s.site->in_features));
-      s.weight = it->second;
+  Tensor delta_weight(const Site& site) const override {
+    for (const LoraSite& s : sites_) {
+      if (s.site != &site) continue;
+      if (!s.magnitude.defined()) return ops::scale(ops::matmul(s.B, s.A), shared_->scaling);  // [out, r]·[r, in]
+      for (const auto& p : backbone_->parameters())
+        if (p.name == site.checkpoint_module + ".weight")
+          return lora::dora_delta_weight(p.tensor, s.A, s.B, s.magnitude, shared_->scaling);
     }
-    for (LoraSite& s : sites_) {
-      // Snapshots: unmerge subtracts exactly what was added even if A or B change meanwhile.
-      s.merged_A = s.A.clone();
-      s.merged_B = s.B.clone();
-      fold(s, +1.f);
-    }
-    shared_->merged = true;
-  }
-
-  void unmerge() override {
-    if (!shared_->merged) return;
-    for (LoraSite& s : sites_) {
-      fold(s, -1.f);
-      s.merged_A = s.merged_B = s.weight = Tensor();
-    }
-    shared_->merged = false;
+    return Tensor();
   }
 
  private:
   static std::string tensor_name(const LoraSite& s, const char* which) {
     return fmt::format("base_model.model.{}.{}.weight", s.site->checkpoint_module, which);
   }
-
-  // W += sign · scaling · B·A through the weight's shared storage. A plain loop (r is
-  // small): the same bits are added and subtracted, and no oneDNN call is needed when a
-  // merged adapter is destroyed late.
-  void fold(const LoraSite& s, float sign) const {
-    const std::int64_t out = s.site->out_features, in = s.site->in_features;
-    const float *A = s.merged_A.data<float>(), *B = s.merged_B.data<float>();
-    float* w = s.weight.data<float>();
-    const double k = sign * static_cast<double>(shared_->scaling);
-    std::vector<double> row(static_cast<std::size_t>(in));
-    for (std::int64_t o = 0; o < out; ++o) {
-      std::fill(row.begin(), row.end(), 0.0);
-      for (std::int64_t j = 0; j < r_; ++j) {
-        const double b = B[o * r_ + j];
-        for (std::int64_t i = 0; i < in; ++i) row[i] += b * A[j * in + i];
-      }
-      for (std::int64_t i = 0; i < in; ++i) w[o * in + i] += static_cast<float>(k * row[i]);
-    }
+  // PEFT 0.10's name: a bare parameter under the module.
+  static std::string magnitude_name(const LoraSite& s) {
+    return fmt::format("base_model.model.{}.lora_magnitude_vector", s.site->checkpoint_module);
   }
 
   static std::string alternative_name(const std::string& want, const std::map<std::string, Tensor>& tensors) {
@@ -342,7 +310,7 @@ class Lora : public PeftMethod {
 
   std::int64_t r_;
   double alpha_, dropout_;
-  bool use_rslora_;
+  bool use_rslora_, use_dora_;
   std::vector<std::int64_t> layers_;
   std::vector<std::string> targets_;
   std::string target_string_;

@@ -103,9 +103,6 @@ class PrefixHook : public AdapterHook {
  public:
   explicit PrefixHook(std::shared_ptr<const Prefix> prefix) : p_(std::move(prefix)) {}
 
-  // The backbone numbers the real tokens after the prefix, as Hugging Face does.
-  std::int64_t prefix_length(const Site&) const override { return p_->n; }
-
   void attention_kv(const Site& site, Tensor& k, Tensor& v, Tensor& mask, const Rows& rows) override {
     const std::int64_t B = k.dim(0), n = p_->n;
     if (mask.ndim() != 4 || mask.dim(0) != B)
@@ -190,7 +187,10 @@ class PrefixTuning : public PeftMethod {
     source_ = context.backbone().info().source;
     prefix_ = p;
     auto hook = std::make_shared<PrefixHook>(p);
-    for (const Site* s : sites) context.register_hook(*s, hook);
+    for (const Site* s : sites) {
+      context.register_hook(*s, hook);
+      context.declare_prefix(*s, p->n);  // the backbone numbers the real tokens after it, as Hugging Face does
+    }
   }
 
   std::vector<nn::NamedParameter> parameters() const override {

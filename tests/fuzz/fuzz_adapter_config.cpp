@@ -1,4 +1,4 @@
-// Adapter folders (framework/peft/adapter_io.cpp, config_schema.cpp, the shipped
+// Adapter folders (framework/train/adapter_io.cpp, config_schema.cpp, the shipped
 // plugins' configs), loaded onto the tiny BERT fixture. The input is written
 //   - as graft_adapter.json (graft's manifest) into a folder holding the tensors and
 //     head that graft itself saved for that method with its default config, and

@@ -1,4 +1,4 @@
-// Loading tokenizers (backbones/tokenizers/tokenizer_json.cpp, bpe.cpp, bpe_pipeline.cpp,
+// Loading tokenizers (framework/text/tokenizer_json.cpp, bpe.cpp, bpe_pipeline.cpp,
 // wordpiece.cpp): the input is read as a tokenizer.json (BPE or WordPiece, dispatched as
 // load_backbone does), as a BERT vocab.txt, as a RoBERTa vocab.json beside the
 // committed merges.txt, and as the tokenizer_config.json of a RoBERTa (vocab.json +

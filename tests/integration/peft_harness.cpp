@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -56,6 +57,47 @@ data::Dataset sst2_rows(const std::string& split, std::size_t first, std::size_t
     throw ConfigError("harness", fmt::format("SST-2 {} has {} rows, asked for [{}, {})", split, ds.examples.size(), first, first + count));
   ds.examples = std::vector<data::Example>(ds.examples.begin() + first, ds.examples.begin() + first + count);
   return ds;
+}
+
+namespace {
+
+class Recorder : public AdapterHook {
+ public:
+  explicit Recorder(HookCalls& calls) : calls_(calls) {}
+  Tensor linear(const Site& site, const LinearCall& call, const Rows&) override {
+    calls_.linear[site.name] = call;
+    return call.y;
+  }
+  Tensor sublayer_output(const Site& site, const SublayerCall& call, const Rows&) override {
+    calls_.sublayer[site.name] = call;
+    return call.h;
+  }
+
+ private:
+  HookCalls& calls_;
+};
+
+class RecordingMethod : public PeftMethod {
+ public:
+  RecordingMethod(std::vector<std::string> sites, HookCalls& calls) : sites_(std::move(sites)), calls_(calls) {}
+  void attach(AttachContext& context) override {
+    auto hook = std::make_shared<Recorder>(calls_);
+    for (const Site& s : context.backbone().sites())
+      if (std::find(sites_.begin(), sites_.end(), s.name) != sites_.end()) context.register_hook(s, hook);
+  }
+  std::vector<nn::NamedParameter> parameters() const override { return {}; }
+  std::string describe() const override { return "recorder"; }
+  std::string adapter_config_json() const override { return "{}"; }
+
+ private:
+  std::vector<std::string> sites_;
+  HookCalls& calls_;
+};
+
+}  // namespace
+
+void attach_recorder(AdapterSet& set, const std::string& name, const std::vector<std::string>& sites, HookCalls& calls) {
+  set.add(name, "recorder", std::make_shared<RecordingMethod>(sites, calls), "{}", 0);
 }
 
 fs::path minilm_path() {

@@ -4,6 +4,7 @@
 #pragma once
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,6 +37,15 @@ std::vector<std::vector<std::uint8_t>> weight_bytes(const Backbone& backbone);
 // A fresh adapter set on `backbone` with `method` attached as "task".
 std::unique_ptr<AdapterSet> attach(const Backbone& backbone, const std::string& method, const std::string& config_json,
                                    std::uint64_t seed = 0);
+
+// What the hooks at some sites were last called with.
+struct HookCalls {
+  std::map<std::string, LinearCall> linear;
+  std::map<std::string, SublayerCall> sublayer;
+};
+// Attaches under `name` a method that changes nothing and records, at the sites named,
+// what its hooks receive: stacked after another adapter, what that adapter returned.
+void attach_recorder(AdapterSet& set, const std::string& name, const std::vector<std::string>& sites, HookCalls& calls);
 
 // Every adapter attached to `set` (name order): what a test that attached one runs with.
 Selection all_attached(const AdapterSet& set);

@@ -247,7 +247,7 @@ TEST(Houlsby, RejectsBadConfigsByName) {
   EXPECT_NE(error_of(attach_with(R"({"leave_out": [0, 1, 2, 3, 4, 5]})")).find("removes all 6 layers"), std::string::npos);
   EXPECT_NE(error_of(attach_with(R"({"mh_adapter": false, "output_adapter": false})")).find("both false"), std::string::npos);
   // Placements graft's sublayer_output hook cannot express are refused, not approximated.
-  for (const char* key : {R"("original_ln_before": true)", R"("original_ln_after": false)", R"("is_parallel": true)"}) {
+  for (const char* key : {R"("original_ln_before": true)", R"("original_ln_after": false)"}) {
     const std::string message = error_of(attach_with(fmt::format("{{{}}}", key)));
     const std::string name = std::string(key).substr(1, std::string(key).find('"', 1) - 1);
     EXPECT_NE(message.find("key '" + name + "'"), std::string::npos) << message;

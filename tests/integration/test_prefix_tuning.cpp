@@ -227,7 +227,7 @@ void expect_matches_peft(const char* output_key) {
 }
 
 // PEFT hands the prefix to the model as past_key_values, so Hugging Face numbers the
-// real tokens from n; graft's backbones do the same (AdapterHook::prefix_length).
+// real tokens from n; graft's backbones do the same (AttachContext::declare_prefix).
 TEST(PrefixTuning, MatchesPeftOutputs) { expect_matches_peft("output"); }
 
 }  // namespace

@@ -17,7 +17,7 @@ struct NotAnException {
 };
 class OddHook : public graft::AdapterHook {
  public:
-  graft::Tensor linear(const graft::Site&, const graft::Tensor&, const graft::Tensor&, const graft::Rows&) override {
+  graft::Tensor linear(const graft::Site&, const graft::LinearCall&, const graft::Rows&) override {
     throw NotAnException{};
   }
 };

@@ -68,6 +68,7 @@ class NoContext : public graft::AttachContext {
     return {};
   }
   void register_hook(const graft::Site&, std::shared_ptr<graft::AdapterHook>) override {}
+  void declare_prefix(const graft::Site&, std::int64_t) override {}
   std::uint64_t seed() const override { return 0; }
   std::vector<std::int64_t> tokenize(const std::string&) const override { return {}; }
 

@@ -17,8 +17,8 @@
 // The defaults, keys + values + ffn.down as a feedforward module, are the paper's
 // placement on every backbone (and PEFT's LLaMA default: k_proj, v_proj, down_proj).
 //
-// How an input scaling is computed at a graft `linear` site, whose hook receives x and
-// the already computed y = x Wᵀ + b:
+// How an input scaling is computed at a graft `linear` site, whose hook receives x, the
+// frozen W and b, and the already computed y = x Wᵀ + b:
 //   - in general, exactly, as y + (x ⊙ (l − 1)) Wᵀ: one more matmul with the frozen W
 //     (its backward-data only; W never gets a gradient), and exactly y while l = 1;
 //   - on LLaMA, for free: its FFN is down(silu(gate x) ⊙ up x), and elementwise
@@ -86,7 +86,8 @@ std::uint64_t mix(std::uint64_t seed, std::uint64_t stream) {  // splitmix64 of 
 class ScaleOutput : public AdapterHook {
  public:
   explicit ScaleOutput(Tensor l) : l_(std::move(l)) {}
-  Tensor linear(const Site&, const Tensor&, const Tensor& y, const Rows& rows) override {
+  Tensor linear(const Site&, const LinearCall& call, const Rows& rows) override {
+    const Tensor& y = call.y;
     const Tensor scaled = ops::mul(y, ops::reshape(l_, {l_.numel()}));  // broadcasts over [B, T, n]
     if (rows.all()) return scaled;
     return ops::add(y, rows.gate(ops::sub(scaled, y)));  // y + mask · (y ⊙ l − y)
@@ -99,15 +100,14 @@ class ScaleOutput : public AdapterHook {
 // (x ⊙ l) Wᵀ + b = y + (x ⊙ (l − 1)) Wᵀ, with the frozen weight W of this site.
 class ScaleInput : public AdapterHook {
  public:
-  ScaleInput(Tensor l, Tensor weight)
-      : l_(std::move(l)), weight_(std::move(weight)), ones_(Tensor::full({l_.numel()}, 1.f)) {}
-  Tensor linear(const Site&, const Tensor& x, const Tensor& y, const Rows& rows) override {
+  explicit ScaleInput(Tensor l) : l_(std::move(l)), ones_(Tensor::full({l_.numel()}, 1.f)) {}
+  Tensor linear(const Site&, const LinearCall& call, const Rows& rows) override {
     const Tensor shift = ops::sub(ops::reshape(l_, {l_.numel()}), ones_);  // l − 1: zero at init
-    return ops::add(y, rows.gate(ops::linear(ops::mul(x, shift), weight_)));
+    return ops::add(call.y, rows.gate(ops::linear(ops::mul(call.x, shift), call.weight)));
   }
 
  private:
-  Tensor l_, weight_, ones_;
+  Tensor l_, ones_;
 };
 
 // ---------------------------------------------------------------------------------
@@ -267,10 +267,6 @@ class Ia3 : public PeftMethod {
       }
     }
 
-    // The frozen weights, for input scaling computed as y + (x ⊙ (l − 1)) Wᵀ. The handles
-    // share the backbone's storage; this plugin only reads them.
-    std::map<std::string, Tensor> weights;
-    for (const auto& p : backbone_->parameters()) weights.emplace(p.name, p.tensor);
     const bool llama_ffn = backbone_->info().architecture == "llama";  // down(silu(gate x) ⊙ up x)
 
     const std::uint64_t seed = context.seed();
@@ -284,13 +280,7 @@ class Ia3 : public PeftMethod {
       } else if (const Site* up = llama_ffn && s.module == "ffn.down" ? sibling(s, "ffn.up") : nullptr) {
         context.register_hook(*up, std::make_shared<ScaleOutput>(l));
       } else {
-        auto w = weights.find(s.checkpoint_module + ".weight");
-        if (w == weights.end() || w->second.shape() != Shape{s.out_features, s.in_features})
-          throw ConfigError("ia3", fmt::format("adapter '{}': scaling the input of {} needs its weight '{}.weight', which the "
-                                               "backbone does not expose with shape [{}, {}]",
-                                               context.adapter_name(), s.name, s.checkpoint_module, s.out_features, s.in_features),
-                            "leave this module out of feedforward_modules (its output is scaled then)");
-        context.register_hook(s, std::make_shared<ScaleInput>(l, w->second));
+        context.register_hook(s, std::make_shared<ScaleInput>(l));  // the hook gets the frozen W with x
       }
       vectors_.push_back({&s, ff, l});
     }

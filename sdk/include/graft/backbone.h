@@ -46,7 +46,8 @@ class Backbone {
   // Final hidden states [B, T', hidden]; T' > T when a hook prepended virtual tokens.
   // `mask_out`, when given, receives the key mask [B, T'] that matches them.
   // `training` turns on the checkpoint's own dropout (as a PyTorch model in train mode).
-  virtual Tensor forward(const Batch& batch, SiteHooks* hooks = nullptr, Tensor* mask_out = nullptr,
+  // `hooks`: the selected adapters' hooks for this pass (AdapterSet::bind); null: none.
+  virtual Tensor forward(const Batch& batch, ForwardHooks* hooks = nullptr, Tensor* mask_out = nullptr,
                          bool training = false) const = 0;
   // Every frozen weight, under its checkpoint name (for full fine-tuning and checks).
   virtual std::vector<nn::NamedParameter> parameters() const = 0;
@@ -57,7 +58,7 @@ class Backbone {
   // the final hidden states of `input_ids` [B, T] after the tokens already in `cache`,
   // which it then extends.
   virtual std::unique_ptr<DecodingCache> new_decoding_cache() const;
-  virtual Tensor forward_cached(const Tensor& input_ids, DecodingCache& cache, SiteHooks* hooks = nullptr) const;
+  virtual Tensor forward_cached(const Tensor& input_ids, DecodingCache& cache, ForwardHooks* hooks = nullptr) const;
 };
 
 }  // namespace graft

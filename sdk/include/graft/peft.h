@@ -1,9 +1,10 @@
 // The PEFT method interface: what a plugin implements, and what the host gives it.
 //
 // A method is attached to a backbone under an adapter name. In attach() it looks at the
-// backbone's sites, creates its parameters and registers one AdapterHook per site it
-// acts on. During a forward pass the host calls those hooks for the adapters the batch
-// selected — for all rows, or, with per-row selection, for some rows only (`rows`).
+// backbone's sites, creates its parameters and registers one AdapterHook (graft/site.h)
+// per site it acts on. During a forward pass the host calls those hooks for the
+// adapters the batch selected — for all rows, or, with per-row selection, for some rows
+// only (`rows`).
 #pragma once
 #include <cstdint>
 #include <map>
@@ -19,29 +20,6 @@
 
 namespace graft {
 
-// Which rows of the batch an adapter applies to at this call.
-struct Rows {
-  // Undefined: every row. Otherwise f32 [B] of 1 (apply) / 0 (leave unchanged).
-  Tensor mask;
-  bool all() const { return !mask.defined(); }
-  // `delta` ([B, ...]) with the rows this adapter does not own zeroed: add it to the
-  // frozen output and per-row selection needs no other code in a hook.
-  Tensor gate(const Tensor& delta) const;
-};
-
-// What a method does at one site. Written with graft::ops: gradients flow through it.
-class AdapterHook {
- public:
-  virtual ~AdapterHook() = default;
-  virtual Tensor linear(const Site& site, const Tensor& x, const Tensor& y, const Rows& rows) { return y; }
-  virtual Tensor sublayer_output(const Site& site, const Tensor& h, const Rows& rows) { return h; }
-  virtual void attention_kv(const Site& site, Tensor& k, Tensor& v, Tensor& mask, const Rows& rows) {}
-  virtual void input_embeddings(const Site& site, Tensor& x, Tensor& key_mask, const Rows& rows) {}
-  // attention_kv: how many key/value rows this hook prepends at `site` in the rows it
-  // applies to; the backbone numbers those rows' tokens after them, as past tokens.
-  virtual std::int64_t prefix_length(const Site& site) const { return 0; }
-};
-
 // Given to attach(): the backbone, the sites this method was pointed at, and the means
 // to register hooks.
 class AttachContext {
@@ -55,6 +33,11 @@ class AttachContext {
   virtual std::vector<const Site*> select(SiteKind kind, const std::vector<std::string>& patterns,
                                           const std::vector<std::int64_t>& layers = {}) const = 0;
   virtual void register_hook(const Site& site, std::shared_ptr<AdapterHook> hook) = 0;
+  // attention_kv: the hook at `site` prepends `length` key/value rows (prefix tuning).
+  // Declared here, not asked during the forward pass, so the host can number each row's
+  // tokens after its prefixes before the pass starts; a hook that prepends another
+  // number of rows is an error.
+  virtual void declare_prefix(const Site& site, std::int64_t length) = 0;
   // The seed for this adapter's initialisation (from the run's seed and the name).
   virtual std::uint64_t seed() const = 0;
   // Ids of `text` as the backbone's tokenizer encodes one input, special tokens included
@@ -82,10 +65,11 @@ class PeftMethod {
   // every name and shape; a missing or extra tensor is a FormatError.
   virtual void load_state(const std::map<std::string, Tensor>& tensors);
 
-  // Folding the adapter into the frozen weights for zero-overhead inference, and back.
-  virtual bool can_merge() const { return false; }
-  virtual void merge() {}
-  virtual void unmerge() {}
+  // For merging (AdapterSet::merge): the change this adapter makes to the frozen weight
+  // of linear `site`, f32 [out, in], such that (W + Δ) x + b equals what its hook
+  // returns. The host adds it to W and restores W's bits on unmerge; the method never
+  // writes the backbone. Undefined (the default): the hook keeps running at that site.
+  virtual Tensor delta_weight(const Site& site) const { return Tensor(); }
 };
 
 }  // namespace graft

@@ -1,5 +1,7 @@
-// Sites: the named injection points a backbone declares when it is built, and the
-// hook interface through which PEFT methods act on them during a forward pass.
+// Sites: the named injection points a backbone declares when it is built, and the one
+// hook interface through which PEFT methods act on them during a forward pass. A
+// plugin's hooks and the host's dispatcher (which a backbone calls) implement the same
+// AdapterHook.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -24,27 +26,69 @@ struct Site {
   std::int64_t num_heads = 0, num_kv_heads = 0, head_dim = 0;  // attention_kv
 };
 
-// What a method may do at each kind of site. A backbone calls these during forward;
-// the defaults leave the frozen computation untouched. Hooks are written with ops, so
-// gradients flow through them without hand-written backward code.
-class SiteHooks {
+// Which rows of the batch a hook applies to at this call.
+struct Rows {
+  // Undefined: every row. Otherwise f32 [B] of 1 (apply) / 0 (leave unchanged).
+  Tensor mask;
+  bool all() const { return !mask.defined(); }
+  // `delta` ([B, ...]) with the rows this adapter does not own zeroed: add it to the
+  // frozen output and per-row selection needs no other code in a hook.
+  Tensor gate(const Tensor& delta) const;
+};
+
+// A linear site's call: y = x Wᵀ + b was computed from x with the frozen W and b.
+// weight and bias are the backbone's own tensors (f32, or bf16 for a bf16 backbone):
+// read them, never write them. In a stack of adapters `y` is the previous hook's result
+// while x, weight and bias stay the site's.
+struct LinearCall {
+  Tensor x;       // [B, T, in]
+  Tensor weight;  // [out, in]
+  Tensor bias;    // [out]; undefined when the layer has none (LLaMA)
+  Tensor y;       // [B, T, out]
+};
+
+// A sublayer's call: `input` is what entered the attention or feed-forward block (the
+// residual its output is added to; in pre-norm LLaMA before the block's RMSNorm), `h`
+// the block's output before that residual add (after BERT's dropout, before its norm).
+// In a stack `h` is the previous hook's result; `input` stays the block's.
+struct SublayerCall {
+  Tensor input;  // [B, T, hidden]
+  Tensor h;      // [B, T, hidden]
+};
+
+// What a method does at one site. Written with graft::ops: gradients flow through it.
+// The defaults pass through.
+class AdapterHook {
  public:
-  virtual ~SiteHooks() = default;
-  // linear: y = x Wᵀ + b was computed from x; return y or a modified y (y + Δ, y·s).
-  virtual Tensor linear(const Site& site, const Tensor& x, const Tensor& y) { return y; }
-  // sublayer_output: h [B, T, hidden] before the residual add; return a transformed h.
-  virtual Tensor sublayer_output(const Site& site, const Tensor& h) { return h; }
+  virtual ~AdapterHook() = default;
+  // linear: return call.y or a modified y (y + Δ, y·s, a function of x, W and b).
+  virtual Tensor linear(const Site& site, const LinearCall& call, const Rows& rows) { return call.y; }
+  // sublayer_output: return a transformed h (it is then added to the residual).
+  virtual Tensor sublayer_output(const Site& site, const SublayerCall& call, const Rows& rows) { return call.h; }
   // attention_kv: keys and values [B, kv_heads, S, head_dim] and the additive mask
-  // [B, 1, T, S]; prepend rows to k and v and matching columns to the mask.
-  virtual void attention_kv(const Site& site, Tensor& k, Tensor& v, Tensor& mask) {}
+  // [B, 1, T, S]; prepend rows to k and v and matching columns to the mask. A hook that
+  // prepends must have declared their number at attach (AttachContext::declare_prefix).
+  virtual void attention_kv(const Site& site, Tensor& k, Tensor& v, Tensor& mask, const Rows& rows) {}
   // input_embeddings: token embeddings x [B, T, hidden] (before positions are added)
   // and the key mask [B, T] (1 keep, 0 pad); prepend virtual tokens to both. Positions
   // are assigned after this hook, so virtual tokens take the first ones, as in PEFT.
-  virtual void input_embeddings(const Site& site, Tensor& x, Tensor& mask) {}
-  // attention_kv prefixes are past tokens (Hugging Face passes them as past_key_values):
-  // the real tokens of row b take positions from offsets[b] on. Asked once per forward,
-  // after input_embeddings and before positions are assigned; empty: no prefix.
-  virtual std::vector<std::int64_t> prefix_positions(std::int64_t batch) { return {}; }
+  virtual void input_embeddings(const Site& site, Tensor& x, Tensor& key_mask, const Rows& rows) {}
+};
+
+// The hooks of one forward pass, as the host binds them from a selection: the backbone
+// calls them at every site (with every row) and reads where each row's real tokens
+// start. attention_kv prefixes are past tokens (Hugging Face passes them as
+// past_key_values), so the real tokens of row b take positions from offset b on; the
+// host knows the offsets before the pass from the lengths methods declared at attach.
+class ForwardHooks : public AdapterHook {
+ public:
+  // [batch] positions taken by prefixes in each row; empty: no prefix. A ShapeError
+  // when a per-row selection was bound for another batch size.
+  std::vector<std::int64_t> prefix_offsets(std::int64_t batch) const;
+
+ protected:
+  std::int64_t prefix_all_ = 0;            // taken in every row
+  std::vector<std::int64_t> prefix_rows_;  // added per row (per-row selection), or empty
 };
 
 }  // namespace graft
