@@ -6,28 +6,24 @@
 
 #include "graft/error.h"
 #include "io/json_config.h"
-#include "train/adapter_io.h"
 
 namespace graft::api {
 
 namespace {
-// The built-in baselines' rates (BERT-size models), and the host's for a plugin that
-// declares none (bottleneck adapters and LoRA train well there).
-constexpr float kFullLr = 1e-4f, kHeadLr = 5e-3f, kHostDefaultLr = 1e-3f;
+// The host's rate for a method that declares none (bottleneck adapters and LoRA train
+// well there on BERT-size models).
+constexpr float kHostDefaultLr = 1e-3f;
 }  // namespace
 
 MethodChoice resolve_method(const plugin::PluginRegistry& plugins, const std::string& method, const std::string& user_config,
                             const std::string& origin) {
   nlohmann::json config = user_config.empty() ? nlohmann::json::object() : io::parse_json(user_config, origin);
   if (!config.is_object()) throw ConfigError("session", fmt::format("{} must be a JSON object", origin));
-  if (method == kHeadOnly || method == kFullFineTuning) {
-    if (!config.empty()) throw ConfigError("session", fmt::format("the '{}' baseline takes no config", method), "drop --config");
-    return {method, "", origin};
-  }
   std::string plugin = method, preset;
-  const bool is_plugin = std::any_of(plugins.plugins().begin(), plugins.plugins().end(),
-                                     [&](const plugin::PluginRecord& r) { return r.name == method; });
-  if (!is_plugin)
+  auto named = [&](const std::vector<plugin::PluginRecord>& records) {
+    return std::any_of(records.begin(), records.end(), [&](const plugin::PluginRecord& r) { return r.name == method; });
+  };
+  if (!named(plugins.plugins()) && !named(plugins.builtins()))
     if (const plugin::PluginRecord* owner = plugins.find_alias(method, &preset)) {
       plugin = owner->name;
       nlohmann::json merged = nlohmann::json::parse(preset);  // the loader checked it is an object
@@ -38,11 +34,12 @@ MethodChoice resolve_method(const plugin::PluginRegistry& plugins, const std::st
 }
 
 float default_lr(const plugin::PluginRegistry& plugins, const std::string& plugin) {
-  if (plugin == kFullFineTuning) return kFullLr;
-  if (plugin == kHeadOnly) return kHeadLr;
-  for (const auto& r : plugins.plugins())
-    if (r.name == plugin && r.default_lr > 0) return static_cast<float>(r.default_lr);
-  return kHostDefaultLr;
+  try {
+    const double lr = plugins.find(plugin).default_lr;
+    return lr > 0 ? static_cast<float>(lr) : kHostDefaultLr;
+  } catch (const PluginError&) {
+    return kHostDefaultLr;  // not a method here: creating it will say so
+  }
 }
 
 }  // namespace graft::api

@@ -31,8 +31,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// One adapter of the session: a plugin method attached to the adapter set, or a
-// built-in baseline ("head", "full") that has only a head; either may have a head.
+// One adapter of the session: its method (a plugin's or a built-in one, attached to the
+// adapter set alike) and, once made, trained or loaded, its task head.
 struct Entry {
   std::string method, config_json;
   std::uint64_t seed = 42;
@@ -114,22 +114,14 @@ struct Session::Impl {
     return it->second;
   }
 
-  // The selection with names checked and built-ins dropped: they have no hooks.
+  // The selection's hooks, its names checked against the session's adapters.
   ActiveAdapters bind(const Selection& selection, std::size_t rows) const {
-    std::vector<std::string> names = selection.names();
-    for (auto& n : names) {
-      if (n.empty() && selection.kind() == Selection::Kind::per_row) continue;
-      entry(n);
-      if (!set->contains(n)) n.clear();
-    }
-    if (selection.kind() == Selection::Kind::per_row) {
-      if (names.size() != rows)
-        throw ConfigError("session", fmt::format("a per-row selection names {} adapters for {} rows", names.size(), rows),
-                          "give one adapter name (or \"\" for none) per input row");
-      return set->bind(Selection::per_row(names));
-    }
-    std::erase(names, std::string());
-    return set->bind(names.empty() ? Selection::none() : Selection::stack(names));
+    for (const auto& n : selection.names())
+      if (!n.empty() || selection.kind() != Selection::Kind::per_row) entry(n);
+    if (selection.kind() == Selection::Kind::per_row && selection.names().size() != rows)
+      throw ConfigError("session", fmt::format("a per-row selection names {} adapters for {} rows", selection.names().size(), rows),
+                        "give one adapter name (or \"\" for none) per input row");
+    return set->bind(selection);
   }
 
   // The head of each row: with a stack, the last adapter that has one; per row, the row's.
@@ -189,13 +181,12 @@ void Session::add_adapter(const std::string& name, const std::string& method, co
   if (name.empty()) throw ConfigError("session", "an adapter needs a name");
   if (s.entries.count(name)) throw ConfigError("session", fmt::format("an adapter named '{}' already exists", name), "unload it first");
   const api::MethodChoice choice = api::resolve_method(s.plugins(), method, config_json, origin);
-  if (choice.plugin == kFullFineTuning) {
-    if (s.backbone().info().dtype != DType::f32)
-      throw ConfigError("train", "full fine-tuning needs f32 weights", "drop --dtype bf16 for the full baseline");
-    if (!s.entries.empty()) throw ConfigError("session", "full fine-tuning changes the backbone every adapter shares", "use a session of its own");
-  }
-  if (choice.plugin != kHeadOnly && choice.plugin != kFullFineTuning)
-    attach_method(*s.set, s.plugins(), name, choice.plugin, choice.config_json, choice.origin, seed);
+  // Full fine-tuning trains the weights every other adapter is built on.
+  const bool has_full = std::any_of(s.entries.begin(), s.entries.end(), [](const auto& e) { return e.second.method == kFullFineTuning; });
+  if ((choice.plugin == kFullFineTuning && !s.entries.empty()) || has_full)
+    throw ConfigError("session", "full fine-tuning changes the backbone every adapter shares: it is alone on its session",
+                      "use a session of its own for the full baseline");
+  attach_method(*s.set, s.plugins(), name, choice.plugin, choice.config_json, choice.origin, seed);
   s.entries[name] = Entry{choice.plugin, choice.config_json, seed, nullptr, {}};
 }
 
@@ -213,14 +204,12 @@ void Session::load_adapter(const std::string& name, const fs::path& folder) {
 void Session::save_adapter(const std::string& name, const fs::path& folder) const {
   const Impl& s = *impl_;
   const Entry& e = s.entry(name);
-  if (s.set->contains(name)) graft::save_adapter(folder, *s.set, name, s.backbone(), e.head.get());
-  else if (!e.head) throw ConfigError("session", fmt::format("'{}' ({}) has nothing to save before it is trained", name, e.method));
-  else save_baseline(folder, e.method, s.backbone(), *e.head);
+  graft::save_adapter(folder, *s.set, name, s.backbone(), e.head.get());
 }
 
 void Session::unload_adapter(const std::string& name) {
   impl_->entry(name);
-  if (impl_->set->contains(name)) impl_->set->remove(name);
+  impl_->set->remove(name);
   impl_->entries.erase(name);
 }
 
@@ -248,13 +237,8 @@ AdapterInfo Session::adapter(const std::string& name) const {
   const Entry& e = s.entry(name);
   AdapterInfo info{name, e.method, e.config_json, "", 0, std::nullopt, 0, e.source, 0};
   info.default_lr = api::default_lr(impl_->plugins(), e.method);
-  if (s.set->contains(name)) {
-    info.description = s.set->describe(name);
-    for (const auto& p : s.set->parameters(Selection::one(name))) info.trainable_parameters += p.tensor.numel();
-  } else {
-    info.description = e.method == kFullFineTuning ? "every backbone weight, plus a task head" : "a task head only";
-    if (e.method == kFullFineTuning) info.trainable_parameters = s.backbone().info().parameter_count;
-  }
+  info.description = s.set->describe(name);
+  for (const auto& p : s.set->parameters(Selection::one(name))) info.trainable_parameters += p.tensor.numel();
   if (e.head) {
     info.head = e.head->config();
     for (const auto& p : e.head->parameters()) info.head_parameters += p.tensor.numel();
@@ -400,18 +384,9 @@ TrainSummary Session::train(const std::string& name, const data::Dataset& train_
   train::TrainTarget target;
   target.backbone = &bb;
   target.head = e.head.get();
-  ActiveAdapters hooks = s.bind(Selection::none(), 0);
-  if (e.method == kFullFineTuning) {
-    for (auto& p : bb.parameters()) {
-      Tensor t = p.tensor;
-      t.set_requires_grad(true);
-      target.parameters.push_back({"backbone." + p.name, t});
-    }
-  } else if (s.set->contains(name)) {
-    hooks = s.bind(Selection::one(name), 0);
-    target.hooks = &hooks;
-    target.parameters = s.set->parameters(Selection::one(name));
-  }
+  ActiveAdapters hooks = s.bind(Selection::one(name), 0);
+  target.hooks = &hooks;
+  target.parameters = s.set->parameters(Selection::one(name));
   for (const auto& p : e.head->parameters()) target.parameters.push_back({"head." + p.name, p.tensor});
   target.export_best = [&](const fs::path& dir) { save_adapter(name, dir); };
 

@@ -57,10 +57,6 @@ int cmd_info(const std::vector<std::string>& argv) {
     const MethodConfig config = method_config(args);
     with_plugin_warnings(session, [&] { session.add_adapter("task", args.get("method"), config.json, 0, config.origin); });
     const AdapterInfo adapter = session.adapter("task");
-    if (adapter.method == "head" || adapter.method == "full")
-      throw ConfigError("info", fmt::format("'{}' is a baseline, not a PEFT method: it adds a task head{}", adapter.method,
-                                            adapter.method == "full" ? " and trains every weight" : " only"),
-                        "pass a plugin method (graft plugins lists them)");
     fmt::print("\nmethod {}: {}\n", args.get("method"), adapter.description);
     fmt::print("trainable parameters {} = {:.3f}% of the backbone's {}\n", adapter.trainable_parameters,
                100.0 * static_cast<double>(adapter.trainable_parameters) / static_cast<double>(info.parameter_count),

@@ -70,6 +70,9 @@ int cmd_plugins(const std::vector<std::string>& args) {
                                 {"config_schema", nlohmann::json::parse(p.schema_json)}});
     }
     for (const auto& f : registry.failures()) doc["failures"].push_back({{"file", f.file.string()}, {"message", f.message}});
+    doc["builtins"] = nlohmann::json::array();
+    for (const auto& b : registry.builtins())
+      doc["builtins"].push_back({{"name", b.name}, {"description", b.description}, {"default_lr", b.default_lr}});
     fmt::print("{}\n", doc.dump(2));
     return 0;
   }
@@ -88,6 +91,8 @@ int cmd_plugins(const std::vector<std::string>& args) {
     else fmt::print("  config:\n");
     for (const auto& line : lines) fmt::print("    {}\n", line);
   }
+  fmt::print("\nbuilt-in methods:\n");
+  for (const auto& b : registry.builtins()) fmt::print("  {:<6} {} (default learning rate {:g})\n", b.name, b.description, b.default_lr);
   if (!registry.failures().empty()) {
     std::fflush(stdout);
     fmt::print(stderr, "\n{} failed to load:\n", registry.failures().size());

@@ -99,7 +99,7 @@ int cmd_train(const std::vector<std::string>& argv) {
   const std::int64_t total = session.backbone_info().parameter_count;
   fmt::print(stderr, "{} on {} ({} train / {} dev rows): {} trainable parameters ({:.3f}% of {})\n", method, task.train.task,
              task.train.examples.size(), task.dev.examples.size(), trainable, 100.0 * trainable / total, total);
-  if (adapter.method != "head" && adapter.method != "full") fmt::print(stderr, "  {}\n", adapter.description);
+  fmt::print(stderr, "  {}\n", adapter.description);
 
   const TrainSummary r = session.train("task", task.train, task.dev, options);
   nlohmann::json results = {

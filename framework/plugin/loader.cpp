@@ -17,6 +17,7 @@
 #include "graft/error.h"
 #include "graft/plugin.h"
 #include "io/json_config.h"
+#include "plugin/builtin_methods.h"
 #include "plugin/config_impl.h"
 
 namespace graft::plugin {
@@ -273,7 +274,17 @@ bool is_shipped(const fs::path& file) {
 
 }  // namespace
 
-PluginRegistry::PluginRegistry() = default;
+PluginRegistry::PluginRegistry() {
+  for (const GraftPluginInfo* info : builtin_methods()) {
+    auto loaded = std::make_shared<Loaded>();
+    loaded->info = info;
+    loaded->schema = parse_schema(info->config_schema, info->name);
+    PluginRecord record{info->name, info->version, info->description, info->config_schema, {}, {}, {}, 0};
+    read_metadata(*info, record);
+    builtin_records_.push_back(std::move(record));
+    builtin_loaded_.push_back(std::move(loaded));
+  }
+}
 PluginRegistry::~PluginRegistry() = default;
 PluginRegistry::PluginRegistry(PluginRegistry&&) noexcept = default;
 PluginRegistry& PluginRegistry::operator=(PluginRegistry&&) noexcept = default;
@@ -371,6 +382,10 @@ const PluginRecord& PluginRegistry::load(const fs::path& file) {
   } catch (const Error& e) {
     fail(file, e.message(), e.hint());
   }
+  for (const auto& builtin : builtin_records_)
+    if (builtin.name == record.name)
+      throw PluginConflict("plugin", fmt::format("{}: '{}' is the name of a built-in method", file.string(), record.name),
+                           "the built-in method is used; rename the plugin (GRAFT_PLUGIN's name)");
   // Shipped plugins win a name (docs/plugin-guide.md, "Trust model"); otherwise the
   // first one found does. The other is reported as a conflict, never used.
   const bool shipped = is_shipped(file);
@@ -398,6 +413,8 @@ const PluginRecord& PluginRegistry::load(const fs::path& file) {
 }
 
 const PluginRecord& PluginRegistry::find(const std::string& name) const {
+  for (const auto& record : builtin_records_)
+    if (record.name == name) return record;
   for (const auto& record : records_)
     if (record.name == name) return record;
   std::vector<std::string> names, failed;
@@ -429,7 +446,9 @@ const PluginRecord* PluginRegistry::find_alias(const std::string& alias, std::st
 std::shared_ptr<PeftMethod> PluginRegistry::create(const std::string& name, const std::string& config_json,
                                                    const std::string& origin, std::string* resolved_config) const {
   const PluginRecord& record = find(name);
-  const std::shared_ptr<const Loaded> loaded = loaded_[&record - records_.data()];
+  const bool builtin = &record >= builtin_records_.data() && &record < builtin_records_.data() + builtin_records_.size();
+  const std::shared_ptr<const Loaded> loaded =
+      builtin ? builtin_loaded_[&record - builtin_records_.data()] : loaded_[&record - records_.data()];
   const std::string where = origin.empty() ? "config" : origin;
   const nlohmann::json given = config_json.empty() ? nlohmann::json::object() : io::parse_json(config_json, where);
   const Config config = validate_config(loaded->schema, given, name, where);

@@ -59,7 +59,10 @@ class PluginRegistry {
   // Records are returned by reference: valid until the next load() or scan().
   const PluginRecord& load(const std::filesystem::path& file);
 
+  // The plugins loaded from libraries, and the built-in methods ("head", "full": see
+  // plugin/builtin_methods.h), which find() and create() offer as well.
   const std::vector<PluginRecord>& plugins() const { return records_; }
+  const std::vector<PluginRecord>& builtins() const { return builtin_records_; }
   const std::vector<LoadFailure>& failures() const { return failures_; }
   // The failures that are name conflicts: every command warns about them.
   std::vector<LoadFailure> conflicts() const;
@@ -82,6 +85,8 @@ class PluginRegistry {
   std::vector<PluginRecord> records_;
   std::vector<std::shared_ptr<const Loaded>> loaded_;  // parallel to records_
   std::vector<LoadFailure> failures_;
+  std::vector<PluginRecord> builtin_records_;
+  std::vector<std::shared_ptr<const Loaded>> builtin_loaded_;  // no library: their code is libgraft's
 };
 
 }  // namespace graft::plugin

@@ -141,6 +141,12 @@ void save_adapter(const fs::path& folder, const AdapterSet& set, const std::stri
                   const TaskHead* head) {
   PeftMethod& method = set.method(name);
   const std::string& plugin_name = set.method_name(name);
+  if (plugin_name == kHeadOnly || plugin_name == kFullFineTuning) {
+    // The baselines' folders hold the head (and, for full, every weight) as ever.
+    if (!head) throw ConfigError("adapter", fmt::format("'{}' ({}) has nothing to save before it has a task head", name, plugin_name));
+    save_baseline(folder, plugin_name, backbone, *head);
+    return;
+  }
   write_folder(folder, [&](const fs::path& staged) {
     const std::string config =
         plugin::call_plugin(plugin_name, "its adapter_config_json()", [&] { return method.adapter_config_json(); });
@@ -234,12 +240,14 @@ SavedAdapter load_adapter(const fs::path& folder, AdapterSet& set, const std::st
     if (!head->parameters().empty()) load_named(folder / "head.safetensors", head->parameters());
     *head_out = std::move(head);
   };
+  std::string resolved;
   if (saved.method == kHeadOnly || saved.method == kFullFineTuning) {
     if (saved.method == kFullFineTuning) load_named(folder / "model.safetensors", backbone.parameters());
     load_head();
+    // The built-in method joins the set like any other, so callers need no special case.
+    set.add(name, saved.method, plugins.create(saved.method, "", (folder / kManifest).string(), &resolved), resolved, seed);
     return saved;
   }
-  std::string resolved;
   auto method = plugins.create(saved.method, saved.config_json, (folder / "adapter_config.json").string(), &resolved);
   set.add(name, saved.method, method, resolved, seed);
   try {

@@ -27,9 +27,10 @@ struct SavedAdapter {
   HeadConfig head;
 };
 
-// The built-in baselines, saved in the same folder layout: "head" (a linear probe: only
-// head.safetensors) and "full" (full fine-tuning: every backbone weight in
-// model.safetensors, plus the head). They need no plugin.
+// The built-in baselines (methods in plugin/builtin_methods), saved in the same folder
+// layout: "head" (a linear probe: only head.safetensors) and "full" (full fine-tuning:
+// every backbone weight in model.safetensors, plus the head). save_adapter writes them
+// so; load_adapter attaches their method like any other.
 inline constexpr const char* kHeadOnly = "head";
 inline constexpr const char* kFullFineTuning = "full";
 void save_baseline(const std::filesystem::path& folder, const std::string& kind, const Backbone& backbone, const TaskHead& head);

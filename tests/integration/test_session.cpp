@@ -15,6 +15,7 @@
 
 namespace graft::testing {
 namespace {
+namespace fs = std::filesystem;
 
 const std::vector<std::string> kTexts = {"a gripping, beautifully shot film", "the plot never comes together",
                                          "an ordinary evening at the cinema"};
@@ -135,6 +136,43 @@ TEST(Session, BadSelectionsAndNamesAreClearErrors) {
   EXPECT_HAS(message([&] { s.add_adapter("c", "lora", R"({"rr": 4})"); }), "rr");
   EXPECT_HAS(message([&] { s.generate("once", Selection::none()); }), "cannot generate");
   EXPECT_EQ(s.adapter_names(), (std::vector<std::string>{"a", "b"})) << "a failed add leaves nothing behind";
+}
+
+// "head" and "full" are methods behind the same interface as a plugin's: described,
+// counted, trained, saved and loaded through the same calls.
+TEST(Session, BuiltInBaselinesAreMethodsLikeAnyOther) {
+  const fs::path tiny = fs::path(GRAFT_SOURCE_DIR) / "tests" / "golden" / "backbones" / "tiny_bert";
+  TempFolder dir("session_builtins");
+  const data::Dataset train = sst2_rows("train", 0, 32), dev = sst2_rows("dev", 0, 16);
+  TrainOptions options;
+  options.max_steps = 3;
+  options.batch_size = 8;
+  options.progress_line = false;
+
+  Session probe(tiny);
+  probe.add_adapter("probe", "head");
+  EXPECT_EQ(probe.adapter("probe").trainable_parameters, 0);
+  EXPECT_FLOAT_EQ(probe.adapter("probe").default_lr, 5e-3f);
+  EXPECT_HAS(probe.adapter("probe").description, "task head only");
+  EXPECT_THROW(probe.add_adapter("p2", "head", R"({"r": 4})"), ConfigError) << "a baseline has no config keys";
+  const auto bare = probe.embed(kTexts);
+  options.output = dir.path / "head";
+  probe.train("probe", train, dev, options);
+  EXPECT_EQ(probe.embed(kTexts), bare) << "a linear probe leaves the backbone alone";
+
+  Session full(tiny);
+  full.add_adapter("all", "full");
+  EXPECT_EQ(full.adapter("all").trainable_parameters, full.backbone_info().parameter_count);
+  EXPECT_FLOAT_EQ(full.adapter("all").default_lr, 1e-4f);
+  EXPECT_THROW(full.add_adapter("other", "lora"), ConfigError) << "full fine-tuning owns its backbone";
+  options.output = dir.path / "full";
+  options.lr = 1e-2f;
+  const TrainSummary r = full.train("all", train, dev, options);
+  EXPECT_GT(max_diff(full.embed(kTexts), bare), 1e-4) << "full fine-tuning changes the backbone";
+  Session reloaded(tiny);
+  reloaded.load_adapter("all", r.best_folder);
+  EXPECT_EQ(reloaded.adapter("all").method, "full");
+  ASSERT_TRUE(reloaded.adapter("all").head.has_value());
 }
 
 // Issue #11: a LoRA trained on stories260K through the Session generates with it, in the
