@@ -1,4 +1,4 @@
-// config.json of Hugging Face backbone folders (backbones/registry.cpp, bert_loader.cpp,
+// config.json of Hugging Face backbone folders (framework/model/backbone_registry.cpp, bert_loader.cpp,
 // hf_llama_loader.cpp): the input is written as config.json beside the weights of the
 // committed tiny BERT and tiny LLaMA fixtures and loaded through load_backbone, so
 // every key check, the architecture dispatch and the weight-shape checks it drives run.

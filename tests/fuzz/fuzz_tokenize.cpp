@@ -13,7 +13,7 @@
 #include "text/wordpiece.h"
 
 using namespace graft;
-using namespace graft::backbones;
+using namespace graft::text;
 namespace fs = std::filesystem;
 
 namespace {

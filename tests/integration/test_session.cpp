@@ -75,23 +75,29 @@ TEST(Session, ConcurrentCallsWithDifferentSelectionsGetWhatEachGetsAlone) {
   Session& s = minilm_session();
   std::vector<TextInput> rows;
   for (const auto& t : kTexts) rows.push_back({t, std::nullopt});
-  const std::vector<Selection> selections = {Selection::one("a"), Selection::one("b"), Selection::none(),
-                                             Selection::per_row({"b", "", "a"})};
-  std::vector<std::vector<std::vector<float>>> alone;
-  for (const auto& sel : selections) alone.push_back(s.embed(kTexts, sel));
-  const auto predicted_alone = s.predict(rows, Selection::one("b"));
+  // Each thread its own selection, for embed and for predict (through the heads).
+  const std::vector<Selection> embedded = {Selection::one("a"), Selection::one("b"), Selection::none(),
+                                           Selection::per_row({"b", "", "a"})};
+  const std::vector<Selection> predicted = {Selection::one("a"), Selection::one("b"), Selection::stack({"a", "b"}),
+                                            Selection::per_row({"b", "a", "b"})};
+  std::vector<std::vector<std::vector<float>>> embed_alone;
+  std::vector<std::vector<double>> predict_alone;
+  for (std::size_t t = 0; t < embedded.size(); ++t) {
+    embed_alone.push_back(s.embed(kTexts, embedded[t]));
+    std::vector<double> values;
+    for (const auto& p : s.predict(rows, predicted[t])) values.push_back(p.value);
+    predict_alone.push_back(values);
+  }
 
   std::atomic<int> mismatches{0}, calls{0};
   std::vector<std::thread> threads;
-  for (std::size_t t = 0; t < selections.size(); ++t)
+  for (std::size_t t = 0; t < embedded.size(); ++t)
     threads.emplace_back([&, t] {
       for (int i = 0; i < 6; ++i) {
-        if (s.embed(kTexts, selections[t]) != alone[t]) ++mismatches;
-        if (t == 1) {
-          const auto p = s.predict(rows, Selection::one("b"));
-          for (std::size_t r = 0; r < p.size(); ++r)
-            if (p[r].label != predicted_alone[r].label) ++mismatches;
-        }
+        if (s.embed(kTexts, embedded[t]) != embed_alone[t]) ++mismatches;
+        std::vector<double> values;
+        for (const auto& p : s.predict(rows, predicted[t])) values.push_back(p.value);
+        if (values != predict_alone[t]) ++mismatches;
         ++calls;
       }
     });
