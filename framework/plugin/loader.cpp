@@ -356,7 +356,8 @@ const PluginRecord& PluginRegistry::load(const fs::path& file) {
     // ABI 1 exported a Boost.DLL alias under another name; its struct began with
     // {abi_version, struct_size}: enough to say which version it is.
     if (loaded->library.has(kAbi1EntrySymbol)) {
-      const auto* legacy = reinterpret_cast<const std::uint32_t*>(loaded->library.get_alias<const void*()>(kAbi1EntrySymbol)());
+      // (Called through the type ABI 1 declared it with; only its first two words are read.)
+      const auto* legacy = reinterpret_cast<const std::uint32_t*>(loaded->library.get_alias<GraftPluginEntry>(kAbi1EntrySymbol)());
       fail(file,
            fmt::format("plugin ABI {}, this graft supports ABI {}.x (up to {}.{})", legacy ? legacy[0] : 1u, GRAFT_PLUGIN_ABI_MAJOR,
                        GRAFT_PLUGIN_ABI_MAJOR, GRAFT_PLUGIN_ABI_MINOR),

@@ -119,7 +119,9 @@ TEST(Dora, HookMatchesReferenceAndItsGradientsMatchFiniteDifferences) {
   CapturingContext ctx(bb);
   method->attach(ctx);
   ASSERT_EQ(ctx.hooks.size(), 1u);
-  const auto& [site, hook] = *ctx.hooks.begin();
+  // Named, not a structured binding: clang 14 cannot capture those in the lambdas below.
+  const Site* site = ctx.hooks.begin()->first;
+  const auto& hook = ctx.hooks.begin()->second;
   const auto params = method->parameters();  // A, B, m
   ASSERT_EQ(params.size(), 3u);
   Tensor A = params[0].tensor, B = params[1].tensor, m = params[2].tensor;

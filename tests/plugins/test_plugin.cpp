@@ -103,9 +103,11 @@ struct Abi1Info {
   const char *name, *version, *description, *config_schema;
   void *create, *destroy;
 };
-const Abi1Info* abi1_entry() {
+// Declared as ABI 1 declared its entry: returning `const GraftPluginInfo*` (ABI 1's
+// struct of that name), so the host calls it through the very same function type.
+const GraftPluginInfo* abi1_entry() {
   static const Abi1Info info = {1, sizeof(Abi1Info), "test_abi1", "1.0.0", "an ABI 1 plugin", kSchema, nullptr, nullptr};
-  return &info;
+  return reinterpret_cast<const GraftPluginInfo*>(&info);
 }
 }  // namespace
 BOOST_DLL_ALIAS(abi1_entry, graft_plugin_entry)
