@@ -9,10 +9,6 @@
 
 namespace graft::backbones {
 
-// Large enough that exp() underflows to exactly 0, small enough that a fully hidden
-// row stays finite (uniform) instead of turning into NaN.
-constexpr float kHidden = -1e30f;
-
 Tensor site_linear(const Site& site, ForwardHooks* hooks, const Tensor& x, const Tensor& weight, const Tensor& bias) {
   Tensor y = ops::linear(x, weight, bias);
   return hooks ? hooks->linear(site, {x, weight, bias, y}, Rows{}) : y;
@@ -36,7 +32,7 @@ Tensor additive_mask(const Tensor& key_mask, std::int64_t queries, bool causal) 
     for (std::int64_t t = 0; t < rows; ++t)
       for (std::int64_t s = 0; s < S; ++s) {
         const bool visible = keep[b * S + s] != 0 && (!causal || s <= t + offset);
-        m[(b * rows + t) * S + s] = visible ? 0.f : kHidden;
+        m[(b * rows + t) * S + s] = visible ? 0.f : kMaskedScore;
       }
   return mask;
 }

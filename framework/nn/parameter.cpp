@@ -53,6 +53,20 @@ Tensor uniform_parameter(Shape shape, float bound, std::uint64_t seed) {
   return leaf(t);
 }
 
+Tensor truncated_normal_parameter(Shape shape, float init_std, std::uint64_t seed) {
+  require_nonnegative("init_std", init_std);
+  Tensor t = Tensor::zeros(std::move(shape));
+  float* p = t.data<float>();
+  std::mt19937_64 gen(seed);
+  auto uniform = [&] { return (static_cast<double>(gen() >> 11) + 0.5) * 0x1.0p-53; };  // (0, 1)
+  for (std::int64_t i = 0; i < t.numel();) {
+    const double u1 = uniform(), u2 = uniform();  // sequenced: the same draws on every compiler
+    const double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+    if (std::fabs(z) <= 2.0) p[i++] = static_cast<float>(z * init_std);
+  }
+  return leaf(t);
+}
+
 Tensor zeros_parameter(Shape shape) { return leaf(Tensor::zeros(std::move(shape))); }
 
 Tensor ones_parameter(Shape shape) { return leaf(Tensor::full(std::move(shape), 1.f)); }

@@ -64,6 +64,22 @@ std::vector<std::int64_t> Config::integers(const std::string& key) const {
   return as<std::vector<std::int64_t>>(*impl_, key, "an integer or a list of integers");
 }
 
+namespace {
+template <class Test>
+bool is(const Config::Impl& impl, const std::string& key, Test test) {
+  const auto it = impl.value.find(key);
+  return it != impl.value.end() && test(*it);
+}
+}  // namespace
+
+bool Config::is_null(const std::string& key) const { return is(*impl_, key, [](const auto& v) { return v.is_null(); }); }
+bool Config::is_boolean(const std::string& key) const { return is(*impl_, key, [](const auto& v) { return v.is_boolean(); }); }
+bool Config::is_integer(const std::string& key) const { return is(*impl_, key, [](const auto& v) { return v.is_number_integer(); }); }
+bool Config::is_number(const std::string& key) const { return is(*impl_, key, [](const auto& v) { return v.is_number(); }); }
+bool Config::is_string(const std::string& key) const { return is(*impl_, key, [](const auto& v) { return v.is_string(); }); }
+bool Config::is_list(const std::string& key) const { return is(*impl_, key, [](const auto& v) { return v.is_array(); }); }
+bool Config::is_object(const std::string& key) const { return is(*impl_, key, [](const auto& v) { return v.is_object(); }); }
+
 std::vector<std::string> Config::keys() const {
   std::vector<std::string> out;
   for (auto it = impl_->value.begin(); it != impl_->value.end(); ++it) out.push_back(it.key());

@@ -30,10 +30,11 @@
 #include <cmath>
 #include <map>
 #include <cstring>
-#include <random>
 
 #include "graft/error.h"
+#include "graft/init.h"
 #include "graft/ops.h"
+#include "graft/peft_names.h"
 #include "graft/plugin.h"
 #include "graft/text.h"
 
@@ -93,9 +94,9 @@ Options parse(const Config& c) {
            "leave original_ln_after at true");
   double scaling = 1.0;
   std::string scaling_kind;
-  try {  // a number or one of two words (the schema's type list)
+  if (c.is_number("scaling")) {  // a number or one of two words (the schema's type list)
     scaling = c.number("scaling");
-  } catch (const ConfigError&) {
+  } else {
     scaling_kind = c.string("scaling");
     if (scaling_kind != "learned" && scaling_kind != "channel")
       reject("scaling", json_string(scaling_kind), "it is neither a number nor \"learned\" or \"channel\"",
@@ -118,30 +119,8 @@ Tensor activate(const std::string& name, const Tensor& x) {
   return ops::silu(x);  // swish, silu
 }
 
-std::uint64_t mix(std::uint64_t x) {  // splitmix64: independent streams per tensor
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-// N(0, std²) truncated to ±2 std by rejection (PyTorch's trunc_normal_ as AdapterHub's
-// "houlsby" init calls it); Box–Muller over mt19937_64, portable like nn::parameter.
-Tensor truncated_normal(Shape shape, float std, std::uint64_t seed) {
-  Tensor t = nn::zeros_parameter(std::move(shape));
-  std::mt19937_64 rng(seed);
-  auto uniform = [&] { return (static_cast<double>(rng() >> 11) + 0.5) * 0x1.0p-53; };
-  float* out = t.data<float>();
-  for (std::int64_t i = 0; i < t.numel();) {
-    const double u1 = uniform(), u2 = uniform();  // sequenced: the same draws on every compiler
-    const double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
-    if (std::fabs(z) <= 2.0) out[i++] = static_cast<float>(z * std);
-  }
-  return t;
-}
-
 Tensor init_weight(const std::string& scheme, Shape shape, bool up, std::uint64_t seed) {
-  if (scheme == "houlsby") return truncated_normal(std::move(shape), 1e-2f, seed);
+  if (scheme == "houlsby") return nn::truncated_normal_parameter(std::move(shape), 1e-2f, seed);  // trunc_normal_(std=1e-2)
   if (scheme == "mam_adapter")  // kaiming_uniform_(a=sqrt(5)) down: bound 1/sqrt(fan_in); up zero
     return up ? nn::zeros_parameter(std::move(shape)) : nn::uniform_parameter(shape, 1.f / std::sqrt(float(shape[1])), seed);
   return nn::parameter(std::move(shape), 0.02f, seed);  // "bert": BERT's initializer_range
@@ -214,11 +193,11 @@ class Houlsby : public PeftMethod {
       SiteAdapter a;
       a.site = site;
       a.prefix = module_prefix(*site, bert_layout) + ".adapters." + name_ + ".";
-      const std::uint64_t seed = mix(ctx.seed() ^ mix(site - backbone.sites().data()));
+      const std::uint64_t seed = splitmix64(ctx.seed() ^ splitmix64(site - backbone.sites().data()));  // per site
       if (o_.ln_before) a.norm_before_g = nn::ones_parameter({H}), a.norm_before_b = nn::zeros_parameter({H});
-      a.down_w = init_weight(o_.init_weights, {bottleneck_, H}, false, mix(seed + 1));
+      a.down_w = init_weight(o_.init_weights, {bottleneck_, H}, false, splitmix64(seed + 1));
       a.down_b = nn::zeros_parameter({bottleneck_});
-      a.up_w = init_weight(o_.init_weights, {H, bottleneck_}, true, mix(seed + 2));
+      a.up_w = init_weight(o_.init_weights, {H, bottleneck_}, true, splitmix64(seed + 2));
       a.up_b = nn::zeros_parameter({H});
       if (o_.ln_after) a.norm_after_g = nn::ones_parameter({H}), a.norm_after_b = nn::zeros_parameter({H});
       if (!o_.scaling_kind.empty()) a.scaling = nn::ones_parameter({o_.scaling_kind == "learned" ? 1 : H});
@@ -263,9 +242,7 @@ class Houlsby : public PeftMethod {
     const std::string config = config_json_.substr(0, config_json_.rfind('}'));
     const std::string arch = info_.architecture;
     const std::string model_class = arch == "llama" ? "LlamaModel" : arch == "roberta" ? "RobertaModel" : "BertModel";
-    std::string model_name = info_.source;
-    while (!model_name.empty() && model_name.back() == '/') model_name.pop_back();
-    model_name = model_name.substr(model_name.find_last_of('/') + 1);
+    const std::string model_name = peft::base_model_name(info_.source);
     return fmt::format(R"({{"config": {}{}"architecture": "bottleneck"}}, "hidden_size": {}, "model_class": {}, )"
                        R"("model_name": {}, "model_type": {}, "name": {}, "version": "graft-0.1"}})",
                        config, config.size() > 1 ? ", " : "", info_.hidden_size, json_string(model_class), json_string(model_name),

@@ -20,17 +20,17 @@
 #include <cstring>
 #include <map>
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "graft/autograd.h"
 #include "graft/error.h"
+#include "graft/init.h"
 #include "graft/ops.h"
+#include "graft/peft_names.h"
 #include "graft/plugin.h"
-#include "dora.h"
-#include "peft_targets.h"
 #include "graft/text.h"
+#include "dora.h"
 
 namespace {
 
@@ -78,13 +78,6 @@ constexpr const char* kSchema = R"schema({
   }
 })schema";
 
-std::uint64_t mix(std::uint64_t seed, std::uint64_t stream) {  // splitmix64 of (seed, stream)
-  std::uint64_t z = seed + 0x9E3779B97F4A7C15ull * (stream + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 // JSON number text; PEFT writes floats for dropout, so keep a ".0" there.
 std::string json_number(double v, bool integral_as_int) {
   if (integral_as_int && v == std::floor(v) && std::fabs(v) < 1e15) return std::to_string(static_cast<std::int64_t>(v));
@@ -128,41 +121,26 @@ class Lora : public PeftMethod {
     if (dropout_ >= 1)
       throw ConfigError("lora", fmt::format("{}: lora_dropout = {} must be below 1", c.origin(), dropout_),
                         "a dropout of 1 would drop the whole LoRA branch");
-    try {
+    if (c.is_string("target_modules")) {
       target_string_ = c.string("target_modules");
       is_string_ = true;
-      targets_ = {target_string_};
-    } catch (const ConfigError&) {
+    } else {
       targets_ = c.has("target_modules") ? c.strings("target_modules") : std::vector<std::string>{"query", "value"};
       if (targets_.empty())
         throw ConfigError("lora", fmt::format("{}: target_modules is an empty list", c.origin()),
                           "name the linear sites to adapt, e.g. [\"query\", \"value\"], or \"all-linear\"");
     }
-    try {
-      init_ = c.boolean("init_lora_weights") ? "true" : "false";
-    } catch (const ConfigError&) {
-      init_ = c.string("init_lora_weights");  // "gaussian" (the schema's enum)
-    }
+    // true, false or "gaussian" (the schema's enum)
+    init_ = c.is_boolean("init_lora_weights") ? (c.boolean("init_lora_weights") ? "true" : "false") : c.string("init_lora_weights");
     shared_->scaling = static_cast<float>(use_rslora_ ? alpha_ / std::sqrt(static_cast<double>(r_)) : alpha_ / r_);
     shared_->dropout = static_cast<float>(dropout_);
   }
 
   void attach(AttachContext& context) override {
     backbone_ = &context.backbone();
-    std::vector<const Site*> chosen;
-    if (is_string_ && target_string_ == "all-linear") {
-      chosen = context.select(SiteKind::linear, {}, layers_);
-    } else if (is_string_) {
-      // graft's names first; failing that, PEFT's reading of a string: a full-name regex.
-      try {
-        chosen = context.select(SiteKind::linear, targets_, layers_);
-      } catch (const ConfigError&) {
-        chosen = lora::regex_select(target_string_, context.select(SiteKind::linear, {}, layers_));
-        if (chosen.empty()) throw;
-      }
-    } else {
-      chosen = context.select(SiteKind::linear, targets_, layers_);
-    }
+    // A string: "all-linear", graft's names, or PEFT's full-name regex.
+    const std::vector<const Site*> chosen = is_string_ ? peft::select_linear(context, target_string_, layers_)
+                                                       : context.select(SiteKind::linear, targets_, layers_);
     if (chosen.empty())
       throw ConfigError("lora", fmt::format("adapter '{}': target_modules and layers_to_transform select no linear site",
                                             context.adapter_name()),
@@ -182,9 +160,9 @@ class Lora : public PeftMethod {
     for (std::size_t i = 0; i < chosen.size(); ++i) {
       const Site& s = *chosen[i];
       const float bound_a = 1.f / std::sqrt(static_cast<float>(s.in_features));  // kaiming_uniform_(a=√5)
-      Tensor A = init_ == "gaussian" ? nn::parameter({r_, s.in_features}, 1.f / static_cast<float>(r_), mix(seed, 2 * i))
-                                     : nn::uniform_parameter({r_, s.in_features}, bound_a, mix(seed, 2 * i));
-      Tensor B = init_ == "false" ? nn::uniform_parameter({s.out_features, r_}, 1.f / std::sqrt(static_cast<float>(r_)), mix(seed, 2 * i + 1))
+      Tensor A = init_ == "gaussian" ? nn::parameter({r_, s.in_features}, 1.f / static_cast<float>(r_), init_stream(seed, 2 * i))
+                                     : nn::uniform_parameter({r_, s.in_features}, bound_a, init_stream(seed, 2 * i));
+      Tensor B = init_ == "false" ? nn::uniform_parameter({s.out_features, r_}, 1.f / std::sqrt(static_cast<float>(r_)), init_stream(seed, 2 * i + 1))
                                   : nn::zeros_parameter({s.out_features, r_});
       if (!use_dora_) {
         sites_.push_back({&s, A, B, Tensor()});
@@ -209,9 +187,9 @@ class Lora : public PeftMethod {
   std::vector<nn::NamedParameter> parameters() const override {
     std::vector<nn::NamedParameter> out;
     for (const LoraSite& s : sites_) {
-      out.push_back({tensor_name(s, "lora_A"), s.A});
-      out.push_back({tensor_name(s, "lora_B"), s.B});
-      if (s.magnitude.defined()) out.push_back({magnitude_name(s), s.magnitude});
+      out.push_back({peft::tensor_name(*s.site, "lora_A.weight"), s.A});
+      out.push_back({peft::tensor_name(*s.site, "lora_B.weight"), s.B});
+      if (s.magnitude.defined()) out.push_back({peft::tensor_name(*s.site, "lora_magnitude_vector"), s.magnitude});
     }
     return out;
   }
@@ -225,7 +203,7 @@ class Lora : public PeftMethod {
       if (std::find(modules.begin(), modules.end(), s.site->module) == modules.end()) modules.push_back(s.site->module);
       count += s.A.numel() + s.B.numel() + (s.magnitude.defined() ? s.magnitude.numel() : 0);
     }
-    const std::string layers = lora::layer_ranges(chosen);
+    const std::string layers = peft::layer_ranges(chosen);
     return fmt::format("{} r={} alpha={}{} on {} linear sites ({}; {} {}): {} trainable parameters",
                        use_dora_ ? "DoRA" : "LoRA", r_,
                        json_number(alpha_, true), use_rslora_ ? " (rsLoRA)" : "", sites_.size(), fmt::join(modules, ", "),
@@ -235,10 +213,8 @@ class Lora : public PeftMethod {
   std::string adapter_config_json() const override {
     std::vector<const Site*> chosen;
     for (const LoraSite& s : sites_) chosen.push_back(s.site);
-    const auto targets = lora::peft_targets(backbone_->sites(), chosen);
-    std::string source = backbone_->info().source;
-    while (source.size() > 1 && source.back() == '/') source.pop_back();
-    const std::string base = source.substr(source.find_last_of('/') == std::string::npos ? 0 : source.find_last_of('/') + 1);
+    const auto targets = peft::targets(backbone_->sites(), chosen);
+    const std::string base = peft::base_model_name(backbone_->info().source);
     // PEFT 0.10's LoraConfig keys, every one at the value that reproduces graft's adapter.
     return fmt::format(
         R"({{"peft_type": "LORA", "task_type": null, "base_model_name_or_path": {}, "revision": null, "inference_mode": true,
@@ -254,22 +230,14 @@ class Lora : public PeftMethod {
   // made on LlamaModel has "layers.0...", one made on LlamaForCausalLM "model.layers.0...".
   // A name missing here is looked up under a prefix added or dropped.
   void load_state(const std::map<std::string, Tensor>& tensors) override {
-    std::map<std::string, Tensor> resolved;
-    std::set<std::string> used;
-    for (const auto& p : parameters()) {
-      const std::string found = tensors.count(p.name) ? p.name : alternative_name(p.name, tensors);
-      if (found.empty()) continue;  // the base class reports it missing
-      resolved[p.name] = tensors.at(found);
-      used.insert(found);
-    }
     const auto params = parameters();
-    if (used.empty() && !tensors.empty() && !params.empty())
+    const auto resolved = peft::resolve_names(params, tensors);
+    const bool none = std::none_of(params.begin(), params.end(), [&](const auto& p) { return resolved.count(p.name) > 0; });
+    if (none && !tensors.empty() && !params.empty())
       throw FormatError("lora",
                         fmt::format("none of the {} saved tensors belongs to this backbone: the file has '{}', this backbone "
                                     "expects names such as '{}'", tensors.size(), tensors.begin()->first, params.front().name),
                         "the adapter was made for another model (see base_model_name_or_path in adapter_config.json)");
-    for (const auto& [name, t] : tensors)
-      if (!used.count(name)) resolved[name] = t;  // reported as extra
     PeftMethod::load_state(resolved);
   }
 
@@ -285,35 +253,12 @@ class Lora : public PeftMethod {
   }
 
  private:
-  static std::string tensor_name(const LoraSite& s, const char* which) {
-    return fmt::format("base_model.model.{}.{}.weight", s.site->checkpoint_module, which);
-  }
-  // PEFT 0.10's name: a bare parameter under the module.
-  static std::string magnitude_name(const LoraSite& s) {
-    return fmt::format("base_model.model.{}.lora_magnitude_vector", s.site->checkpoint_module);
-  }
-
-  static std::string alternative_name(const std::string& want, const std::map<std::string, Tensor>& tensors) {
-    const std::string head = "base_model.model.";
-    auto module_of = [&](const std::string& n) { return n.starts_with(head) ? n.substr(head.size()) : std::string(); };
-    const std::string w = module_of(want);
-    std::string found;
-    for (const auto& [name, t] : tensors) {
-      const std::string m = module_of(name);
-      const bool related = !m.empty() && m != w && (w.ends_with("." + m) || m.ends_with("." + w));
-      if (!related) continue;
-      if (!found.empty()) return {};  // ambiguous: let the base class report the name missing
-      found = name;
-    }
-    return found;
-  }
-
   std::int64_t r_;
   double alpha_, dropout_;
   bool use_rslora_, use_dora_;
   std::vector<std::int64_t> layers_;
-  std::vector<std::string> targets_;
-  std::string target_string_;
+  std::vector<std::string> targets_;  // a list target_modules
+  std::string target_string_;         // a string one
   bool is_string_ = false;
   std::string init_;
   std::shared_ptr<Shared> shared_ = std::make_shared<Shared>();

@@ -29,10 +29,6 @@ using graft::json_string;
 using graft::thousands;
 using namespace graft;
 
-// What the backbones put in a hidden key's mask: exp() underflows to exactly 0, so a
-// row the adapter does not own is computed as if the prefix were not there.
-constexpr float kHidden = -1e30f;
-
 constexpr const char* kSchema = R"json({
   "type": "object",
   "properties": {
@@ -52,13 +48,6 @@ constexpr const char* kSchema = R"json({
       "description": "PEFT: 1 (decoder or encoder); 2 is for encoder-decoder models, which graft has none of"}
   }
 })json";
-
-std::uint64_t mix(std::uint64_t seed, std::uint64_t stream) {  // splitmix64: one seed per tensor
-  std::uint64_t z = seed + 0x9E3779B97F4A7C15ull * (stream + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 // A PEFT bookkeeping key must agree with the backbone when it is given.
 void expect_match(const Config& c, const char* key, std::int64_t actual, const std::string& what, const std::string& hint) {
@@ -118,7 +107,7 @@ class PrefixHook : public AdapterHook {
       const std::vector<float> owned = rows.mask.to_floats();
       float* c = columns.data<float>();
       for (std::int64_t b = 0; b < B; ++b)
-        if (owned[b] == 0.f) std::fill(c + b * queries * n, c + (b + 1) * queries * n, kHidden);
+        if (owned[b] == 0.f) std::fill(c + b * queries * n, c + (b + 1) * queries * n, kMaskedScore);  // as if absent
     }
     mask = ops::concat({columns, mask}, 3);
   }
@@ -176,13 +165,13 @@ class PrefixTuning : public PeftMethod {
     if (p->projection) {
       const float in_bound = 1.f / std::sqrt(static_cast<float>(p->kv_dim()));
       const float hidden_bound = 1.f / std::sqrt(static_cast<float>(p->encoder_hidden));
-      p->embedding = nn::parameter({p->n, p->kv_dim()}, 1.f, mix(seed, 0));
-      p->w1 = nn::uniform_parameter({p->encoder_hidden, p->kv_dim()}, in_bound, mix(seed, 1));
-      p->b1 = nn::uniform_parameter({p->encoder_hidden}, in_bound, mix(seed, 2));
-      p->w2 = nn::uniform_parameter({width, p->encoder_hidden}, hidden_bound, mix(seed, 3));
-      p->b2 = nn::uniform_parameter({width}, hidden_bound, mix(seed, 4));
+      p->embedding = nn::parameter({p->n, p->kv_dim()}, 1.f, init_stream(seed, 0));
+      p->w1 = nn::uniform_parameter({p->encoder_hidden, p->kv_dim()}, in_bound, init_stream(seed, 1));
+      p->b1 = nn::uniform_parameter({p->encoder_hidden}, in_bound, init_stream(seed, 2));
+      p->w2 = nn::uniform_parameter({width, p->encoder_hidden}, hidden_bound, init_stream(seed, 3));
+      p->b2 = nn::uniform_parameter({width}, hidden_bound, init_stream(seed, 4));
     } else {
-      p->table = nn::parameter({p->n, width}, 1.f, mix(seed, 0));
+      p->table = nn::parameter({p->n, width}, 1.f, init_stream(seed, 0));
     }
     source_ = context.backbone().info().source;
     prefix_ = p;

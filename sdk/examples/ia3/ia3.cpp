@@ -33,13 +33,14 @@
 #include <algorithm>
 #include <cstdint>
 #include <map>
-#include <regex>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "graft/error.h"
+#include "graft/init.h"        // init_stream: one seed per tensor
 #include "graft/ops.h"
+#include "graft/peft_names.h"  // PEFT's tensor names and target_modules
 #include "graft/plugin.h"
 #include "graft/text.h"
 
@@ -69,13 +70,6 @@ constexpr const char* kSchema = R"schema({
 
 const std::vector<std::string> kDefaultTargets = {"key", "value", "ffn.down"};
 const std::vector<std::string> kDefaultFeedforward = {"ffn.down"};
-
-std::uint64_t mix(std::uint64_t seed, std::uint64_t stream) {  // splitmix64 of (seed, stream)
-  std::uint64_t z = seed + 0x9E3779B97F4A7C15ull * (stream + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 // ---------------------------------------------------------------------------------
 // The hooks: what runs at a site during every forward pass. Written with graft::ops,
@@ -123,98 +117,23 @@ ModuleSpec read_spec(const Config& c, const std::string& key) {
   ModuleSpec s;
   if (!c.has(key)) return s;  // absent or null
   s.null = false;
-  try {
-    s.text = c.string(key);
-    s.is_string = true;
-  } catch (const ConfigError&) {
-    s.list = c.strings(key);  // the schema allows only a string or a list of strings here
-  }
+  s.is_string = c.is_string(key);
+  if (s.is_string) s.text = c.string(key);
+  else s.list = c.strings(key);  // the schema allows only a string or a list of strings here
   return s;
-}
-
-// PEFT's reading of a string: a regex that must match a module's whole name.
-std::vector<const Site*> regex_select(const std::string& pattern, const std::vector<const Site*>& candidates) {
-  std::vector<const Site*> out;
-  try {
-    const std::regex rx(pattern);
-    for (const Site* s : candidates)
-      if (std::regex_match(s->checkpoint_module, rx)) out.push_back(s);
-  } catch (const std::regex_error&) {
-    return {};
-  }
-  return out;
 }
 
 // The linear sites a spec names. AttachContext::select does the naming (site names,
 // module names, checkpoint names, globs) and reports a pattern that matches nothing
-// with a list of what the backbone has.
-std::vector<const Site*> select_linear(const AttachContext& context, const ModuleSpec& spec) {
-  if (spec.is_string) {
-    if (spec.text == "all-linear") return context.select(SiteKind::linear, {});
-    try {
-      return context.select(SiteKind::linear, {spec.text});
-    } catch (const ConfigError&) {
-      auto chosen = regex_select(spec.text, context.select(SiteKind::linear, {}));
-      if (chosen.empty()) throw;  // neither a name nor a regex that matches: select's error
-      return chosen;
-    }
-  }
+// with a list of what the backbone has; for a string, peft::select_linear adds
+// "all-linear" and PEFT's reading, a regex over full module names.
+std::vector<const Site*> select_linear(const AttachContext& context, const ModuleSpec& spec, const std::string& key) {
+  if (spec.is_string) return peft::select_linear(context, spec.text, {}, key);
   if (spec.list.empty()) return {};  // select() would read {} as "every site"
   return context.select(SiteKind::linear, spec.list);
 }
 
 bool contains(const std::vector<const Site*>& sites, const Site* s) { return std::find(sites.begin(), sites.end(), s) != sites.end(); }
-
-// ---------------------------------------------------------------------------------
-// Writing target_modules / feedforward_modules so that PEFT selects exactly what graft
-// did: a list of layer-independent name suffixes ("key", "k_proj") where that is exact,
-// else a regex of full module names (PEFT matches a string with re.fullmatch).
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> parts;
-  std::size_t start = 0;
-  for (std::size_t dot; (dot = s.find('.', start)) != std::string::npos; start = dot + 1) parts.push_back(s.substr(start, dot - start));
-  parts.push_back(s.substr(start));
-  return parts;
-}
-
-bool is_number(const std::string& s) { return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; }); }
-
-// PEFT's list matching of target_modules: the name equals the entry or ends with "." + it.
-bool peft_target_match(const std::string& module, const std::string& entry) {
-  return module == entry ||
-         (module.size() > entry.size() && module.ends_with(entry) && module[module.size() - entry.size() - 1] == '.');
-}
-
-std::string regex_of(const std::vector<const Site*>& sites) {
-  std::vector<std::string> names;
-  for (const Site* s : sites) {
-    std::string escaped;
-    for (char c : s->checkpoint_module) {
-      if (std::string_view(".^$|()[]{}*+?\\").find(c) != std::string_view::npos) escaped += '\\';
-      escaped += c;
-    }
-    names.push_back(escaped);
-  }
-  return json_string(fmt::format("({})", fmt::join(names, "|")));
-}
-
-// The shortest layer-independent suffix of `module`'s checkpoint names that PEFT's list
-// matching finds on that module's sites and on no other linear site; "" if none.
-std::string module_suffix(const std::vector<const Site*>& linear, const std::string& module) {
-  const Site* rep = *std::find_if(linear.begin(), linear.end(), [&](const Site* s) { return s->module == module; });
-  const auto parts = split(rep->checkpoint_module);
-  std::string suffix;
-  for (std::size_t k = 1; k <= parts.size(); ++k) {
-    const std::string& part = parts[parts.size() - k];
-    if (is_number(part)) break;  // a layer index: not layer-independent
-    suffix = k == 1 ? part : part + "." + suffix;
-    const bool exact = std::all_of(linear.begin(), linear.end(),
-                                   [&](const Site* s) { return peft_target_match(s->checkpoint_module, suffix) == (s->module == module); });
-    if (exact) return suffix;
-  }
-  return {};
-}
 
 // ---------------------------------------------------------------------------------
 
@@ -238,9 +157,9 @@ class Ia3 : public PeftMethod {
     backbone_ = &context.backbone();
     // Which linear sites get a vector.
     std::vector<const Site*> targets =
-        targets_.null ? context.select(SiteKind::linear, kDefaultTargets) : select_linear(context, targets_);
+        targets_.null ? context.select(SiteKind::linear, kDefaultTargets) : select_linear(context, targets_, "target_modules");
     if (!exclude_.null) {
-      const auto excluded = select_linear(context, exclude_);
+      const auto excluded = select_linear(context, exclude_, "exclude_modules");
       std::erase_if(targets, [&](const Site* s) { return contains(excluded, s); });
     }
     if (targets.empty())
@@ -255,7 +174,7 @@ class Ia3 : public PeftMethod {
       } catch (const ConfigError&) {  // a backbone without ffn.down: no feedforward module
       }
     } else if (feedforward_.is_string) {
-      feedforward = select_linear(context, feedforward_);
+      feedforward = select_linear(context, feedforward_, "feedforward_modules");
     } else {
       for (const std::string& pattern : feedforward_.list) {
         const auto named = context.select(SiteKind::linear, {pattern});
@@ -274,7 +193,7 @@ class Ia3 : public PeftMethod {
       const Site& s = *targets[i];
       const bool ff = contains(feedforward, &s);
       const Shape shape = ff ? Shape{1, s.in_features} : Shape{s.out_features, 1};
-      Tensor l = init_ones_ ? nn::ones_parameter(shape) : nn::parameter(shape, 1.f, mix(seed, i));
+      Tensor l = init_ones_ ? nn::ones_parameter(shape) : nn::parameter(shape, 1.f, init_stream(seed, i));
       if (!ff) {
         context.register_hook(s, std::make_shared<ScaleOutput>(l));
       } else if (const Site* up = llama_ffn && s.module == "ffn.down" ? sibling(s, "ffn.up") : nullptr) {
@@ -317,6 +236,9 @@ class Ia3 : public PeftMethod {
       chosen.push_back(v.site);
       if (v.feedforward) ff_sites.push_back(v.site);
     }
+    // target_modules / feedforward_modules under which PEFT selects exactly what graft
+    // did: a list of layer-independent name suffixes ("key", "k_proj") where that is
+    // exact, else a regex of full module names (PEFT matches a string with re.fullmatch).
     // A list when the selection is whole modules in every layer, each with a suffix of
     // its own; the feedforward list is then the feedforward modules' entries (PEFT
     // wants it a subset of target_modules).
@@ -328,7 +250,7 @@ class Ia3 : public PeftMethod {
     bool listed = whole == chosen.size();
     std::vector<std::string> target_entries, ff_entries;
     for (const std::string& m : modules) {
-      const std::string suffix = listed ? module_suffix(linear, m) : "";
+      const std::string suffix = listed ? peft::module_suffix(linear, m) : "";
       listed = listed && !suffix.empty();
       target_entries.push_back(suffix);
       if (std::any_of(ff_sites.begin(), ff_sites.end(), [&](const Site* s) { return s->module == m; })) ff_entries.push_back(suffix);
@@ -344,12 +266,10 @@ class Ia3 : public PeftMethod {
       for (const auto& e : entries) quoted.push_back(json_string(e));
       return fmt::format("[{}]", fmt::join(quoted, ", "));
     };
-    const std::string targets = listed ? json_list(target_entries) : regex_of(chosen);
-    const std::string feedforward = listed ? json_list(ff_entries) : (ff_sites.empty() ? "[]" : regex_of(ff_sites));
+    const std::string targets = listed ? json_list(target_entries) : json_string(peft::names_regex(chosen));
+    const std::string feedforward = listed ? json_list(ff_entries) : (ff_sites.empty() ? "[]" : json_string(peft::names_regex(ff_sites)));
 
-    std::string source = backbone_->info().source;
-    while (source.size() > 1 && source.back() == '/') source.pop_back();
-    const std::string base = source.substr(source.find_last_of('/') == std::string::npos ? 0 : source.find_last_of('/') + 1);
+    const std::string base = peft::base_model_name(backbone_->info().source);
     return fmt::format(R"({{"peft_type": "IA3", "task_type": null, "base_model_name_or_path": {}, "revision": null,
  "inference_mode": true, "auto_mapping": null, "target_modules": {}, "feedforward_modules": {}, "fan_in_fan_out": false,
  "modules_to_save": null, "init_ia3_weights": {}}})",
@@ -361,21 +281,11 @@ class Ia3 : public PeftMethod {
   // "encoder.layer.0…". A name missing here is looked up with a prefix added or dropped;
   // the base class then checks every name and shape.
   void load_state(const std::map<std::string, Tensor>& tensors) override {
-    std::map<std::string, Tensor> resolved;
-    std::set<std::string> used;
-    for (const auto& p : parameters()) {
-      const std::string found = tensors.count(p.name) ? p.name : related_name(p.name, tensors);
-      if (found.empty()) continue;  // reported missing by the base class
-      resolved[p.name] = tensors.at(found);
-      used.insert(found);
-    }
-    for (const auto& [name, t] : tensors)
-      if (!used.count(name)) resolved[name] = t;  // reported as extra
-    PeftMethod::load_state(resolved);
+    PeftMethod::load_state(peft::resolve_names(parameters(), tensors));
   }
 
  private:
-  static std::string tensor_name(const Site& s) { return fmt::format("base_model.model.{}.ia3_l", s.checkpoint_module); }
+  static std::string tensor_name(const Site& s) { return peft::tensor_name(s, "ia3_l"); }  // base_model.model.<module>.ia3_l
 
   const Site* sibling(const Site& s, const std::string& module) const {
     for (const Site& other : backbone_->sites())
@@ -383,20 +293,6 @@ class Ia3 : public PeftMethod {
           other.out_features == s.in_features)
         return &other;
     return nullptr;
-  }
-
-  static std::string related_name(const std::string& want, const std::map<std::string, Tensor>& tensors) {
-    const std::string head = "base_model.model.";
-    auto module_of = [&](const std::string& n) { return n.starts_with(head) ? n.substr(head.size()) : std::string(); };
-    const std::string w = module_of(want);
-    std::string found;
-    for (const auto& [name, t] : tensors) {
-      const std::string m = module_of(name);
-      if (m.empty() || m == w || !(w.ends_with("." + m) || m.ends_with("." + w))) continue;
-      if (!found.empty()) return {};  // ambiguous
-      found = name;
-    }
-    return found;
   }
 
   ModuleSpec targets_, feedforward_, exclude_;

@@ -21,6 +21,15 @@ class Config {
   std::string string(const std::string& key) const;
   std::vector<std::string> strings(const std::string& key) const;  // a string or a list of strings
   std::vector<std::int64_t> integers(const std::string& key) const;  // an integer or a list of them
+  // The JSON type of a key's value, for keys the schema lets take several types; false
+  // when the key is absent. is_number is true for integers too, is_null for null only.
+  bool is_null(const std::string& key) const;
+  bool is_boolean(const std::string& key) const;
+  bool is_integer(const std::string& key) const;
+  bool is_number(const std::string& key) const;
+  bool is_string(const std::string& key) const;
+  bool is_list(const std::string& key) const;
+  bool is_object(const std::string& key) const;
   std::vector<std::string> keys() const;
   std::string origin() const;
 

@@ -6,11 +6,13 @@
 // std::mt19937_64(seed) — whose output sequence the C++ standard fixes — through
 // graft's own transforms (Box–Muller for normals, 53-bit mantissa for uniforms),
 // not std::normal_distribution, whose algorithm differs between standard libraries.
-// The same (shape, std/bound, seed) gives the same bits on every platform.
+// The same (shape, std/bound, seed) gives the same bits on every platform. Derive one
+// seed per tensor with graft::init_stream (graft/init.h).
 #pragma once
 #include <cstdint>
 #include <string>
 
+#include "graft/init.h"
 #include "graft/tensor.h"
 
 namespace graft::nn {
@@ -27,6 +29,9 @@ Tensor parameter(Shape shape, float init_std, std::uint64_t seed);
 // Uniform(-bound, bound) values, e.g. kaiming-uniform's bound = 1/sqrt(fan_in);
 // bound >= 0, else ConfigError.
 Tensor uniform_parameter(Shape shape, float bound, std::uint64_t seed);
+// Normal(0, init_std²) truncated to ±2·init_std by rejection (PyTorch's trunc_normal_
+// with a = −2·std, b = 2·std, as AdapterHub's "houlsby" init); init_std >= 0.
+Tensor truncated_normal_parameter(Shape shape, float init_std, std::uint64_t seed);
 Tensor zeros_parameter(Shape shape);
 Tensor ones_parameter(Shape shape);
 

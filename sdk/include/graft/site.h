@@ -11,6 +11,11 @@
 
 namespace graft {
 
+// The additive attention mask's value for a hidden key: exp() underflows to exactly 0,
+// and a fully hidden row stays finite (uniform) instead of turning into NaN. Backbones
+// build their masks with it; a hook that prepends keys hides them from a row with it.
+inline constexpr float kMaskedScore = -1e30f;
+
 enum class SiteKind { linear, sublayer_output, attention_kv, input_embeddings, head };
 const char* site_kind_name(SiteKind kind);
 
@@ -66,7 +71,8 @@ class AdapterHook {
   // sublayer_output: return a transformed h (it is then added to the residual).
   virtual Tensor sublayer_output(const Site& site, const SublayerCall& call, const Rows& rows) { return call.h; }
   // attention_kv: keys and values [B, kv_heads, S, head_dim] and the additive mask
-  // [B, 1, T, S]; prepend rows to k and v and matching columns to the mask. A hook that
+  // [B, 1, T, S] (0 visible, kMaskedScore hidden); prepend rows to k and v and matching
+  // columns to the mask. A hook that
   // prepends must have declared their number at attach (AttachContext::declare_prefix).
   virtual void attention_kv(const Site& site, Tensor& k, Tensor& v, Tensor& mask, const Rows& rows) {}
   // input_embeddings: token embeddings x [B, T, hidden] (before positions are added)

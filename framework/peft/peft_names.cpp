@@ -1,4 +1,5 @@
-#include "peft_targets.h"
+// Hugging Face PEFT's tensor names and target_modules (graft/peft_names.h).
+#include "graft/peft_names.h"
 
 #include <fmt/format.h>
 
@@ -6,14 +7,15 @@
 #include <cctype>
 #include <regex>
 #include <set>
+#include <string_view>
+
 #include "graft/error.h"
 #include "graft/text.h"
 
-namespace graft::lora {
-
-using graft::json_string;
-using graft::thousands;
+namespace graft::peft {
 namespace {
+
+const std::string kHead = "base_model.model.";
 
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> parts;
@@ -25,12 +27,6 @@ std::vector<std::string> split(const std::string& s) {
 
 bool is_number(const std::string& s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
-}
-
-// PEFT's list matching: the module's name equals the target or ends with "." + target.
-bool peft_suffix_match(const std::string& module, const std::string& target) {
-  return module == target || (module.size() > target.size() && module.ends_with(target) &&
-                              module[module.size() - target.size() - 1] == '.');
 }
 
 std::string regex_escape(const std::string& s) {
@@ -106,10 +102,53 @@ std::string regex_problem(const std::string& p) {
 
 }  // namespace
 
-std::vector<const Site*> regex_select(const std::string& pattern, const std::vector<const Site*>& candidates) {
+std::string base_model_name(const std::string& source) {
+  std::string s = source;
+  while (s.size() > 1 && s.back() == '/') s.pop_back();
+  return s.substr(s.find_last_of('/') == std::string::npos ? 0 : s.find_last_of('/') + 1);
+}
+
+std::string tensor_name(const Site& site, const std::string& suffix) { return kHead + site.checkpoint_module + "." + suffix; }
+
+std::string saved_name(const std::string& want, const std::map<std::string, Tensor>& tensors) {
+  if (tensors.count(want)) return want;
+  auto module_of = [](const std::string& n) { return n.starts_with(kHead) ? n.substr(kHead.size()) : std::string(); };
+  const std::string w = module_of(want);
+  std::string found;
+  for (const auto& [name, t] : tensors) {
+    const std::string m = module_of(name);
+    if (m.empty() || m == w || !(w.ends_with("." + m) || m.ends_with("." + w))) continue;
+    if (!found.empty()) return {};  // ambiguous: let the caller report the name missing
+    found = name;
+  }
+  return found;
+}
+
+std::map<std::string, Tensor> resolve_names(const std::vector<nn::NamedParameter>& params,
+                                            const std::map<std::string, Tensor>& tensors) {
+  std::map<std::string, Tensor> resolved;
+  std::set<std::string> used;
+  for (const auto& p : params) {
+    const std::string found = saved_name(p.name, tensors);
+    if (found.empty()) continue;  // reported missing by PeftMethod::load_state
+    resolved[p.name] = tensors.at(found);
+    used.insert(found);
+  }
+  for (const auto& [name, t] : tensors)
+    if (!used.count(name)) resolved[name] = t;  // reported as extra
+  return resolved;
+}
+
+bool suffix_match(const std::string& module, const std::string& target) {
+  return module == target ||
+         (module.size() > target.size() && module.ends_with(target) && module[module.size() - target.size() - 1] == '.');
+}
+
+std::vector<const Site*> regex_select(const std::string& pattern, const std::vector<const Site*>& candidates,
+                                      const std::string& key) {
   if (const std::string problem = regex_problem(pattern); !problem.empty())
-    throw ConfigError("lora",
-                      fmt::format("target_modules '{}' names no site, and graft does not read it as a regex: {}",
+    throw ConfigError("peft",
+                      fmt::format("{} '{}' names no site, and graft does not read it as a regex: {}", key,
                                   pattern.size() > 80 ? pattern.substr(0, 77) + "..." : pattern, problem),
                       "name the modules (a list such as [\"query\", \"value\"]) or write a simpler regex over full module names");
   std::vector<const Site*> out;
@@ -127,32 +166,50 @@ std::vector<const Site*> regex_select(const std::string& pattern, const std::vec
   return out;
 }
 
-PeftTargets peft_targets(const std::vector<Site>& sites, const std::vector<const Site*>& selected) {
+std::vector<const Site*> select_linear(const AttachContext& context, const std::string& target,
+                                       const std::vector<std::int64_t>& layers, const std::string& key) {
+  if (target == "all-linear") return context.select(SiteKind::linear, {}, layers);
+  try {
+    return context.select(SiteKind::linear, {target}, layers);
+  } catch (const ConfigError&) {
+    auto chosen = regex_select(target, context.select(SiteKind::linear, {}, layers), key);
+    if (chosen.empty()) throw;  // neither a name nor a regex that matches: select's error
+    return chosen;
+  }
+}
+
+std::string module_suffix(const std::vector<const Site*>& linear, const std::string& module) {
+  const Site* rep = *std::find_if(linear.begin(), linear.end(), [&](const Site* s) { return s->module == module; });
+  const auto parts = split(rep->checkpoint_module);
+  std::string suffix;
+  for (std::size_t k = 1; k <= parts.size(); ++k) {
+    const std::string& part = parts[parts.size() - k];
+    if (is_number(part)) break;  // a layer index: not layer-independent
+    suffix = k == 1 ? part : part + "." + suffix;
+    const bool exact = std::all_of(linear.begin(), linear.end(),
+                                   [&](const Site* s) { return suffix_match(s->checkpoint_module, suffix) == (s->module == module); });
+    if (exact) return suffix;
+  }
+  return {};
+}
+
+std::string names_regex(const std::vector<const Site*>& sites) {
+  std::vector<std::string> names;
+  for (const Site* s : sites) names.push_back(regex_escape(s->checkpoint_module));
+  return fmt::format("({})", fmt::join(names, "|"));
+}
+
+Targets targets(const std::vector<Site>& sites, const std::vector<const Site*>& selected) {
   std::vector<const Site*> linear;
   for (const Site& s : sites)
     if (s.kind == SiteKind::linear) linear.push_back(&s);
   std::vector<std::string> modules, suffixes;
   for (const Site* s : selected)
     if (std::find(modules.begin(), modules.end(), s->module) == modules.end()) modules.push_back(s->module);
-
-  // The shortest layer-independent suffix of each module's checkpoint name that PEFT
-  // would match against that module only ("dense" in BERT names three modules).
   bool listable = true;
   for (const std::string& m : modules) {
-    const Site* rep = *std::find_if(linear.begin(), linear.end(), [&](const Site* s) { return s->module == m; });
-    const auto parts = split(rep->checkpoint_module);
-    std::string found;
-    for (std::size_t k = 1; k <= parts.size() && found.empty(); ++k) {
-      if (is_number(parts[parts.size() - k])) break;
-      std::string suffix = parts[parts.size() - k];
-      for (std::size_t j = parts.size() - k + 1; j < parts.size(); ++j) suffix += "." + parts[j];
-      const bool exact = std::all_of(linear.begin(), linear.end(), [&](const Site* s) {
-        return peft_suffix_match(s->checkpoint_module, suffix) == (s->module == m);
-      });
-      if (exact) found = suffix;
-    }
-    if (found.empty()) listable = false;
-    suffixes.push_back(found);
+    suffixes.push_back(module_suffix(linear, m));
+    listable = listable && !suffixes.back().empty();
   }
   std::set<int> layers, all_layers;
   for (const Site* s : selected) layers.insert(s->layer);
@@ -164,35 +221,31 @@ PeftTargets peft_targets(const std::vector<Site>& sites, const std::vector<const
   const bool is_product = product == selected.size();
   listable = listable && is_product;
 
-  PeftTargets out;
+  Targets out;
   if (listable) {
     std::sort(suffixes.begin(), suffixes.end());
     std::vector<std::string> quoted;
     for (const auto& s : suffixes) quoted.push_back(json_string(s));
     out.target_modules = fmt::format("[{}]", fmt::join(quoted, ", "));
     out.layers_to_transform = layers == all_layers ? "null" : fmt::format("[{}]", fmt::join(layers, ", "));
-  } else {
-    // A regex: per module, its name with the layer number as an alternation
-    // (encoder\.layer\.\d+\.output\.dense); every site's full name where that fails.
-    const std::string layer_rx = layers == all_layers ? std::string("\\d+") : fmt::format("({})", fmt::join(layers, "|"));
-    std::vector<std::string> names;
-    for (const std::string& m : modules) {
-      if (!is_product) break;
-      const Site* rep = *std::find_if(selected.begin(), selected.end(), [&](const Site* s) { return s->module == m; });
-      auto parts = split(rep->checkpoint_module);
-      auto at = std::find(parts.begin(), parts.end(), std::to_string(rep->layer));
-      if (at == parts.end()) break;
-      std::vector<std::string> escaped;
-      for (auto it = parts.begin(); it != parts.end(); ++it) escaped.push_back(it == at ? layer_rx : regex_escape(*it));
-      names.push_back(fmt::format("{}", fmt::join(escaped, "\\.")));
-    }
-    if (names.size() != modules.size()) {
-      names.clear();
-      for (const Site* s : selected) names.push_back(regex_escape(s->checkpoint_module));
-    }
-    out.target_modules = json_string(fmt::format("({})", fmt::join(names, "|")));
-    out.layers_to_transform = "null";
+    return out;
   }
+  // A regex: per module, its name with the layer number as an alternation
+  // (encoder\.layer\.\d+\.output\.dense); every site's full name where that fails.
+  const std::string layer_rx = layers == all_layers ? std::string("\\d+") : fmt::format("({})", fmt::join(layers, "|"));
+  std::vector<std::string> names;
+  for (const std::string& m : modules) {
+    if (!is_product) break;
+    const Site* rep = *std::find_if(selected.begin(), selected.end(), [&](const Site* s) { return s->module == m; });
+    auto parts = split(rep->checkpoint_module);
+    auto at = std::find(parts.begin(), parts.end(), std::to_string(rep->layer));
+    if (at == parts.end()) break;
+    std::vector<std::string> escaped;
+    for (auto it = parts.begin(); it != parts.end(); ++it) escaped.push_back(it == at ? layer_rx : regex_escape(*it));
+    names.push_back(fmt::format("{}", fmt::join(escaped, "\\.")));
+  }
+  out.target_modules = json_string(names.size() == modules.size() ? fmt::format("({})", fmt::join(names, "|")) : names_regex(selected));
+  out.layers_to_transform = "null";
   return out;
 }
 
@@ -209,4 +262,4 @@ std::string layer_ranges(const std::vector<const Site*>& selected) {
   return fmt::format("{}", fmt::join(parts, ", "));
 }
 
-}  // namespace graft::lora
+}  // namespace graft::peft
