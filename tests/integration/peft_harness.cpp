@@ -2,6 +2,9 @@
 
 #include "peft_harness.h"
 
+#include <cmath>
+#include <cstring>
+
 #include <fmt/format.h>
 
 #include <gtest/gtest.h>
@@ -20,6 +23,7 @@
 #include "train/evaluator.h"
 #include "train/task_model.h"
 
+#include "unit/gradcheck.h"
 namespace graft::testing {
 namespace fs = std::filesystem;
 
@@ -133,6 +137,27 @@ std::unique_ptr<AdapterSet> attach(const Backbone& backbone, const std::string& 
     }
   attach_method(*set, plugins(), "task", method, config_json, "test config", seed);
   return set;
+}
+
+Batch two_row_batch(std::int64_t vocab) {
+  std::vector<std::int64_t> ids = {1, 5, 9, 3, 7, 2, 1, 11, 4, 8, 0, 0};
+  for (auto& i : ids) i %= vocab;
+  return {Tensor::from_ints(ids, {2, 6}), Tensor::from_ints({1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0}, {2, 6}), Tensor()};
+}
+
+void randomize(const AdapterSet& set, float scale, std::uint64_t seed) {
+  for (const auto& p : parameters_of(set)) {
+    const Tensor r = random_tensor(p.tensor.shape(), seed++, -scale, scale);
+    std::memcpy(p.tensor.raw(), r.raw(), p.tensor.nbytes());
+  }
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  const auto x = a.to_floats(), y = b.to_floats();
+  EXPECT_EQ(x.size(), y.size());
+  double m = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) m = std::max(m, std::fabs(static_cast<double>(x[i]) - y[i]));
+  return m;
 }
 
 Selection all_attached(const AdapterSet& set) { return Selection::stack(set.names()); }

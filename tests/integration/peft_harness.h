@@ -55,6 +55,14 @@ std::vector<nn::NamedParameter> parameters_of(const AdapterSet& set);
 Tensor forward_with(const Backbone& backbone, const AdapterSet* set, const Batch& batch, bool training = false,
                     Tensor* mask_out = nullptr, const Selection* selection = nullptr);
 
+// Two rows of ids (mod `vocab`), the second padded: masking must hold with an adapter.
+Batch two_row_batch(std::int64_t vocab);
+// Every parameter of `set` set to uniform [-scale, scale) values (streams from `seed`
+// on): replaces near-identity inits with values that exercise every path.
+void randomize(const AdapterSet& set, float scale, std::uint64_t seed);
+// max |a - b| over two tensors of the same size (a failure when they differ in size).
+double max_abs_diff(const Tensor& a, const Tensor& b);
+
 // SST-2 (../shared/data/glue/SST-2) rows [first, first+count) of `split` ("train"/"dev").
 data::Dataset sst2_rows(const std::string& split, std::size_t first, std::size_t count);
 

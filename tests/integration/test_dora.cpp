@@ -36,12 +36,6 @@ std::int64_t closed_form(const Backbone& bb, std::int64_t r, const std::vector<s
   return total;
 }
 
-Batch toy_batch(std::int64_t vocab) {
-  std::vector<std::int64_t> ids = {1, 5, 9, 3, 7, 2, 1, 11, 4, 8, 0, 0};
-  for (auto& i : ids) i %= vocab;
-  return {Tensor::from_ints(ids, {2, 6}), Tensor::from_ints({1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0}, {2, 6}), Tensor()};
-}
-
 // Random B, and magnitudes scaled by [0.5, 1.5): the adapter then changes both the
 // direction and the length of every row.
 void randomize_dora(AdapterSet& set, const std::string& name, std::uint64_t seed) {
@@ -70,7 +64,7 @@ TEST(Dora, ParameterCountsMatchClosedForm) {
 
 TEST(Dora, InitialOutputIsTheFrozenBackbonesBitForBit) {
   for (Backbone* bb : {minilm().model.get(), stories260k().model.get()}) {
-    const Batch batch = toy_batch(bb->info().vocab_size);
+    const Batch batch = two_row_batch(bb->info().vocab_size);
     const Tensor frozen = hidden(*bb, nullptr, batch);
     for (const char* config : {R"({"use_dora": true})", R"({"use_dora": true, "target_modules": "all-linear", "lora_dropout": 0.1})"}) {
       auto set = attach(*bb, "lora", config);
@@ -184,7 +178,7 @@ TEST(Dora, HookMatchesReferenceAndItsGradientsMatchFiniteDifferences) {
 void gradcheck_magnitudes(const Backbone& bb, const std::string& config, const std::string& label, std::int64_t channels = 0) {
   auto set = attach(bb, "lora", config);
   randomize_dora(*set, "task", 21);
-  const Batch batch = toy_batch(bb.info().vocab_size);
+  const Batch batch = two_row_batch(bb.info().vocab_size);
   std::vector<Tensor> inputs;
   for (const auto& p : parameters_of(*set))
     if (p.name.find("lora_magnitude_vector") != std::string::npos) inputs.push_back(p.tensor);
@@ -223,7 +217,7 @@ TEST(Dora, SaveLoadReproducesOutputsExactly) {
   for (Backbone* bb : {minilm().model.get(), stories260k().model.get()}) {
     auto set = attach(*bb, "lora", R"({"use_dora": true, "target_modules": "all-linear", "r": 4})", 3);
     randomize_dora(*set, "task", 13);
-    const Batch batch = toy_batch(bb->info().vocab_size);
+    const Batch batch = two_row_batch(bb->info().vocab_size);
     const Tensor want = hidden(*bb, set.get(), batch);
     const fs::path dir = fs::temp_directory_path() / fmt::format("graft_dora_{}_{}", bb->info().architecture, ::getpid());
     fs::remove_all(dir);

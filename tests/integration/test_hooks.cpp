@@ -15,14 +15,6 @@
 namespace graft::testing {
 namespace {
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  const auto x = a.to_floats(), y = b.to_floats();
-  EXPECT_EQ(x.size(), y.size());
-  double m = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) m = std::max(m, std::fabs(static_cast<double>(x[i]) - y[i]));
-  return m;
-}
-
 Batch toy_batch() {
   return {Tensor::from_ints({1, 5, 9, 3, 7, 2, 4, 8}, {2, 4}), Tensor::from_ints({1, 1, 1, 1, 1, 1, 0, 0}, {2, 4}), Tensor()};
 }

@@ -35,29 +35,6 @@ std::int64_t closed_form(const Backbone& bb, std::int64_t sites, double reductio
   return sites * (2 * H * b + b + H + layer_norms * 2 * H);
 }
 
-Batch toy_batch(std::int64_t vocab) {
-  // Two rows, the second padded: masking must hold with the adapter in place.
-  std::vector<std::int64_t> ids = {1, 5, 9, 3, 7, 2, 1, 11, 4, 8, 0, 0};
-  for (auto& i : ids) i %= vocab;
-  return {Tensor::from_ints(ids, {2, 6}), Tensor::from_ints({1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0}, {2, 6}), Tensor()};
-}
-
-// Replaces the adapter's near-zero init with values that exercise every path.
-void randomize(const AdapterSet& set, float scale, std::uint64_t seed) {
-  for (const auto& p : parameters_of(set)) {
-    const Tensor r = random_tensor(p.tensor.shape(), seed++, -scale, scale);
-    std::memcpy(p.tensor.raw(), r.raw(), p.tensor.nbytes());
-  }
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  const auto x = a.to_floats(), y = b.to_floats();
-  EXPECT_EQ(x.size(), y.size());
-  double m = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) m = std::max(m, std::fabs(static_cast<double>(x[i]) - y[i]));
-  return m;
-}
-
 Tensor run(const Backbone& bb, AdapterSet& set, const Batch& batch, const Selection* selection = nullptr) {
   NoGradGuard no_grad;
   return forward_with(bb, &set, batch, false, nullptr, selection);
@@ -127,7 +104,7 @@ TEST(Houlsby, NamesFollowAdapterHub) {
 
 TEST(Houlsby, InitialOutputIsTheFrozenBackbones) {
   for (Backbone* bb : {minilm().model.get(), stories260k().model.get()}) {
-    const Batch batch = toy_batch(bb->info().vocab_size);
+    const Batch batch = two_row_batch(bb->info().vocab_size);
     Tensor frozen;
     {
       NoGradGuard no_grad;
@@ -158,7 +135,7 @@ TEST(Houlsby, InitialOutputIsTheFrozenBackbones) {
 void gradcheck_on(const Backbone& bb, const std::string& config, const std::string& label) {
   auto set = attach(bb, "houlsby", config);
   randomize(*set, 0.3f, 7);
-  const Batch batch = toy_batch(bb.info().vocab_size);
+  const Batch batch = two_row_batch(bb.info().vocab_size);
   std::vector<Tensor> inputs;
   for (const auto& p : parameters_of(*set)) inputs.push_back(p.tensor);
   ASSERT_FALSE(inputs.empty());
@@ -202,7 +179,7 @@ TEST(Houlsby, SaveLoadReproducesOutputsExactly) {
   for (Backbone* bb : {minilm().model.get(), stories260k().model.get()}) {
     auto set = attach(*bb, "houlsby", R"({"ln_after": true, "leave_out": [1], "non_linearity": "gelu"})");
     randomize(*set, 0.1f, 3);
-    const Batch batch = toy_batch(bb->info().vocab_size);
+    const Batch batch = two_row_batch(bb->info().vocab_size);
     const Tensor want = run(*bb, *set, batch);
 
     const fs::path dir = temp_dir(bb->info().architecture);
@@ -280,7 +257,7 @@ TEST(Houlsby, PerRowSelectionMixesAdaptedAndBareRows) {
     const Backbone& bb = *minilm().model;
     auto set = attach(bb, "houlsby", config);
     randomize(*set, 0.1f, 5);
-    const Batch batch = toy_batch(bb.info().vocab_size);
+    const Batch batch = two_row_batch(bb.info().vocab_size);
     const Tensor adapted = run(bb, *set, batch);
     const Selection none = Selection::none(), per_row = Selection::per_row({"", "task"});
     const Tensor bare = run(bb, *set, batch, &none);

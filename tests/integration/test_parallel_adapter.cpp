@@ -47,27 +47,6 @@ std::int64_t closed_form(const Backbone& bb, std::int64_t sites, double reductio
   return sites * (2 * H * b + b + H + norms * 2 * H + scaling);
 }
 
-Batch toy_batch(std::int64_t vocab) {
-  std::vector<std::int64_t> ids = {1, 5, 9, 3, 7, 2, 1, 11, 4, 8, 0, 0};
-  for (auto& i : ids) i %= vocab;
-  return {Tensor::from_ints(ids, {2, 6}), Tensor::from_ints({1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0}, {2, 6}), Tensor()};
-}
-
-void randomize(const AdapterSet& set, float scale, std::uint64_t seed) {
-  for (const auto& p : parameters_of(set)) {
-    const Tensor r = random_tensor(p.tensor.shape(), seed++, -scale, scale);
-    std::memcpy(p.tensor.raw(), r.raw(), p.tensor.nbytes());
-  }
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  const auto x = a.to_floats(), y = b.to_floats();
-  EXPECT_EQ(x.size(), y.size());
-  double m = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) m = std::max(m, std::fabs(static_cast<double>(x[i]) - y[i]));
-  return m;
-}
-
 Tensor run(const Backbone& bb, const AdapterSet& set, const Batch& batch, const Selection* selection = nullptr) {
   NoGradGuard no_grad;
   return forward_with(bb, &set, batch, false, nullptr, selection);
@@ -108,7 +87,7 @@ TEST(ParallelAdapter, NamesAndConfigFollowAdapterHub) {
 
 TEST(ParallelAdapter, InitialOutputIsTheFrozenBackbonesBitForBit) {
   for (Backbone* bb : {minilm().model.get(), stories260k().model.get()}) {
-    const Batch batch = toy_batch(bb->info().vocab_size);
+    const Batch batch = two_row_batch(bb->info().vocab_size);
     Tensor frozen;
     {
       NoGradGuard no_grad;
@@ -134,7 +113,7 @@ void check_function(const Backbone& bb, const std::string& config, const std::st
   attach_recorder(*set, "a_before", {site}, before);
   attach_recorder(*set, "z_after", {site}, after);
   const Selection stack = Selection::stack({"a_before", "task", "z_after"});
-  run(bb, *set, toy_batch(bb.info().vocab_size), &stack);
+  run(bb, *set, two_row_batch(bb.info().vocab_size), &stack);
   const SublayerCall& in = before.sublayer.at(site), &out = after.sublayer.at(site);
   EXPECT_EQ(max_abs_diff(out.input, in.input), 0.0);  // a stack keeps the block's input
   std::map<std::string, Tensor> p;
@@ -170,7 +149,7 @@ TEST(ParallelAdapter, ComputesTheBottleneckOfTheBlockInput) {
 void gradcheck_on(const Backbone& bb, const std::string& config, const std::string& label, std::int64_t channels = 0) {
   auto set = attach(bb, "houlsby", config);
   randomize(*set, 0.3f, 7);
-  const Batch batch = toy_batch(bb.info().vocab_size);
+  const Batch batch = two_row_batch(bb.info().vocab_size);
   std::vector<Tensor> inputs;
   for (const auto& p : parameters_of(*set)) inputs.push_back(p.tensor);
   ASSERT_FALSE(inputs.empty());
@@ -221,7 +200,7 @@ TEST(ParallelAdapter, SaveLoadReproducesOutputsExactly) {
   for (Backbone* bb : {minilm().model.get(), stories260k().model.get()}) {
     auto set = attach(*bb, "houlsby", par_bn(R"({"mh_adapter": true, "scaling": "learned", "ln_after": true, "leave_out": [1]})"));
     randomize(*set, 0.1f, 3);
-    const Batch batch = toy_batch(bb->info().vocab_size);
+    const Batch batch = two_row_batch(bb->info().vocab_size);
     const Tensor want = run(*bb, *set, batch);
     const fs::path dir = fs::temp_directory_path() / fmt::format("graft_parallel_{}_{}", bb->info().architecture, ::getpid());
     fs::remove_all(dir);
@@ -242,7 +221,7 @@ TEST(ParallelAdapter, PerRowSelectionMixesAdaptedAndBareRows) {
   const Backbone& bb = *stories260k().model;
   auto set = attach(bb, "houlsby", par_bn(R"({"mh_adapter": true, "ln_after": true})"));
   randomize(*set, 0.1f, 5);
-  const Batch batch = toy_batch(bb.info().vocab_size);
+  const Batch batch = two_row_batch(bb.info().vocab_size);
   const Tensor adapted = run(bb, *set, batch);
   const Selection none = Selection::none(), per_row = Selection::per_row({"task", ""});
   const Tensor bare = run(bb, *set, batch, &none), mixed = run(bb, *set, batch, &per_row);
