@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <shared_mutex>
 
 #include "api/method_choice.h"
 #include "api/sentence_config.h"
@@ -76,6 +77,10 @@ void check_head_fits(const HeadConfig& h, const data::Dataset& dev, const std::s
 }  // namespace
 
 struct Session::Impl {
+  // Inference calls share it; calls that change adapters or heads (add, load, unload,
+  // add_head, train) hold it alone, so a request never sees an adapter half-added or
+  // freed under it: unloading waits for the calls using the set to finish.
+  mutable std::shared_mutex mutex;
   model::LoadedBackbone loaded;
   std::vector<fs::path> plugin_dirs;
   std::optional<plugin::PluginRegistry> scanned;
@@ -146,6 +151,23 @@ struct Session::Impl {
     return std::vector<const TaskHead*>(rows, head);
   }
 
+  void save(const std::string& name, const fs::path& folder) const {
+    graft::save_adapter(folder, *set, name, backbone(), entry(name).head.get());
+  }
+
+  HeadConfig ensure_head(const std::string& name, const data::Dataset& data, std::optional<Pooling> pooling) {
+    entry(name);
+    Entry& e = entries.at(name);
+    if (!e.head) {
+      HeadConfig h;
+      h.kind = data.kind;
+      h.num_labels = data.kind == TaskKind::regression ? 1 : static_cast<std::int64_t>(data.label_names.size());
+      h.pooling = pooling.value_or(backbone().info().causal ? Pooling::last : Pooling::mean);
+      e.head = std::make_unique<TaskHead>(h, backbone(), e.seed);
+    }
+    return e.head->config();
+  }
+
   Batch encode(const std::vector<std::string>& texts, std::size_t max_length) const {
     const auto& tok = tokenizer("session");
     std::vector<text::Encoding> encodings;
@@ -177,6 +199,7 @@ const std::vector<std::string>& Session::warnings() const { return impl_->warnin
 
 void Session::add_adapter(const std::string& name, const std::string& method, const std::string& config_json, std::uint64_t seed,
                           const std::string& origin) {
+  std::unique_lock lock(impl_->mutex);
   Impl& s = *impl_;
   if (name.empty()) throw ConfigError("session", "an adapter needs a name");
   if (s.entries.count(name)) throw ConfigError("session", fmt::format("an adapter named '{}' already exists", name), "unload it first");
@@ -191,6 +214,7 @@ void Session::add_adapter(const std::string& name, const std::string& method, co
 }
 
 void Session::load_adapter(const std::string& name, const fs::path& folder) {
+  std::unique_lock lock(impl_->mutex);
   Impl& s = *impl_;
   if (s.entries.count(name)) throw ConfigError("session", fmt::format("an adapter named '{}' already exists", name), "unload it first");
   Entry e;
@@ -202,37 +226,31 @@ void Session::load_adapter(const std::string& name, const fs::path& folder) {
 }
 
 void Session::save_adapter(const std::string& name, const fs::path& folder) const {
-  const Impl& s = *impl_;
-  const Entry& e = s.entry(name);
-  graft::save_adapter(folder, *s.set, name, s.backbone(), e.head.get());
+  std::shared_lock lock(impl_->mutex);
+  impl_->save(name, folder);
 }
 
 void Session::unload_adapter(const std::string& name) {
+  std::unique_lock lock(impl_->mutex);
   impl_->entry(name);
   impl_->set->remove(name);
   impl_->entries.erase(name);
 }
 
 HeadConfig Session::add_head(const std::string& name, const data::Dataset& data, std::optional<Pooling> pooling) {
-  impl_->entry(name);
-  Entry& e = impl_->entries.at(name);
-  if (!e.head) {
-    HeadConfig h;
-    h.kind = data.kind;
-    h.num_labels = data.kind == TaskKind::regression ? 1 : static_cast<std::int64_t>(data.label_names.size());
-    h.pooling = pooling.value_or(backbone_info().causal ? Pooling::last : Pooling::mean);
-    e.head = std::make_unique<TaskHead>(h, impl_->backbone(), e.seed);
-  }
-  return e.head->config();
+  std::unique_lock lock(impl_->mutex);
+  return impl_->ensure_head(name, data, pooling);
 }
 
 std::vector<std::string> Session::adapter_names() const {
+  std::shared_lock lock(impl_->mutex);
   std::vector<std::string> out;
   for (const auto& [name, e] : impl_->entries) out.push_back(name);
   return out;
 }
 
 AdapterInfo Session::adapter(const std::string& name) const {
+  std::shared_lock lock(impl_->mutex);
   const Impl& s = *impl_;
   const Entry& e = s.entry(name);
   AdapterInfo info{name, e.method, e.config_json, "", 0, std::nullopt, 0, e.source, 0};
@@ -247,6 +265,7 @@ AdapterInfo Session::adapter(const std::string& name) const {
 }
 
 Tensor Session::forward(const std::vector<std::string>& texts, const Selection& selection) const {
+  std::shared_lock lock(impl_->mutex);
   NoGradGuard no_grad;
   const Batch batch = impl_->encode(texts, static_cast<std::size_t>(backbone_info().max_positions));
   ActiveAdapters hooks = impl_->bind(selection, texts.size());
@@ -255,6 +274,7 @@ Tensor Session::forward(const std::vector<std::string>& texts, const Selection& 
 
 std::vector<Prediction> Session::predict(const std::vector<TextInput>& rows, const Selection& selection,
                                          const EvalOptions& options) const {
+  std::shared_lock lock(impl_->mutex);
   const Impl& s = *impl_;
   const auto heads = s.heads_for(selection, rows.size(), "predict");
   data::Dataset ds;
@@ -295,6 +315,7 @@ std::vector<Prediction> Session::predict(const std::vector<TextInput>& rows, con
 
 std::vector<std::vector<float>> Session::embed(const std::vector<std::string>& texts, const Selection& selection,
                                                const EmbedOptions& options) const {
+  std::shared_lock lock(impl_->mutex);
   const Impl& s = *impl_;
   if (texts.empty()) return {};
   const fs::path folder = backbone_info().source;
@@ -319,6 +340,7 @@ std::vector<std::vector<float>> Session::embed(const std::vector<std::string>& t
 
 std::string Session::generate(const std::string& prompt, const Selection& selection, const GenerateOptions& options,
                               const std::function<void(const std::string&)>& on_text) const {
+  std::shared_lock lock(impl_->mutex);
   const Impl& s = *impl_;
   if (!backbone_info().causal)
     throw ConfigError("generate", fmt::format("a {} backbone cannot generate text", backbone_info().architecture),
@@ -363,6 +385,7 @@ std::string Session::generate(const std::string& prompt, const Selection& select
 }
 
 Scores Session::evaluate(const data::Dataset& dev, const Selection& selection, const EvalOptions& options) const {
+  std::shared_lock lock(impl_->mutex);
   const Impl& s = *impl_;
   if (selection.kind() == Selection::Kind::per_row)
     throw ConfigError("eval", "evaluate scores one model on a dataset: select one adapter or a stack, not one per row");
@@ -376,11 +399,12 @@ Scores Session::evaluate(const data::Dataset& dev, const Selection& selection, c
 
 TrainSummary Session::train(const std::string& name, const data::Dataset& train_data, const data::Dataset& dev_data,
                             const TrainOptions& options) {
+  std::unique_lock lock(impl_->mutex);
   Impl& s = *impl_;
   s.entry(name);  // a clear error for an unknown name
   Entry& e = s.entries.at(name);
   const Backbone& bb = s.backbone();
-  add_head(name, train_data, options.pooling);
+  s.ensure_head(name, train_data, options.pooling);
   train::TrainTarget target;
   target.backbone = &bb;
   target.head = e.head.get();
@@ -388,7 +412,7 @@ TrainSummary Session::train(const std::string& name, const data::Dataset& train_
   target.hooks = &hooks;
   target.parameters = s.set->parameters(Selection::one(name));
   for (const auto& p : e.head->parameters()) target.parameters.push_back({"head." + p.name, p.tensor});
-  target.export_best = [&](const fs::path& dir) { save_adapter(name, dir); };
+  target.export_best = [&](const fs::path& dir) { s.save(name, dir); };
 
   train::TrainConfig config;
   config.epochs = options.epochs;

@@ -106,6 +106,33 @@ TEST(Session, ConcurrentCallsWithDifferentSelectionsGetWhatEachGetsAlone) {
   EXPECT_EQ(mismatches.load(), 0) << "a concurrent call saw another call's selection";
 }
 
+// A new task never disturbs the old ones: loading and unloading another adapter while a
+// thread keeps embedding through "a" changes none of its results.
+TEST(Session, LoadingAndUnloadingDuringRequestsDisturbsNoOtherAdapter) {
+  Session& s = minilm_session();
+  TempFolder dir("session_swap");
+  s.save_adapter("b", dir.path / "b");
+  const auto alone = s.embed(kTexts, Selection::one("a"));
+  std::atomic<bool> done{false};
+  std::atomic<int> mismatches{0}, calls{0};
+  std::thread requests([&] {
+    while (!done || calls < 4) {
+      if (s.embed(kTexts, Selection::one("a")) != alone) ++mismatches;
+      ++calls;
+    }
+  });
+  for (int i = 0; i < 4; ++i) {
+    s.load_adapter("swap", dir.path / "b");
+    EXPECT_EQ(s.embed(kTexts, Selection::one("swap")), s.embed(kTexts, Selection::one("b")));
+    s.unload_adapter("swap");
+  }
+  done = true;
+  requests.join();
+  EXPECT_GE(calls.load(), 4);
+  EXPECT_EQ(mismatches.load(), 0);
+  EXPECT_EQ(s.adapter_names(), (std::vector<std::string>{"a", "b"}));
+}
+
 TEST(Session, AdaptersSaveLoadAndUnloadByName) {
   Session& s = minilm_session();
   TempFolder dir("session_save");

@@ -10,7 +10,8 @@
 // Which adapters a call uses is the Selection passed with it, never state on the
 // session: inference calls (forward, predict, embed, generate, evaluate) may run
 // concurrently from several threads with different selections. Calls that change the
-// adapters (add, load, unload, train) must not overlap any other call.
+// adapters (add, load, unload, add_head, train) wait for the calls in flight and run
+// alone, so adapters can be loaded and unloaded while others serve requests.
 #pragma once
 #include <cstdint>
 #include <filesystem>
