@@ -20,10 +20,7 @@ MethodChoice resolve_method(const plugin::PluginRegistry& plugins, const std::st
   nlohmann::json config = user_config.empty() ? nlohmann::json::object() : io::parse_json(user_config, origin);
   if (!config.is_object()) throw ConfigError("session", fmt::format("{} must be a JSON object", origin));
   std::string plugin = method, preset;
-  auto named = [&](const std::vector<plugin::PluginRecord>& records) {
-    return std::any_of(records.begin(), records.end(), [&](const plugin::PluginRecord& r) { return r.name == method; });
-  };
-  if (!named(plugins.plugins()) && !named(plugins.builtins()))
+  if (!plugins.lookup(method))
     if (const plugin::PluginRecord* owner = plugins.find_alias(method, &preset)) {
       plugin = owner->name;
       nlohmann::json merged = nlohmann::json::parse(preset);  // the loader checked it is an object
@@ -34,12 +31,8 @@ MethodChoice resolve_method(const plugin::PluginRegistry& plugins, const std::st
 }
 
 float default_lr(const plugin::PluginRegistry& plugins, const std::string& plugin) {
-  try {
-    const double lr = plugins.find(plugin).default_lr;
-    return lr > 0 ? static_cast<float>(lr) : kHostDefaultLr;
-  } catch (const PluginError&) {
-    return kHostDefaultLr;  // not a method here: creating it will say so
-  }
+  const plugin::PluginRecord* record = plugins.lookup(plugin);  // null: creating it will say why
+  return record && record->default_lr > 0 ? static_cast<float>(record->default_lr) : kHostDefaultLr;
 }
 
 }  // namespace graft::api

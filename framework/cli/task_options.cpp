@@ -2,14 +2,10 @@
 
 #include <fmt/format.h>
 
-#include <nlohmann/json.hpp>
-
 #include "data/conll.h"
 #include "data/glue.h"
 #include "data/tabular.h"
 #include "graft/error.h"
-#include "io/json_config.h"
-#include "train/trainer.h"
 
 namespace graft::cli {
 

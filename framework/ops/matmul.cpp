@@ -93,7 +93,7 @@ Tensor mm(const char* role, Tensor a, Tensor b, bool ta, bool tb, Tensor bias = 
     args.emplace(DNNL_ARG_BIAS, bridge::memory(bias32, bias_md));
   }
   bridge::guarded(role, [&] {
-    cached.execute(args);
+    cached.execute(std::move(args));
     bridge::stream().wait();
   });
   return c;

@@ -52,7 +52,7 @@ class LayerNormOp : public Op {
       args.emplace(DNNL_ARG_VARIANCE, bridge::memory(variance_));
     }
     bridge::guarded("layer_norm", [&] {
-      cached.execute(args);
+      cached.execute(std::move(args));
       bridge::stream().wait();
     });
     return {y};
@@ -92,7 +92,7 @@ class LayerNormOp : public Op {
       args.emplace(DNNL_ARG_DIFF_SHIFT, bridge::memory(dbeta));
     }
     bridge::guarded("layer_norm", [&] {
-      cached.execute(args);
+      cached.execute(std::move(args));
       bridge::stream().wait();
     });
     std::vector<Tensor> grads(3);

@@ -413,11 +413,16 @@ const PluginRecord& PluginRegistry::load(const fs::path& file) {
   return records_.back();
 }
 
-const PluginRecord& PluginRegistry::find(const std::string& name) const {
+const PluginRecord* PluginRegistry::lookup(const std::string& name) const {
   for (const auto& record : builtin_records_)
-    if (record.name == name) return record;
+    if (record.name == name) return &record;
   for (const auto& record : records_)
-    if (record.name == name) return record;
+    if (record.name == name) return &record;
+  return nullptr;
+}
+
+const PluginRecord& PluginRegistry::find(const std::string& name) const {
+  if (const PluginRecord* record = lookup(name)) return *record;
   std::vector<std::string> names, failed;
   for (const auto& record : records_) names.push_back(record.name);
   for (const auto& failure : failures_) failed.push_back(failure.file.string());

@@ -68,6 +68,8 @@ class PluginRegistry {
   std::vector<LoadFailure> conflicts() const;
   // PluginError "no plugin named X" listing what was loaded and what failed.
   const PluginRecord& find(const std::string& name) const;
+  // The built-in method or loaded plugin named `name`, or null.
+  const PluginRecord* lookup(const std::string& name) const;
   // The plugin that reads adapter_config.json's `peft_type`, or null.
   const PluginRecord* find_peft_type(const std::string& peft_type) const;
   // The plugin with alias `alias` and the alias's preset config (JSON), or null.
