@@ -84,6 +84,7 @@ TEST_F(Hostile, TrainingNumbersOutOfRangeAreRefusedUpFront) {
       {"--warmup 2", "'--warmup' is 2"},             {"--weight-decay -1", "'--weight-decay' is -1"},
       {"--max-grad-norm nan", "finite number"},      {"--eval-every 0", "'--eval-every' is 0"},
       {"--save-every -1", "'--save-every' is -1"},   {"--seed -1", "'--seed' is -1"},
+      {"--lr-scale 0", "'--lr-scale' is 0"},         {"--lr 5 --lr-scale 4", "--lr-scale makes the learning rate 20"},
       {"--config @", "names no file"},               {"--config @" + dir.string(), "it is a folder"},
   };
   for (const auto& [option, message] : cases) {

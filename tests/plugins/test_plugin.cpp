@@ -93,6 +93,9 @@ extern "C" int graft_not_the_entry() { return 42; }
 // a default learning rate.
 GRAFT_PLUGIN("test_meta", "1.0.0", "a plugin with metadata", kSchema, create, .peft_types = "NULL, NULL_TOO",
              .aliases = R"({"test_meta_wide": {"r": 64}})", .default_lr = 0.25)
+#elif defined(CASE_BAD_LR)
+// Metadata out of range: a negative learning rate is refused at load, naming it.
+GRAFT_PLUGIN("test_bad_lr", "1.0.0", "a plugin with a negative default_lr", kSchema, create, .default_lr = -0.5)
 #elif defined(CASE_ABI1)
 // What a plugin built against ABI 1 exported: a Boost.DLL alias `graft_plugin_entry`
 // returning {abi_version = 1, struct_size, ...}. It must be refused with both versions.

@@ -109,6 +109,7 @@ TEST(PluginLoader, EachBrokenPluginHasItsOwnMessage) {
   expect_rejected("missing_fields", {"plugin info has no description, create, destroy"});
   expect_rejected("bad_schema", {"test_bad_schema", "not JSON"});
   expect_rejected("bad_aliases", {"test_bad_aliases", "alias 'wide' must map to a JSON object"});
+  expect_rejected("bad_lr", {"plugin default_lr -0.5 is not in [0, 10)"});
 }
 
 // ABI 2 is append-only: a plugin of a newer minor (a longer struct, an extension this
@@ -184,7 +185,7 @@ TEST(PluginLoader, AfterScanningEveryCaseTheGoodPluginWorks) {
   for (const auto& p : registry.plugins()) names.push_back(p.name);
   EXPECT_EQ(names, (std::vector<std::string>{"test_good", "test_meta", "test_newer_minor", "houlsby", "test_throwing_attach",
                                               "test_throwing_factory", "test_throwing_odd"}));
-  EXPECT_EQ(registry.failures().size(), 11u);
+  EXPECT_EQ(registry.failures().size(), 12u);
 
   const auto& good = registry.find("test_good");
   EXPECT_EQ(good.description, "a plugin that loads");
