@@ -300,14 +300,24 @@ std::vector<Prediction> Session::predict(const std::vector<TextInput>& rows, con
     ActiveAdapters hooks = s.bind(part, n);
     Tensor key_mask;
     const Tensor hidden = s.backbone().forward(b.batch, &hooks, &key_mask);
-    std::map<const TaskHead*, std::vector<double>> by_head;  // each head once per batch
-    for (std::size_t r = 0; r < n; ++r) {
-      const TaskHead* head = heads[first + r];
-      auto it = by_head.find(head);
-      if (it == by_head.end())
-        it = by_head.emplace(head, train::predictions(*head, head->forward(hidden, key_mask, b.batch.input_ids.dim(1), false))).first;
-      const double v = it->second[r];
-      out.push_back({head->config().kind == TaskKind::regression ? -1 : static_cast<std::int64_t>(v), v});
+    // Each head runs once per batch, on its own rows only.
+    std::map<const TaskHead*, std::vector<std::int64_t>> rows_of;
+    for (std::size_t r = 0; r < n; ++r) rows_of[heads[first + r]].push_back(static_cast<std::int64_t>(r));
+    out.resize(first + n);
+    for (const auto& [head, rows] : rows_of) {
+      const bool whole = rows.size() == n;
+      const Tensor logits = head->forward(whole ? hidden : ops::gather_rows(hidden, rows),
+                                          whole ? key_mask : ops::gather_rows(key_mask, rows), b.batch.input_ids.dim(1), false);
+      const std::vector<double> values = train::predictions(*head, logits);
+      const bool regression = head->config().kind == TaskKind::regression;
+      const std::vector<float> probabilities = regression ? std::vector<float>{} : ops::softmax(logits).to_floats();
+      const auto classes = static_cast<std::size_t>(logits.dim(-1));
+      for (std::size_t i = 0; i < rows.size(); ++i) {
+        Prediction& p = out[first + static_cast<std::size_t>(rows[i])];
+        p.value = values[i];
+        p.label = regression ? -1 : static_cast<std::int64_t>(values[i]);
+        if (!regression) p.probabilities.assign(probabilities.begin() + i * classes, probabilities.begin() + (i + 1) * classes);
+      }
     }
   }
   return out;

@@ -44,6 +44,11 @@ Tensor embedding(const Tensor& table, const Tensor& ids);
 Tensor concat(const std::vector<Tensor>& parts, int axis);
 Tensor slice(const Tensor& x, int axis, std::int64_t start, std::int64_t length);
 Tensor permute(const Tensor& x, const std::vector<int>& order);
+// Rows `rows` of x along axis 0, in that order: [rows.size(), ...]. A row may repeat.
+Tensor gather_rows(const Tensor& x, const std::vector<std::int64_t>& rows);
+// A copy of `base` with row rows[i] replaced by values[i] (values: [rows.size(), ...],
+// base's dtype); rows must not repeat.
+Tensor scatter_rows(const Tensor& base, const std::vector<std::int64_t>& rows, const Tensor& values);
 Tensor transpose(const Tensor& x, int axis_a, int axis_b);
 Tensor reshape(const Tensor& x, Shape shape);  // one axis may be -1
 Tensor to_dtype(const Tensor& x, DType dtype);

@@ -100,6 +100,7 @@ struct TextInput {
 struct Prediction {
   std::int64_t label = -1;  // classification: the class index
   double value = 0;         // regression: the prediction; classification: = label
+  std::vector<float> probabilities;  // classification: softmax over the classes; regression: empty
 };
 
 struct EmbedOptions {
