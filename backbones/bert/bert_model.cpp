@@ -81,22 +81,28 @@ void BertModel::convert_weights(DType dtype) {
   info_.dtype = dtype;
 }
 
-// `offsets` [B] (or empty): positions taken by an attention_kv prefix in each row.
+// `offsets` [B] (or empty): positions taken by an attention_kv prefix in each row;
+// `lead` [B] (or empty): masked columns the host put in front of a row's virtual tokens
+// (a mixed batch), which take no position: the row numbers as it would alone.
 Tensor BertModel::position_ids(const Batch& batch, std::int64_t virtual_tokens, std::int64_t length,
-                               const std::vector<std::int64_t>& offsets) const {
+                               const std::vector<std::int64_t>& offsets, const std::vector<std::int64_t>& lead) const {
   const std::int64_t B = batch.input_ids.dim(0), T = batch.input_ids.dim(1);
   std::vector<std::int64_t> pos(static_cast<std::size_t>(B * length));
   if (config_.model_type != "roberta") {
-    for (std::int64_t b = 0; b < B; ++b)
-      for (std::int64_t t = 0; t < length; ++t) pos[b * length + t] = (offsets.empty() ? 0 : offsets[b]) + t;
+    for (std::int64_t b = 0; b < B; ++b) {
+      const std::int64_t skip = lead.empty() ? 0 : lead[b];
+      for (std::int64_t t = 0; t < length; ++t)
+        pos[b * length + t] = t < skip ? 0 : (offsets.empty() ? 0 : offsets[b]) + t - skip;
+    }
   } else {
     // RoBERTa numbers non-pad tokens from padding_idx + 1; pads keep padding_idx.
     const std::vector<std::int64_t> ids = batch.input_ids.to_ints();
     const std::int64_t pad = config_.pad_token_id;
     for (std::int64_t b = 0; b < B; ++b) {
       std::int64_t count = 0;
+      const std::int64_t skip = lead.empty() ? 0 : lead[b];
       for (std::int64_t t = 0; t < length; ++t) {
-        const bool real = t < virtual_tokens || ids[b * T + (t - virtual_tokens)] != pad;
+        const bool real = t < virtual_tokens ? t >= skip : ids[b * T + (t - virtual_tokens)] != pad;
         pos[b * length + t] = real ? pad + (offsets.empty() ? 0 : offsets[b]) + ++count : pad;
       }
     }
@@ -127,7 +133,8 @@ Tensor BertModel::forward(const Batch& batch, ForwardHooks* hooks, Tensor* mask_
     for (std::int64_t b = 0; b < B; ++b)
       for (std::int64_t t = 0; t < T; ++t) types[b * L + virtual_tokens + t] = given[b * T + t];
   }
-  x = ops::add(x, ops::embedding(w.position, position_ids(batch, virtual_tokens, L, offsets)));
+  const std::vector<std::int64_t> lead = hooks ? hooks->leading_padding() : std::vector<std::int64_t>{};
+  x = ops::add(x, ops::embedding(w.position, position_ids(batch, virtual_tokens, L, offsets, lead)));
   x = ops::add(x, ops::embedding(w.token_type, Tensor::from_ints(types, {B, L})));
   Tensor h = ops::dropout(ops::layer_norm(x, w.emb_ln_g, w.emb_ln_b, config_.layer_norm_eps), config_.dropout, training);
   const Tensor mask = additive_mask(key_mask, L, false);

@@ -43,7 +43,7 @@ class BertModel : public Backbone {
 
  private:
   Tensor position_ids(const Batch& batch, std::int64_t virtual_tokens, std::int64_t length,
-                      const std::vector<std::int64_t>& offsets) const;
+                      const std::vector<std::int64_t>& offsets, const std::vector<std::int64_t>& lead) const;
   void declare_sites();
 
   static constexpr int kSitesPerLayer = 9;

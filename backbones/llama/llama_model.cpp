@@ -125,12 +125,20 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor& key_mask, std::int64_t p
   // An attention_kv prefix counts as past tokens, as in Hugging Face: the real tokens of
   // a row with an n-row prefix start at position past + n (RoPE then also sees the
   // prefix keys, which carry no rotation, at Hugging Face's relative angles).
+  // Masked columns the host put in front of a row's virtual tokens (a mixed batch) take
+  // no position, so the row numbers as it would alone (with a cache too: the hooks keep
+  // the padding they set on the first call).
   std::vector<std::int64_t> offsets = hooks ? hooks->prefix_offsets(B) : std::vector<std::int64_t>{};
+  const std::vector<std::int64_t> lead = hooks ? hooks->leading_padding() : std::vector<std::int64_t>{};
+  if (!lead.empty()) {
+    if (offsets.empty()) offsets.assign(static_cast<std::size_t>(B), 0);
+    for (std::int64_t b = 0; b < B; ++b) offsets[b] -= lead[b];
+  }
   const bool uniform = offsets.empty() || std::all_of(offsets.begin(), offsets.end(), [&](auto o) { return o == offsets[0]; });
   const std::int64_t rows = uniform ? 1 : B;
   std::vector<std::int64_t> pos(static_cast<std::size_t>(rows * Tq));
   for (std::int64_t b = 0; b < rows; ++b)
-    for (std::int64_t t = 0; t < Tq; ++t) pos[b * Tq + t] = past + (offsets.empty() ? 0 : offsets[b]) + t;
+    for (std::int64_t t = 0; t < Tq; ++t) pos[b * Tq + t] = std::max<std::int64_t>(0, past + (offsets.empty() ? 0 : offsets[b]) + t);
   const std::int64_t last = *std::max_element(pos.begin(), pos.end());
   if (last >= config_.max_seq_len)
     throw ShapeError("llama", fmt::format("{} positions (prefix included) exceed the model's context of {}", last + 1,

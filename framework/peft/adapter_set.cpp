@@ -62,11 +62,37 @@ class Context : public AttachContext {
   const AdapterSet::Tokenize& tokenize_;
 };
 
-// The rows an adapter acts on within the rows its caller passed.
-Rows within(const Rows& caller, const Rows& own) {
-  if (caller.all()) return own;
-  if (own.all()) return caller;
-  return Rows{ops::mul(caller.mask, own.mask)};
+// Several adapters' results for their own rows (disjoint), written into `base` with
+// one copy of it.
+using RowParts = std::vector<std::pair<const std::vector<std::int64_t>*, Tensor>>;
+Tensor scatter_parts(const Tensor& base, const RowParts& parts) {
+  if (parts.empty()) return base;
+  std::vector<std::int64_t> rows;
+  std::vector<Tensor> values;
+  for (const auto& [own, value] : parts) {
+    rows.insert(rows.end(), own->begin(), own->end());
+    values.push_back(value);
+  }
+  return ops::scatter_rows(base, rows, values.size() == 1 ? values.front() : ops::concat(values, 0));
+}
+
+// `t` with `n` columns of `value` put in front along `axis`.
+Tensor pad_front(const Tensor& t, int axis, std::int64_t n, float value) {
+  if (n == 0) return t;
+  Shape shape = t.shape();
+  shape[axis] = n;
+  return ops::concat({Tensor::full(shape, value, t.dtype()), t}, axis);
+}
+
+// The rows of a mask that may broadcast over the batch (leading size 1).
+Tensor mask_rows(const Tensor& mask, const std::vector<std::int64_t>& rows) {
+  return ops::gather_rows(mask, mask.dim(0) == 1 ? std::vector<std::int64_t>(rows.size(), 0) : rows);
+}
+
+std::vector<std::int64_t> every_row(std::int64_t batch) {
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(batch));
+  for (std::int64_t b = 0; b < batch; ++b) rows[b] = b;
+  return rows;
 }
 
 }  // namespace
@@ -135,19 +161,17 @@ std::vector<std::string> AdapterSet::names() const {
 ActiveAdapters AdapterSet::bind(const Selection& selection) const {
   ActiveAdapters view(*this);
   if (selection.kind() == Selection::Kind::stack) {
-    for (const auto& name : selection.names()) view.active_.push_back({&get(name), Rows{}});
+    for (const auto& name : selection.names()) view.active_.push_back({&get(name), {}});
   } else if (selection.kind() == Selection::Kind::per_row) {
     const auto& rows = selection.names();
-    std::map<std::string, std::vector<float>> masks;  // by name: a stable order across calls
-    for (std::size_t b = 0; b < rows.size(); ++b) {
-      if (rows[b].empty()) continue;
-      get(rows[b]);
-      auto& m = masks[rows[b]];
-      m.resize(rows.size(), 0.f);
-      m[b] = 1.f;
+    view.batch_ = static_cast<std::int64_t>(rows.size());
+    std::map<std::string, std::vector<std::int64_t>> groups;  // by name: a stable order across calls
+    for (std::size_t b = 0; b < rows.size(); ++b)
+      if (!rows[b].empty()) groups[rows[b]].push_back(static_cast<std::int64_t>(b));
+    for (auto& [name, own] : groups) {
+      if (own.size() == rows.size()) own.clear();  // one adapter for the whole batch: no gather
+      view.active_.push_back({&get(name), std::move(own)});
     }
-    for (auto& [name, m] : masks)
-      view.active_.push_back({&get(name), Rows{Tensor::from_floats(m, {static_cast<std::int64_t>(m.size())})}});
   }
   view.offset_prefixes();
   return view;
@@ -241,78 +265,191 @@ void ActiveAdapters::offset_prefixes() {
   for (const Active& a : active_) {
     auto it = a.adapter->prefixes.find(first);
     if (it == a.adapter->prefixes.end() || it->second == 0) continue;
-    if (a.rows.all()) {
+    if (a.rows.empty()) {
       prefix_all_ += it->second;
       continue;
     }
-    const std::vector<float> owned = a.rows.mask.to_floats();
-    prefix_rows_.resize(owned.size(), 0);
-    for (std::size_t b = 0; b < owned.size(); ++b)
-      if (owned[b] != 0.f) prefix_rows_[b] += it->second;
+    for (std::int64_t b : a.rows) {
+      if (static_cast<std::int64_t>(prefix_rows_.size()) <= b) prefix_rows_.resize(static_cast<std::size_t>(b) + 1, 0);
+      prefix_rows_[b] += it->second;
+    }
+  }
+  if (!prefix_rows_.empty()) prefix_rows_.resize(static_cast<std::size_t>(batch_), 0);
+}
+
+Tensor ActiveAdapters::run_linear(const Active& a, const Site& site, LinearCall call) const {
+  for (const auto& hook : a.adapter->hooks.at(&site)) {
+    try {
+      call.y = hook->linear(site, call, Rows{});
+    } catch (...) {
+      AdapterSet::hook_failed(*a.adapter, "linear", site);
+    }
+  }
+  return call.y;
+}
+
+Tensor ActiveAdapters::run_sublayer(const Active& a, const Site& site, SublayerCall call) const {
+  for (const auto& hook : a.adapter->hooks.at(&site)) {
+    try {
+      call.h = hook->sublayer_output(site, call, Rows{});
+    } catch (...) {
+      AdapterSet::hook_failed(*a.adapter, "sublayer_output", site);
+    }
+  }
+  return call.h;
+}
+
+void ActiveAdapters::run_attention_kv(const Active& a, const Site& site, Tensor& k, Tensor& v, Tensor& mask) const {
+  auto it = a.adapter->prefixes.find(&site);
+  const std::int64_t declared = it == a.adapter->prefixes.end() ? 0 : it->second;
+  for (const auto& hook : a.adapter->hooks.at(&site)) {
+    const std::int64_t keys = k.dim(2), values = v.dim(2), columns = mask.dim(3);
+    try {
+      hook->attention_kv(site, k, v, mask, Rows{});
+    } catch (...) {
+      AdapterSet::hook_failed(*a.adapter, "attention_kv", site);
+    }
+    // Positions were numbered from the declarations: a hook that prepends another
+    // number of rows would silently shift every token after them.
+    if (k.dim(2) - keys != declared || v.dim(2) - values != declared || mask.dim(3) - columns != declared)
+      throw PluginError("peft",
+                        fmt::format("plugin '{}' prepended {} keys, {} values and {} mask columns at site '{}', but "
+                                    "declared a prefix of {}",
+                                    a.adapter->method_name, k.dim(2) - keys, v.dim(2) - values, mask.dim(3) - columns,
+                                    site.name, declared),
+                        "call AttachContext::declare_prefix(site, length) in attach() with what the hook prepends");
   }
 }
 
-Tensor ActiveAdapters::linear(const Site& site, const LinearCall& call, const Rows& rows) {
+// A stack has one adapter with every row at a time; a per-row selection has adapters
+// with disjoint rows, each run on its rows gathered and written back in one scatter.
+Tensor ActiveAdapters::linear(const Site& site, const LinearCall& call, const Rows&) {
   LinearCall step = call;
+  RowParts parts;
   for (const Active* a : at(site)) {
     if (a->adapter->merged.count(&site)) continue;  // its delta is in the weight already
-    for (const auto& hook : a->adapter->hooks.at(&site)) {
-      try {
-        step.y = hook->linear(site, step, within(rows, a->rows));
-      } catch (...) {
-        AdapterSet::hook_failed(*a->adapter, "linear", site);
-      }
+    if (a->rows.empty()) {
+      step.y = run_linear(*a, site, step);
+      continue;
     }
+    const LinearCall own{ops::gather_rows(call.x, a->rows), call.weight, call.bias, ops::gather_rows(call.y, a->rows)};
+    parts.emplace_back(&a->rows, run_linear(*a, site, own));
   }
-  return step.y;
+  return scatter_parts(step.y, parts);
 }
 
-Tensor ActiveAdapters::sublayer_output(const Site& site, const SublayerCall& call, const Rows& rows) {
+Tensor ActiveAdapters::sublayer_output(const Site& site, const SublayerCall& call, const Rows&) {
   SublayerCall step = call;
-  for (const Active* a : at(site))
-    for (const auto& hook : a->adapter->hooks.at(&site)) {
-      try {
-        step.h = hook->sublayer_output(site, step, within(rows, a->rows));
-      } catch (...) {
-        AdapterSet::hook_failed(*a->adapter, "sublayer_output", site);
-      }
-    }
-  return step.h;
-}
-
-void ActiveAdapters::attention_kv(const Site& site, Tensor& k, Tensor& v, Tensor& mask, const Rows& rows) {
+  RowParts parts;
   for (const Active* a : at(site)) {
-    auto it = a->adapter->prefixes.find(&site);
-    const std::int64_t declared = it == a->adapter->prefixes.end() ? 0 : it->second;
-    for (const auto& hook : a->adapter->hooks.at(&site)) {
-      const std::int64_t keys = k.dim(2), values = v.dim(2), columns = mask.dim(3);
-      try {
-        hook->attention_kv(site, k, v, mask, within(rows, a->rows));
-      } catch (...) {
-        AdapterSet::hook_failed(*a->adapter, "attention_kv", site);
-      }
-      // Positions were numbered from the declarations: a hook that prepends another
-      // number of rows would silently shift every token after them.
-      if (k.dim(2) - keys != declared || v.dim(2) - values != declared || mask.dim(3) - columns != declared)
-        throw PluginError("peft",
-                          fmt::format("plugin '{}' prepended {} keys, {} values and {} mask columns at site '{}', but "
-                                      "declared a prefix of {}",
-                                      a->adapter->method_name, k.dim(2) - keys, v.dim(2) - values,
-                                      mask.dim(3) - columns, site.name, declared),
-                          "call AttachContext::declare_prefix(site, length) in attach() with what the hook prepends");
+    if (a->rows.empty()) {
+      step.h = run_sublayer(*a, site, step);
+      continue;
     }
+    const SublayerCall own{ops::gather_rows(call.input, a->rows), ops::gather_rows(call.h, a->rows)};
+    parts.emplace_back(&a->rows, run_sublayer(*a, site, own));
   }
+  return scatter_parts(step.h, parts);
 }
 
-void ActiveAdapters::input_embeddings(const Site& site, Tensor& x, Tensor& key_mask, const Rows& rows) {
-  for (const Active* a : at(site))
+// Per row, each adapter prepends its own prefix keys; every row then gets as many
+// prefix columns as the longest, its own right before its keys and masked padding in
+// front (attention does not depend on the order of keys, only on the mask).
+void ActiveAdapters::attention_kv(const Site& site, Tensor& k, Tensor& v, Tensor& mask, const Rows&) {
+  struct Part {
+    const std::vector<std::int64_t>* rows;
+    Tensor k, v, mask;
+  };
+  std::vector<Part> parts;
+  std::int64_t widest = 0;
+  const std::int64_t keys = k.dim(2);
+  for (const Active* a : at(site)) {
+    if (a->rows.empty()) {
+      run_attention_kv(*a, site, k, v, mask);
+      continue;
+    }
+    Part p{&a->rows, ops::gather_rows(k, a->rows), ops::gather_rows(v, a->rows), mask_rows(mask, a->rows)};
+    run_attention_kv(*a, site, p.k, p.v, p.mask);
+    widest = std::max(widest, p.k.dim(2) - keys);
+    parts.push_back(std::move(p));
+  }
+  if (parts.empty()) return;
+  RowParts ks, vs, ms;
+  for (Part& p : parts) {
+    const std::int64_t pad = widest - (p.k.dim(2) - keys);
+    ks.emplace_back(p.rows, pad_front(p.k, 2, pad, 0.f));
+    vs.emplace_back(p.rows, pad_front(p.v, 2, pad, 0.f));
+    ms.emplace_back(p.rows, pad_front(p.mask, 3, pad, kMaskedScore));
+  }
+  const Tensor whole_mask = mask.dim(0) == k.dim(0) ? mask : mask_rows(mask, every_row(k.dim(0)));
+  k = scatter_parts(pad_front(k, 2, widest, 0.f), ks);
+  v = scatter_parts(pad_front(v, 2, widest, 0.f), vs);
+  mask = scatter_parts(pad_front(whole_mask, 3, widest, kMaskedScore), ms);
+}
+
+// Per row, each adapter prepends its own virtual tokens; every row then has as many
+// columns before its real tokens as the longest prompt: its virtual tokens right before
+// them and masked padding in front, which positions do not count (leading_padding), so
+// the real tokens stay in the same columns and every row reads as it would alone.
+void ActiveAdapters::input_embeddings(const Site& site, Tensor& x, Tensor& key_mask, const Rows&) {
+  struct Part {
+    const std::vector<std::int64_t>* rows;
+    Tensor x, mask;
+  };
+  std::vector<Part> parts;
+  std::int64_t widest = 0;
+  const std::int64_t tokens = x.dim(1);
+  for (const Active* a : at(site)) {
+    if (a->rows.empty()) {
+      for (const auto& hook : a->adapter->hooks.at(&site)) {
+        try {
+          hook->input_embeddings(site, x, key_mask, Rows{});
+        } catch (...) {
+          AdapterSet::hook_failed(*a->adapter, "input_embeddings", site);
+        }
+      }
+      continue;
+    }
+    Part p{&a->rows, ops::gather_rows(x, a->rows), ops::gather_rows(key_mask, a->rows)};
     for (const auto& hook : a->adapter->hooks.at(&site)) {
       try {
-        hook->input_embeddings(site, x, key_mask, within(rows, a->rows));
+        hook->input_embeddings(site, p.x, p.mask, Rows{});
       } catch (...) {
         AdapterSet::hook_failed(*a->adapter, "input_embeddings", site);
       }
     }
+    widest = std::max(widest, p.x.dim(1) - tokens);
+    parts.push_back(std::move(p));
+  }
+  if (parts.empty() || widest == 0) {
+    if (!parts.empty()) {
+      RowParts xs;
+      for (Part& p : parts) xs.emplace_back(p.rows, p.x);
+      x = scatter_parts(x, xs);
+    }
+    return;
+  }
+  const std::int64_t B = x.dim(0), width = widest + tokens;
+  leading_pad_.assign(static_cast<std::size_t>(B), widest);
+  std::vector<float> mask(static_cast<std::size_t>(B * width), 0.f);
+  const std::vector<float> given = key_mask.to_floats();
+  for (std::int64_t b = 0; b < B; ++b) std::copy_n(given.begin() + b * tokens, tokens, mask.begin() + b * width + widest);
+  RowParts xs;
+  for (Part& p : parts) {
+    const std::int64_t pad = widest - (p.x.dim(1) - tokens), length = p.x.dim(1);
+    const std::vector<float> own = p.mask.to_floats();
+    for (std::size_t i = 0; i < p.rows->size(); ++i) {
+      const std::int64_t b = (*p.rows)[i];
+      leading_pad_[b] = pad;
+      std::fill_n(mask.begin() + b * width, pad, 0.f);
+      std::copy_n(own.begin() + static_cast<std::int64_t>(i) * length, length, mask.begin() + b * width + pad);
+    }
+    xs.emplace_back(p.rows, pad_front(p.x, 1, pad, 0.f));
+  }
+  x = scatter_parts(pad_front(x, 1, widest, 0.f), xs);
+  key_mask = is_floating(key_mask.dtype())
+                 ? Tensor::from_floats(mask, {B, width}, key_mask.dtype())
+                 : Tensor::from_ints(std::vector<std::int64_t>(mask.begin(), mask.end()), {B, width}, key_mask.dtype());
 }
 
 }  // namespace graft

@@ -90,9 +90,15 @@ class AdapterSet {
 };
 
 // One call's adapters: hooks that dispatch, at each site, to the hooks of the selected
-// adapters in order, each on the rows it owns (within the rows the caller passes), and
-// the prefix offsets that selection implies. Cheap to build; read-only on the set, so
-// one per concurrent call.
+// adapters, and the prefix offsets that selection implies. A stack runs every adapter
+// on the whole batch in order. A per-row selection runs the frozen computation once
+// for the whole batch and each adapter on its own rows only: they are gathered into a
+// smaller batch, passed through its hooks, and scattered back (as Punica and S-LoRA
+// gather LoRA weights per row), so a batch mixing 64 adapters costs one pass of each
+// adapter over its rows, not 64 passes over the batch. Rows that gain a different
+// number of prefix keys or virtual tokens are aligned with masked padding in front, so
+// every row's result is what it would be alone. Cheap to build; read-only on the set,
+// so one per concurrent call. The backbone calls it with every row (Rows{}).
 class ActiveAdapters : public ForwardHooks {
  public:
   Tensor linear(const Site& site, const LinearCall& call, const Rows& rows) override;
@@ -105,13 +111,18 @@ class ActiveAdapters : public ForwardHooks {
   friend class AdapterSet;
   struct Active {
     const AdapterSet::Attached* adapter;
-    Rows rows;
+    std::vector<std::int64_t> rows;  // the batch rows it owns, ascending; empty: every row
   };
   ActiveAdapters(const AdapterSet& set) : set_(&set) {}
   std::vector<const Active*> at(const Site& site) const;
+  // The hooks of `a` at `site`, called in order, with errors named after the plugin.
+  Tensor run_linear(const Active& a, const Site& site, LinearCall call) const;
+  Tensor run_sublayer(const Active& a, const Site& site, SublayerCall call) const;
+  void run_attention_kv(const Active& a, const Site& site, Tensor& k, Tensor& v, Tensor& mask) const;
   void offset_prefixes();
   const AdapterSet* set_;
   std::vector<Active> active_;  // in application order
+  std::int64_t batch_ = 0;      // per-row: the rows the selection names
 };
 
 }  // namespace graft

@@ -79,14 +79,13 @@ TEST(PromptTuning, TrainableParametersMatchPeftClosedForm) {
 }
 
 // (ii) Not selected: the bare backbone, bit for bit. Per-row selection: an unselected
-// row gets masked zero vectors in the n virtual positions, so the prompt's values never
-// reach it (checked by changing them); its real tokens still sit n positions later. On
-// stories260K (RoPE: only relative positions count) it then equals the bare backbone up
-// to rounding; on MiniLM (absolute positions) it differs, which is the documented limit.
+// row gets n columns of masked padding in front (so the rows line up), which the
+// prompt's values never reach (checked by changing them) and which positions do not
+// count: its real tokens read as on the bare backbone, with absolute positions (MiniLM)
+// as with RoPE (stories260K).
 TEST(PromptTuning, LeavesUnselectedRowsFreeOfTheAdapter) {
   for (auto* model : {&minilm(), &stories260k()}) {
     const Backbone& bb = *model->model;
-    const bool rope = bb.info().architecture == "llama";
     const Batch batch = toy_batch(bb.info().vocab_size);
     const std::int64_t T = batch.input_ids.dim(1), n = 4;
     const Tensor bare = forward(bb, nullptr, batch);
@@ -106,13 +105,14 @@ TEST(PromptTuning, LeavesUnselectedRowsFreeOfTheAdapter) {
     EXPECT_EQ(row(changed, 2, n + T), row(mixed, 2, n + T)) << "the prompt reached an unselected padded row";
     EXPECT_NE(row(changed, 0, T), row(mixed, 0, T)) << "the selected row must depend on the prompt";
 
-    const double shift = max_abs_diff(row(mixed, 1, T), row(bare, 1, T));
-    std::printf("%s: unselected row vs bare backbone (real tokens shifted by %lld positions): max |diff| %.3g\n",
-                bb.info().architecture.c_str(), static_cast<long long>(n), shift);
-    if (rope) EXPECT_LT(shift, 1e-4);
-    else EXPECT_GT(shift, 1e-3) << "absolute positions: expected the documented shift to show";
-
-    EXPECT_EQ(row(forward(bb, set.get(), batch), 0, n + T), row(mixed, 0, n + T)) << "per-row and whole-batch selection differ";
+    for (std::int64_t b : {1, 2}) {
+      const double diff = max_abs_diff(row(mixed, b, T), row(bare, b, T));
+      std::printf("%s: unselected row %lld vs bare backbone: max |diff| %.3g\n", bb.info().architecture.c_str(),
+                  static_cast<long long>(b), diff);
+      EXPECT_LT(diff, 1e-4) << "the padding in front of an unselected row shifted it";
+    }
+    EXPECT_LT(max_abs_diff(row(forward(bb, set.get(), batch), 0, n + T), row(mixed, 0, n + T)), 1e-4)
+        << "per-row and whole-batch selection differ";
   }
 }
 

@@ -31,7 +31,9 @@ struct Site {
   std::int64_t num_heads = 0, num_kv_heads = 0, head_dim = 0;  // attention_kv
 };
 
-// Which rows of the batch a hook applies to at this call.
+// Which rows of the batch a hook applies to at this call. The host runs each adapter
+// on the rows it owns gathered into a batch of their own, so it passes every row
+// (mask undefined); a hook that gates with it stays correct if a caller passes a mask.
 struct Rows {
   // Undefined: every row. Otherwise f32 [B] of 1 (apply) / 0 (leave unchanged).
   Tensor mask;
@@ -91,10 +93,16 @@ class ForwardHooks : public AdapterHook {
   // [batch] positions taken by prefixes in each row; empty: no prefix. A ShapeError
   // when a per-row selection was bound for another batch size.
   std::vector<std::int64_t> prefix_offsets(std::int64_t batch) const;
+  // After input_embeddings: [batch] columns of masked padding the host put in front of
+  // each row so rows with prompts of different lengths line up (a mixed batch); empty:
+  // none. Positions do not count them: the first column after row b's padding takes
+  // the position the row's first column would take alone.
+  const std::vector<std::int64_t>& leading_padding() const { return leading_pad_; }
 
  protected:
   std::int64_t prefix_all_ = 0;            // taken in every row
   std::vector<std::int64_t> prefix_rows_;  // added per row (per-row selection), or empty
+  std::vector<std::int64_t> leading_pad_;  // set by input_embeddings, or empty
 };
 
 }  // namespace graft
