@@ -118,13 +118,16 @@ ApiError wrong_type(const std::string& name, const char* want, const json& got) 
   return bad_request(fmt::format("'{}' must be {}, not {}", name, want, got.type_name()), name);
 }
 
-std::string string_field(const json& body, const std::string& name, std::optional<std::string> fallback) {
+// `shown`: the field's path in messages ("inputs[2].text"); default its name.
+std::string string_field(const json& body, const std::string& name, std::optional<std::string> fallback,
+                         const std::string& shown = "") {
   const json* f = field(body, name);
+  const std::string& path = shown.empty() ? name : shown;
   if (!f) {
     if (fallback) return *fallback;
-    throw bad_request(fmt::format("'{}' is missing; it is required", name), name);
+    throw bad_request(fmt::format("'{}' is missing; it is required", path), path);
   }
-  if (!f->is_string()) throw wrong_type(name, "a string", *f);
+  if (!f->is_string()) throw wrong_type(path, "a string", *f);
   return f->get<std::string>();
 }
 
@@ -321,8 +324,8 @@ struct Server::Impl {
       if (item.is_string()) {
         row.text = item.get<std::string>();
       } else if (item.is_object()) {
-        row.text = string_field(item, "text", std::nullopt);
-        if (field(item, "text_pair")) row.pair = string_field(item, "text_pair", std::nullopt);
+        row.text = string_field(item, "text", std::nullopt, at + ".text");
+        if (field(item, "text_pair")) row.pair = string_field(item, "text_pair", std::nullopt, at + ".text_pair");
       } else {
         throw wrong_type(at, "an object {\"text\": ..., \"text_pair\": ...} or a string", item);
       }
