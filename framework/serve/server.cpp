@@ -136,7 +136,10 @@ std::int64_t integer_field(const json& body, const std::string& name, std::int64
   if (!f) return fallback;
   if (!f->is_number_integer()) throw wrong_type(name, "an integer", *f);
   const bool is_unsigned = f->is_number_unsigned();
-  if (is_unsigned ? f->get<std::uint64_t>() > static_cast<std::uint64_t>(max) : (f->get<std::int64_t>() < min || f->get<std::int64_t>() > max))
+  const bool outside = is_unsigned ? f->get<std::uint64_t>() > static_cast<std::uint64_t>(max) ||
+                                         (min > 0 && f->get<std::uint64_t>() < static_cast<std::uint64_t>(min))
+                                   : f->get<std::int64_t>() < min || f->get<std::int64_t>() > max;
+  if (outside)
     throw bad_request(fmt::format("'{}' must lie in [{}, {}], not {}", name, min, max, f->dump()), name);
   return is_unsigned ? static_cast<std::int64_t>(f->get<std::uint64_t>()) : f->get<std::int64_t>();
 }
