@@ -146,6 +146,7 @@ int main(int argc, char** argv) {
   std::atomic<long> next{0}, ok{0}, errors{0}, lost{0};
   std::mutex latencies_mutex;
   std::vector<double> latencies;
+  std::map<std::string, int> lost_why;  // transport errors by kind
   const auto start = Clock::now();
   const auto deadline = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   std::vector<std::thread> threads;
@@ -162,7 +163,11 @@ int main(int argc, char** argv) {
         const auto t0 = Clock::now();
         const auto res = c.Post(("/v1/" + endpoint).c_str(), body.dump(), "application/json");
         const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-        if (!res) ++lost;
+        if (!res) {
+          ++lost;
+          std::lock_guard lock(latencies_mutex);
+          ++lost_why[httplib::to_string(res.error())];
+        }
         else if (res->status != 200) ++errors;
         else {
           ++ok;
@@ -186,6 +191,7 @@ int main(int argc, char** argv) {
   fmt::print("  latency ms: p50 {:.1f}  p95 {:.1f}  p99 {:.1f}  max {:.1f}\n", percentile(latencies, 0.5), percentile(latencies, 0.95),
              percentile(latencies, 0.99), percentile(latencies, 1.0));
   fmt::print("  ok {}  errors {}  lost {}\n", ok.load(), errors.load(), lost.load());
+  for (const auto& [why, n] : lost_why) fmt::print("    lost: {} x {}\n", n, why);
   if (batches > 0) fmt::print("  server: {} batched calls, {:.2f} rows per call\n", batches, batch_rows / batches);
   if (child > 0) {
     ::kill(child, SIGTERM);

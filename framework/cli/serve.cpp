@@ -66,8 +66,9 @@ int cmd_serve(const std::vector<std::string>& argv) {
 
   serve::Server server(session, options);
   const int port = server.bind();
-  fmt::print("graft serve: listening on http://{}:{} (backbone {}, {} adapters)\n", options.host, port,
-             session.backbone_info().source, session.adapter_names().size());
+  const std::size_t adapters = session.adapter_names().size();
+  fmt::print("graft serve: listening on http://{}:{} (backbone {}, {} adapter{})\n", options.host, port,
+             session.backbone_info().source, adapters, adapters == 1 ? "" : "s");
   std::fflush(stdout);
 
   std::atomic<bool> finished{false};
