@@ -16,6 +16,8 @@
 #include <random>
 #include <thread>
 
+#include <sys/socket.h>
+
 #include "graft/error.h"
 #include "graft/task.h"
 #include "serve/batcher.h"
@@ -212,6 +214,7 @@ struct Server::Impl {
   std::mutex admin;  // POST/DELETE /v1/adapters, one at a time
   std::atomic<bool> draining{false}, run_entered{false}, run_returned{false};
   int port = -1;
+  int listen_fd = -1;  // the listening socket, to raise httplib's backlog of 5
 
   Impl(Session& s, ServerOptions o)
       : session(s),
@@ -241,12 +244,14 @@ struct Server::Impl {
     if (!has_adapter(m)) throw unknown_adapter(m, "model");
     return m;
   }
-  void check_tokens(const TextInput& row, const std::string& param) const {
+  // The row's tokens (special tokens included), refused past --max-input-tokens.
+  std::size_t check_tokens(const TextInput& row, const std::string& param) const {
     if (!session.has_tokenizer()) throw bad_request("the backbone has no tokenizer graft can read", param);
     const std::size_t n = session.count_tokens(row);
     if (n > options.max_input_tokens)
       throw bad_request(fmt::format("{} is {} tokens, over the limit of {} (--max-input-tokens)", param, n, options.max_input_tokens),
                         param);
+    return n;
   }
   void check_rows(std::size_t n, const std::string& param) const {
     if (n == 0) throw bad_request(fmt::format("'{}' is empty; send at least one input", param), param);
@@ -368,10 +373,7 @@ struct Server::Impl {
       throw wrong_type("input", "a string or an array of strings", *input);
     }
     std::size_t tokens = 0;
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      check_tokens(rows[i], input->is_string() ? "input" : fmt::format("input[{}]", i));
-      tokens += session.count_tokens(rows[i]);
-    }
+    for (std::size_t i = 0; i < rows.size(); ++i) tokens += check_tokens(rows[i], input->is_string() ? "input" : fmt::format("input[{}]", i));
     const std::size_t n = rows.size();
     const BatchResult r = await(batcher.submit(BatchKind::embed, std::move(rows), std::vector<std::string>(n, adapter)), adapter, "model");
     json data = json::array();
@@ -406,8 +408,7 @@ struct Server::Impl {
     g.seed = field(body, "seed") ? static_cast<std::uint64_t>(integer_field(body, "seed", 0, 0, INT64_MAX)) : std::random_device{}();
     const bool stream = bool_field(body, "stream", false);
     const TextInput row{prompt, std::nullopt};
-    check_tokens(row, "prompt");
-    const std::size_t prompt_tokens = session.count_tokens(row);
+    const std::size_t prompt_tokens = check_tokens(row, "prompt");
     const Selection selection = adapter.empty() ? Selection::none() : Selection::one(adapter);
     const std::string id = fmt::format("cmpl-{:016x}", std::random_device{}() * 0x9E3779B97F4A7C15ull ^ std::random_device{}());
     const std::int64_t created = static_cast<std::int64_t>(std::time(nullptr));
@@ -525,6 +526,11 @@ struct Server::Impl {
     using Res = httplib::Response&;
     svr.new_task_queue = [n = options.max_concurrent + 16] { return new httplib::ThreadPool(n); };
     svr.set_payload_max_length(options.max_body_bytes);
+    // httplib's own options (SO_REUSEADDR), and the socket kept: bind() raises its backlog.
+    svr.set_socket_options([this](socket_t sock) {
+      httplib::default_socket_options(sock);
+      listen_fd = sock;
+    });
     svr.set_pre_routing_handler([](Req, Res) {
       t_request_start = Clock::now();
       return httplib::Server::HandlerResponse::Unhandled;
@@ -608,6 +614,10 @@ int Server::bind() {
   if (port <= 0)
     throw ConfigError("serve", fmt::format("cannot listen on {}:{}", s.options.host, s.options.port),
                       "is another server on that port? pick another with --port, or --port 0 for a free one");
+  // Debian's build listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, compiled in):
+  // a burst of clients overflowed it and lost connections under load. Listening again
+  // on the same socket only changes the backlog.
+  if (s.listen_fd >= 0) ::listen(s.listen_fd, 1024);
   s.port = port;
   return port;
 }
