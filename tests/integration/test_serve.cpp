@@ -336,6 +336,41 @@ TEST(Serve, OverMaxConcurrentIsRefusedWith429) {
   EXPECT_EQ(first.status, 200) << first.text;
 }
 
+// A batch whose call throws is run again request by request: here "extra" is unloaded
+// while its request waits in the queue beside one for "lora", so the batch fails and
+// only the "extra" request does.
+TEST(Serve, WhenABatchFailsOnlyTheBadRequestFails) {
+  serve::ServerOptions o;
+  o.max_wait_ms = 1500;  // both requests wait in one batch while "extra" is unloaded
+  Served slow(env().dir.path, o);
+  auto admin = slow.client();
+  ASSERT_EQ(post(admin, "/v1/adapters", json{{"name", "extra"}, {"path", (env().dir.path / "extra").string()}}).status, 200);
+  const auto texts = sst2_texts(40, 2);
+  const auto want = slow.session->predict(rows_of(texts), Selection::one("lora"));
+  const std::string before = get(admin, "/metrics").text;
+  Reply lora, extra;
+  std::thread a([&] {
+    auto c = slow.client();
+    lora = post(c, "/v1/classify", classify_body("lora", texts));
+  });
+  std::thread b([&] {
+    auto c = slow.client();
+    extra = post(c, "/v1/classify", classify_body("extra", texts));
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(del(admin, "/v1/adapters/extra").status, 200);
+  a.join();
+  b.join();
+  EXPECT_EQ(lora.status, 200) << lora.text;
+  EXPECT_LT(classify_diff(want, lora.body), 1e-5) << lora.text;
+  EXPECT_EQ(extra.status, 404) << extra.text;
+  EXPECT_HAS(extra.body["error"]["message"].get<std::string>(), "no adapter named 'extra'");
+  // One call of 4 rows (it failed), then each request alone: 2 rows that ran, 2 that failed.
+  const std::string after = get(admin, "/metrics").text;
+  EXPECT_EQ(metric(after, "graft_batch_rows_sum") - metric(before, "graft_batch_rows_sum"), 8) << after;
+  EXPECT_EQ(metric(after, "graft_batch_rows_count") - metric(before, "graft_batch_rows_count"), 3) << after;
+}
+
 TEST(Serve, MetricsAreParsablePrometheusTextAndMove) {
   auto c = client();
   const Reply m1 = get(c, "/metrics");
