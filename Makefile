@@ -4,7 +4,7 @@ BUILD   ?= build
 JOBS    ?= 2
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 
-PACKAGES := cmake g++ make ccache pkg-config libdnnl-dev libboost-dev libboost-filesystem-dev \
+PACKAGES := cmake g++ make ccache pkg-config libdnnl-dev libboost-dev libboost-filesystem-dev libcpp-httplib-dev \
             libfmt-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev valgrind libutf8proc-dev \
             ocl-icd-opencl-dev opencl-headers clang-14 libclang-rt-14-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

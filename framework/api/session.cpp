@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <shared_mutex>
@@ -405,6 +406,12 @@ Scores Session::evaluate(const data::Dataset& dev, const Selection& selection, c
   const auto batches = data::make_batches(dev, s.tokenizer("eval"), options.batch_size, capped(options.max_length, s.backbone()), false, 0);
   ActiveAdapters hooks = s.bind(selection, 0);
   return train::evaluate(s.backbone(), &hooks, *head, batches, dev.metric, dev.label_names);
+}
+
+std::size_t Session::count_tokens(const TextInput& row) const {
+  const auto& tok = impl_->tokenizer("count_tokens");
+  const std::size_t untruncated = std::numeric_limits<std::size_t>::max() / 2;
+  return tok.encode(row.text, row.pair.value_or(""), row.pair.has_value(), untruncated).ids.size();
 }
 
 TrainSummary Session::train(const std::string& name, const data::Dataset& train_data, const data::Dataset& dev_data,

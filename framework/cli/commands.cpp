@@ -12,6 +12,7 @@ const std::vector<CommandInfo>& command_table() {
       {"inspect", cmd_inspect, "inspect FILE.safetensors", "list the tensors of a safetensors file"},
       {"plugins", cmd_plugins, "plugins [--plugin-dir DIR]... [--json]", "list the plugins found and why others failed"},
       {"predict", cmd_predict, "predict --backbone B --adapter DIR [options] TEXT...", "predictions of a saved adapter"},
+      {"serve", cmd_serve, "serve --backbone B [--adapter NAME=DIR]... [--port P] [options]", "serve predictions, embeddings and completions over HTTP"},
       {"train", cmd_train, "train --backbone B --task T --method M --output DIR [options]", "train one PEFT method on a task"},
   };
   return table;

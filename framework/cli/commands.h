@@ -26,6 +26,8 @@ int cmd_predict(const std::vector<std::string>& args);
 int cmd_generate(const std::vector<std::string>& args);
 // graft plugins [--plugin-dir DIR]... [--json]: the plugins found, and the files that failed.
 int cmd_plugins(const std::vector<std::string>& args);
+// graft serve --backbone B [--adapter NAME=DIR]...: the HTTP server (docs/serving.md).
+int cmd_serve(const std::vector<std::string>& args);
 
 struct CommandInfo {
   const char* name;

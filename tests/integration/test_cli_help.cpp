@@ -43,6 +43,8 @@ const std::map<std::string, std::vector<std::string>>& known_options() {
       {"eval", join(kTaskOptions, {"backbone", "adapter", "dtype", "plugin-dir", "batch-size", "max-length", "json"})},
       {"predict", {"backbone", "adapter", "dtype", "plugin-dir", "batch-size", "max-length", "pair", "input"}},
       {"plugins", {"plugin-dir", "json"}},
+      {"serve", {"backbone", "adapter", "host", "port", "max-batch", "max-wait-ms", "max-body-bytes", "max-input-tokens",
+                 "max-concurrent", "max-adapters", "dtype", "plugin-dir"}},
   };
   return table;
 }
@@ -95,6 +97,10 @@ TEST_F(CliHelp, DefaultsShownAreTheOnesUsed) {
   EXPECT_HAS(option_line(help, "backbone"), "(required;");
   EXPECT_HAS(option_line(help, "no-progress"), "(flag)");
   EXPECT_HAS(option_line(graft("generate --help").output, "max-tokens"), "default: 128;");
+  const std::string serve = graft("serve --help").output;
+  EXPECT_HAS(option_line(serve, "port"), "default: 8080;");
+  EXPECT_HAS(option_line(serve, "max-batch"), "default: 32;");
+  EXPECT_HAS(option_line(serve, "max-input-tokens"), "default: the backbone's positions");
   // The spec's default is what runs: --max-length's default (128) is within tiny_bert's positions.
   const auto r = graft(fmt::format("info --backbone={} --dtype=bf16", kTinyBert));
   EXPECT_EQ(r.status, 0) << r.output;

@@ -167,6 +167,9 @@ class Session {
                        const std::function<void(const std::string&)>& on_text = {}) const;
   // Dev-set metrics of the selection's head (as predict picks it) on `dev`.
   Scores evaluate(const data::Dataset& dev, const Selection& selection, const EvalOptions& options = {}) const;
+  // How many tokens `row` is, special tokens included, before any truncation: what a
+  // server checks against its input limit and reports as usage.
+  std::size_t count_tokens(const TextInput& row) const;
 
   // ---- training ---------------------------------------------------------------------
   // Trains adapter `name` (and a task head made for `train_data`, unless it has one) on
