@@ -35,8 +35,12 @@ test: build models
 demo: build models
 	./scripts/demo.sh $(BUILD)
 
-bench: build
+# Ratios against references measured in the same run: framework overhead, mixed-adapter
+# batches (docs/serving.md), and a loopback load test of graft serve.
+bench: build models
 	./$(BUILD)/bench/bench_overhead
+	./$(BUILD)/bench/bench_mixed
+	./$(BUILD)/bench/bench_serve --backbone .cache/models/all-MiniLM-L6-v2 --make-adapters 8 --clients 4 --requests 400
 
 # The unit, golden and integration suites under AddressSanitizer + UndefinedBehaviorSanitizer
 # (clang-14, in SAN_BUILD, which `make fuzz` shares: GRAFT_BUILD_FUZZ instruments the
