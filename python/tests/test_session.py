@@ -27,8 +27,8 @@ def test_training_beats_the_untrained_adapter(minilm, sst2, trained):
     summary, out = trained
     assert summary["steps"] == 25 and summary["headline"] == "accuracy"
     assert (out / "best" / "adapter_config.json").exists()
-    untrained, _ = minilm.predict(dev.inputs(), adapter="untrained")
-    labels, probs = minilm.predict(dev.inputs(), adapter="sst2")
+    untrained, _ = minilm.predict(dev.inputs(), adapter="untrained", max_length=64)
+    labels, probs = minilm.predict(dev.inputs(), adapter="sst2", max_length=64)
     assert labels.dtype == np.int64 and probs.dtype == np.float32 and probs.shape == (200, 2)
     np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-5)
     before, after = accuracy(untrained, dev), accuracy(labels, dev)

@@ -36,6 +36,36 @@ def test_ctrl_c_stops_at_a_step_with_the_checkpoint_written(minilm, sst2, tmp_pa
     minilm.unload_adapter("stop")
 
 
+def test_ctrl_c_arriving_while_graft_computes(minilm, sst2, tmp_path):
+    """The signal lands while the step runs in C++ (GIL released): graft sees it at the
+    next step boundary (PyErr_CheckSignals before the callback)."""
+    import threading
+
+    minilm.add_adapter("stop", "lora", r=4)
+    reached = threading.Event()
+    steps = []
+
+    def on_step(p):
+        steps.append(p["step"])
+        if p["step"] == 2:
+            reached.set()
+
+    def interrupt():
+        reached.wait(60)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    killer = threading.Thread(target=interrupt)
+    killer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            small_run(minilm, sst2, tmp_path / "run", on_step=on_step)
+    finally:
+        killer.join()
+    state = json.loads((tmp_path / "run/checkpoint/trainer_state.json").read_text())
+    assert state["step"] in (2, 3) and state["step"] >= steps[-1] and state["step"] < 6
+    minilm.unload_adapter("stop")
+
+
 def test_an_exception_in_on_step_stops_the_run_and_is_raised(minilm, sst2, tmp_path):
     minilm.add_adapter("stop", "lora", r=4)
 
