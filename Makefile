@@ -51,13 +51,15 @@ python-test: python-venv models
 	PYTHONPATH=$(abspath $(BUILD))/python GRAFT_CLI=$(abspath $(BUILD))/bin/graft \
 	  $(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider python/tests
 
-# pip install . into a fresh venv (a wheel through scikit-build-core, built in
-# build-wheel/ with ccache), then import it from another directory and list the plugins.
+# pip install . into a fresh venv (a wheel through scikit-build-core, built afresh in
+# build-wheel/; Unix Makefiles as in $(BUILD), so ccache finds the same compile commands),
+# then import it from another directory and list the plugins.
 WHEEL_VENV ?= .venv-wheel
 python-wheel-check: deps
-	rm -rf $(WHEEL_VENV)
+	rm -rf $(WHEEL_VENV) build-wheel
 	$(PYTHON) -m venv $(WHEEL_VENV)
-	CCACHE_BASEDIR=$(CURDIR) CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) $(WHEEL_VENV)/bin/pip install -q .
+	CCACHE_BASEDIR=$(CURDIR) CXX=c++ CMAKE_GENERATOR="Unix Makefiles" CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) \
+	  $(WHEEL_VENV)/bin/pip install -q .
 	cd /tmp && $(abspath $(WHEEL_VENV))/bin/python -c \
 	  "import graft; ps = graft.plugins(); print([p['name'] for p in ps]); assert any(p['name'] == 'lora' for p in ps); print(graft.__file__)"
 
