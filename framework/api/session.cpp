@@ -449,6 +449,7 @@ TrainSummary Session::train(const std::string& name, const data::Dataset& train_
   config.progress = options.progress_line;
   config.label = options.label.empty() ? e.method : options.label;
   config.on_progress = options.on_progress;
+  config.should_stop = options.should_stop;
 
   const train::TrainResult r = train::train_model(config, target, train_data, dev_data, s.tokenizer("train"));
   TrainSummary out;
@@ -460,6 +461,7 @@ TrainSummary Session::train(const std::string& name, const data::Dataset& train_
   out.tokens_per_second = r.tokens_per_second;
   out.peak_memory_mib = train::peak_memory_mib();
   out.resumed = r.resumed;
+  out.stopped = r.stopped;
   out.lr = config.lr;
   for (const auto& p : target.parameters) out.trainable_parameters += p.tensor.numel();
   out.best_folder = options.output / "best";

@@ -254,10 +254,18 @@ TrainResult train_model(const TrainConfig& config, TrainTarget& target, const da
         if (target.export_best) target.export_best(config.output / "best");
       }
     }
-    if (step % save_every == 0 || step == total) save_state();
+    // Asked to stop (Ctrl-C in the Python module): checkpoint first, so the run resumes.
+    const bool stop = step < total && config.should_stop && config.should_stop();
+    if (stop || step % save_every == 0 || step == total) save_state();
+    if (stop) {
+      result.stopped = true;
+      break;
+    }
   }
   progress.finish();
-  if (result.last.headline.empty())  // resumed a run that had already finished
+  if (result.stopped) {
+    log.write({{"event", "stopped"}, {"step", step}});
+  } else if (result.last.headline.empty())  // resumed a run that had already finished
     result.last = evaluate(*target.backbone, target.hooks, *target.head, dev_batches, dev_data.metric, dev_data.label_names);
   result.steps = step;
   result.seconds = seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

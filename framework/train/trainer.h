@@ -34,6 +34,7 @@ struct TrainConfig {
   bool progress = true;
   std::string label = "train";  // shown on the progress line
   std::function<void(const TrainProgress&)> on_progress;  // after each step and evaluation
+  std::function<bool()> should_stop;  // at each step boundary: true saves the checkpoint and stops
 };
 
 // What a run may ask for. Beyond these a value is a typo (or hostile), and it is refused
@@ -59,6 +60,7 @@ struct TrainResult {
   std::int64_t best_step = 0, steps = 0;
   double seconds = 0, tokens_per_second = 0;
   bool resumed = false;
+  bool stopped = false;  // should_stop ended it: checkpoint written, no final evaluation
 };
 
 // What is being trained, and how to write it out when it is the best so far.

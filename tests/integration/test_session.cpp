@@ -208,6 +208,34 @@ TEST(Session, BuiltInBaselinesAreMethodsLikeAnyOther) {
   ASSERT_TRUE(reloaded.adapter("all").head.has_value());
 }
 
+// TrainOptions::should_stop (the Python module's Ctrl-C): asked at each step boundary,
+// true writes the resumable checkpoint and ends the run there; the same call resumes.
+TEST(Session, ShouldStopEndsTheRunAtAStepWithTheCheckpointWritten) {
+  const fs::path tiny = fs::path(GRAFT_SOURCE_DIR) / "tests" / "golden" / "backbones" / "tiny_bert";
+  TempFolder dir("session_stop");
+  const data::Dataset train = sst2_rows("train", 0, 32), dev = sst2_rows("dev", 0, 8);
+  Session s(tiny);
+  s.add_adapter("t", "lora", R"({"r": 2})");
+  TrainOptions options;
+  options.max_steps = 4;
+  options.batch_size = 8;
+  options.eval_every = 100;
+  options.progress_line = false;
+  options.output = dir.path / "run";
+  std::int64_t last = 0;
+  options.on_progress = [&](const TrainProgress& p) { last = p.step; };
+  options.should_stop = [&] { return last == 2; };
+  const TrainSummary stopped = s.train("t", train, dev, options);
+  EXPECT_TRUE(stopped.stopped);
+  EXPECT_EQ(stopped.steps, 2);
+  EXPECT_HAS(read_file(dir.path / "run" / "checkpoint" / "trainer_state.json"), "\"step\": 2");
+  options.should_stop = nullptr;
+  const TrainSummary resumed = s.train("t", train, dev, options);
+  EXPECT_TRUE(resumed.resumed);
+  EXPECT_FALSE(resumed.stopped);
+  EXPECT_EQ(resumed.steps, 4);
+}
+
 // Issue #11: a LoRA trained on stories260K through the Session generates with it, in the
 // library and through `graft generate --adapter`.
 TEST(Session, TrainsALoraOnStoriesAndGeneratesWithIt) {

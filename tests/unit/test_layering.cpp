@@ -2,7 +2,8 @@
 // SDK includes only itself; framework/'s folders include only folders listed before
 // them (and never a backbone); backbones/ and plugins/ never include a front end;
 // nothing outside a front end includes it, except that cli (the command that starts it)
-// includes serve; serve sees only the public SDK (graft/) and itself. The checker is also run on a small tree
+// includes serve; serve sees only the public SDK (graft/) and itself; the Python module
+// (python/) sees only the public SDK. The checker is also run on a small tree
 // with one wrong include of each kind, so that it is known to fail when it should.
 #include <gtest/gtest.h>
 
@@ -21,7 +22,7 @@ namespace fs = std::filesystem;
 const std::vector<std::string> kFrameworkOrder = {"tensor", "ops",   "autograd", "nn",  "io",  "text", "model",
                                                   "plugin", "peft",  "data",     "train", "api", "serve", "cli"};
 // Front ends: nothing outside them includes them.
-const std::vector<std::string> kFrontEnds = {"cli", "serve"};
+const std::vector<std::string> kFrontEnds = {"cli", "serve", "python"};
 
 int rank_of(const std::string& folder) {
   const auto it = std::find(kFrameworkOrder.begin(), kFrameworkOrder.end(), folder);
@@ -86,6 +87,9 @@ std::vector<std::string> layer_violations(const fs::path& root) {
     return to.empty() || to == "graft" ? "" : "a plugin sees the SDK and its own files only";
   });
   check_tree(root / "bench", no_front_end);
+  check_tree(root / "python", [](const fs::path&, const std::string& inc) -> std::string {
+    return first_part(inc) == "graft" ? "" : "the Python module sees the public SDK (graft/) only";
+  });
   return out;
 }
 
@@ -112,6 +116,8 @@ TEST(Layering, TheCheckerFindsEachKindOfWrongInclude) {
         "#include \"serve/batcher.h\"\n#include \"graft/session.h\"\n#include \"api/method_choice.h\"\n#include \"cli/args.h\"\n");
   write(root / "framework/api/w.cpp", "#include \"api/method_choice.h\"\n#include \"serve/server.h\"\n");
   write(root / "backbones/bert/m.cpp", "#include \"model/backbone_registry.h\"\n#include \"cli/commands.h\"\n");
+  write(root / "python/module.cpp", "#include \"graft/session.h\"\n#include \"api/method_choice.h\"\n");
+  write(root / "bench/b.cpp", "#include \"graft/session.h\"\n#include \"python/module.h\"\n");
   write(root / "plugins/p/p.cpp", "#include \"graft/peft.h\"\n#include \"local.h\"\n#include \"peft/adapter_set.h\"\n");
   const auto found = layer_violations(root);
   fs::remove_all(root);
@@ -120,7 +126,8 @@ TEST(Layering, TheCheckerFindsEachKindOfWrongInclude) {
       "framework/train/y.cpp: bert/bert_model.h",    "framework/train/y.cpp: cli/args.h",
       "backbones/bert/m.cpp: cli/commands.h",        "plugins/p/p.cpp: peft/adapter_set.h",
       "framework/serve/s.cpp: api/method_choice.h",  "framework/serve/s.cpp: cli/args.h",
-      "framework/api/w.cpp: serve/server.h"};
+      "framework/api/w.cpp: serve/server.h",         "python/module.cpp: api/method_choice.h",
+      "bench/b.cpp: python/module.h"};
   ASSERT_EQ(found.size(), expected.size()) << "found: " << ::testing::PrintToString(found);
   for (const auto& e : expected)
     EXPECT_TRUE(std::any_of(found.begin(), found.end(), [&](const std::string& f) { return f.rfind(e, 0) == 0; }))

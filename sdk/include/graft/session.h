@@ -75,6 +75,9 @@ struct TrainOptions {
   bool progress_line = true;       // the live progress line on stderr
   std::string label;               // shown on the progress line; default: the method
   std::function<void(const TrainProgress&)> on_progress;
+  // Asked at every step boundary (after on_progress): true stops the run there, after
+  // writing the resumable checkpoint, so the same call with the same output resumes.
+  std::function<bool()> should_stop;
 };
 
 struct TrainSummary {
@@ -82,6 +85,7 @@ struct TrainSummary {
   std::int64_t best_step = 0, steps = 0;
   double seconds = 0, tokens_per_second = 0, peak_memory_mib = 0;
   bool resumed = false;
+  bool stopped = false;  // should_stop ended the run early (checkpoint written, no final evaluation)
   float lr = 0;
   std::int64_t trainable_parameters = 0;  // the adapter's and the head's
   std::filesystem::path best_folder;      // output/best
