@@ -10,6 +10,9 @@ PACKAGES := cmake g++ make ccache pkg-config libdnnl-dev libboost-dev libboost-f
             pybind11-dev python3-dev python3-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export CCACHE_DIR ?= $(HOME)/.ccache
+# Paths in compile commands relative to the checkout: the build/, build-wheel/ (pip) and
+# clean-room builds share cached objects.
+export CCACHE_BASEDIR ?= $(CURDIR)
 
 .PHONY: deps configure build models test demo bench clean python-venv python-test python-wheel-check
 
