@@ -7,14 +7,30 @@ import signal
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def sigint_raises():
+    """Python's own SIGINT handler, as in an interactive session: a process started in
+    the background by a non-interactive shell inherits SIGINT ignored, and Python then
+    leaves it ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture
+def stop_adapter(minilm):
+    minilm.add_adapter("stop", "lora", r=4)
+    yield
+    minilm.unload_adapter("stop")
+
+
 def small_run(session, sst2, out, **kw):
     train, dev = sst2
     return session.train("stop", task="sst2", train=train.rows(0, 48), dev=dev.rows(0, 16), max_steps=6, batch_size=8,
                          max_length=32, eval_every=100, output=out, progress=False, **kw)
 
 
-def test_ctrl_c_stops_at_a_step_with_the_checkpoint_written(minilm, sst2, tmp_path):
-    minilm.add_adapter("stop", "lora", r=4)
+def test_ctrl_c_stops_at_a_step_with_the_checkpoint_written(minilm, sst2, tmp_path, stop_adapter):
     out = tmp_path / "run"
     steps = []
 
@@ -33,15 +49,13 @@ def test_ctrl_c_stops_at_a_step_with_the_checkpoint_written(minilm, sst2, tmp_pa
     summary = small_run(minilm, sst2, out, on_step=lambda p: seen.append(p["step"]))
     assert summary["resumed"] and summary["steps"] == 6 and not summary["stopped"]
     assert seen[0] == 3
-    minilm.unload_adapter("stop")
 
 
-def test_ctrl_c_arriving_while_graft_computes(minilm, sst2, tmp_path):
+def test_ctrl_c_arriving_while_graft_computes(minilm, sst2, tmp_path, stop_adapter):
     """The signal lands while the step runs in C++ (GIL released): graft sees it at the
     next step boundary (PyErr_CheckSignals before the callback)."""
     import threading
 
-    minilm.add_adapter("stop", "lora", r=4)
     reached = threading.Event()
     steps = []
 
@@ -63,11 +77,9 @@ def test_ctrl_c_arriving_while_graft_computes(minilm, sst2, tmp_path):
         killer.join()
     state = json.loads((tmp_path / "run/checkpoint/trainer_state.json").read_text())
     assert state["step"] in (2, 3) and state["step"] >= steps[-1] and state["step"] < 6
-    minilm.unload_adapter("stop")
 
 
-def test_an_exception_in_on_step_stops_the_run_and_is_raised(minilm, sst2, tmp_path):
-    minilm.add_adapter("stop", "lora", r=4)
+def test_an_exception_in_on_step_stops_the_run_and_is_raised(minilm, sst2, tmp_path, stop_adapter):
 
     def on_step(p):
         if p["step"] == 3:
@@ -76,4 +88,3 @@ def test_an_exception_in_on_step_stops_the_run_and_is_raised(minilm, sst2, tmp_p
     with pytest.raises(ValueError, match="enough"):
         small_run(minilm, sst2, tmp_path / "run", on_step=on_step)
     assert json.loads((tmp_path / "run/checkpoint/trainer_state.json").read_text())["step"] == 3
-    minilm.unload_adapter("stop")
