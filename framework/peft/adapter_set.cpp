@@ -277,38 +277,33 @@ void ActiveAdapters::offset_prefixes() {
   if (!prefix_rows_.empty()) prefix_rows_.resize(static_cast<std::size_t>(batch_), 0);
 }
 
-Tensor ActiveAdapters::run_linear(const Active& a, const Site& site, LinearCall call) const {
+template <class Call>
+void ActiveAdapters::each_hook(const Active& a, const Site& site, const char* kind, Call&& call) const {
   for (const auto& hook : a.adapter->hooks.at(&site)) {
     try {
-      call.y = hook->linear(site, call, Rows{});
+      call(*hook);
     } catch (...) {
-      AdapterSet::hook_failed(*a.adapter, "linear", site);
+      AdapterSet::hook_failed(*a.adapter, kind, site);
     }
   }
+}
+
+Tensor ActiveAdapters::run_linear(const Active& a, const Site& site, LinearCall call) const {
+  each_hook(a, site, "linear", [&](AdapterHook& hook) { call.y = hook.linear(site, call, Rows{}); });
   return call.y;
 }
 
 Tensor ActiveAdapters::run_sublayer(const Active& a, const Site& site, SublayerCall call) const {
-  for (const auto& hook : a.adapter->hooks.at(&site)) {
-    try {
-      call.h = hook->sublayer_output(site, call, Rows{});
-    } catch (...) {
-      AdapterSet::hook_failed(*a.adapter, "sublayer_output", site);
-    }
-  }
+  each_hook(a, site, "sublayer_output", [&](AdapterHook& hook) { call.h = hook.sublayer_output(site, call, Rows{}); });
   return call.h;
 }
 
 void ActiveAdapters::run_attention_kv(const Active& a, const Site& site, Tensor& k, Tensor& v, Tensor& mask) const {
   auto it = a.adapter->prefixes.find(&site);
   const std::int64_t declared = it == a.adapter->prefixes.end() ? 0 : it->second;
-  for (const auto& hook : a.adapter->hooks.at(&site)) {
+  each_hook(a, site, "attention_kv", [&](AdapterHook& hook) {
     const std::int64_t keys = k.dim(2), values = v.dim(2), columns = mask.dim(3);
-    try {
-      hook->attention_kv(site, k, v, mask, Rows{});
-    } catch (...) {
-      AdapterSet::hook_failed(*a.adapter, "attention_kv", site);
-    }
+    hook.attention_kv(site, k, v, mask, Rows{});
     // Positions were numbered from the declarations: a hook that prepends another
     // number of rows would silently shift every token after them.
     if (k.dim(2) - keys != declared || v.dim(2) - values != declared || mask.dim(3) - columns != declared)
@@ -318,7 +313,11 @@ void ActiveAdapters::run_attention_kv(const Active& a, const Site& site, Tensor&
                                     a.adapter->method_name, k.dim(2) - keys, v.dim(2) - values, mask.dim(3) - columns,
                                     site.name, declared),
                         "call AttachContext::declare_prefix(site, length) in attach() with what the hook prepends");
-  }
+  });
+}
+
+void ActiveAdapters::run_input_embeddings(const Active& a, const Site& site, Tensor& x, Tensor& key_mask) const {
+  each_hook(a, site, "input_embeddings", [&](AdapterHook& hook) { hook.input_embeddings(site, x, key_mask, Rows{}); });
 }
 
 // A stack has one adapter with every row at a time; a per-row selection has adapters
@@ -401,34 +400,15 @@ void ActiveAdapters::input_embeddings(const Site& site, Tensor& x, Tensor& key_m
   const std::int64_t tokens = x.dim(1);
   for (const Active* a : at(site)) {
     if (a->rows.empty()) {
-      for (const auto& hook : a->adapter->hooks.at(&site)) {
-        try {
-          hook->input_embeddings(site, x, key_mask, Rows{});
-        } catch (...) {
-          AdapterSet::hook_failed(*a->adapter, "input_embeddings", site);
-        }
-      }
+      run_input_embeddings(*a, site, x, key_mask);
       continue;
     }
     Part p{&a->rows, ops::gather_rows(x, a->rows), ops::gather_rows(key_mask, a->rows)};
-    for (const auto& hook : a->adapter->hooks.at(&site)) {
-      try {
-        hook->input_embeddings(site, p.x, p.mask, Rows{});
-      } catch (...) {
-        AdapterSet::hook_failed(*a->adapter, "input_embeddings", site);
-      }
-    }
+    run_input_embeddings(*a, site, p.x, p.mask);
     widest = std::max(widest, p.x.dim(1) - tokens);
     parts.push_back(std::move(p));
   }
-  if (parts.empty() || widest == 0) {
-    if (!parts.empty()) {
-      RowParts xs;
-      for (Part& p : parts) xs.emplace_back(p.rows, p.x);
-      x = scatter_parts(x, xs);
-    }
-    return;
-  }
+  if (parts.empty()) return;
   const std::int64_t B = x.dim(0), width = widest + tokens;
   leading_pad_.assign(static_cast<std::size_t>(B), widest);
   std::vector<float> mask(static_cast<std::size_t>(B * width), 0.f);

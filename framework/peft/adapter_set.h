@@ -115,10 +115,15 @@ class ActiveAdapters : public ForwardHooks {
   };
   ActiveAdapters(const AdapterSet& set) : set_(&set) {}
   std::vector<const Active*> at(const Site& site) const;
-  // The hooks of `a` at `site`, called in order, with errors named after the plugin.
+  // `call(hook)` for each of `a`'s hooks at `site` in order; what a hook throws is
+  // reported naming the plugin, the hook `kind` and the site.
+  template <class Call>
+  void each_hook(const Active& a, const Site& site, const char* kind, Call&& call) const;
+  // The hooks of `a` at `site` on one batch (the whole one, or `a`'s rows gathered).
   Tensor run_linear(const Active& a, const Site& site, LinearCall call) const;
   Tensor run_sublayer(const Active& a, const Site& site, SublayerCall call) const;
   void run_attention_kv(const Active& a, const Site& site, Tensor& k, Tensor& v, Tensor& mask) const;
+  void run_input_embeddings(const Active& a, const Site& site, Tensor& x, Tensor& key_mask) const;
   void offset_prefixes();
   const AdapterSet* set_;
   std::vector<Active> active_;  // in application order

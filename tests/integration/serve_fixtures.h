@@ -10,9 +10,13 @@
 #include <string>
 #include <vector>
 
+#include <memory>
+#include <thread>
+
 #include "graft/session.h"
 #include "integration/cli_harness.h"
 #include "integration/peft_harness.h"
+#include "serve/server.h"
 
 namespace graft::testing {
 
@@ -43,6 +47,29 @@ inline std::vector<std::string> sst2_texts(std::size_t first, std::size_t count)
   for (const auto& e : sst2_rows("dev", first, count).examples) out.push_back(e.text);
   return out;
 }
+
+// A server on `session` at a port the OS picks, serving on its own thread until destroyed.
+struct ServerThread {
+  std::unique_ptr<serve::Server> server;
+  std::thread thread;
+  int port = 0;
+
+  ServerThread(Session& session, serve::ServerOptions options) {
+    options.port = 0;
+    server = std::make_unique<serve::Server>(session, options);
+    port = server->bind();
+    thread = std::thread([this] { server->run(); });
+  }
+  ~ServerThread() {
+    server->stop();
+    thread.join();
+  }
+  httplib::Client client() const {
+    httplib::Client c("127.0.0.1", port);
+    c.set_read_timeout(60, 0);
+    return c;
+  }
+};
 
 struct Reply {
   int status = -1;  // -1: no response (the transport error is in `error`)

@@ -18,25 +18,9 @@ namespace {
 
 struct Stories {
   Session session{stories260k_path()};
-  std::unique_ptr<serve::Server> server;
-  std::thread thread;
-  int port = 0;
-  Stories() {
-    serve::ServerOptions o;
-    o.port = 0;
-    server = std::make_unique<serve::Server>(session, o);
-    port = server->bind();
-    thread = std::thread([this] { server->run(); });
-  }
-  ~Stories() {
-    server->stop();
-    thread.join();
-  }
-  httplib::Client client() const {
-    httplib::Client c("127.0.0.1", port);
-    c.set_read_timeout(60, 0);
-    return c;
-  }
+  ServerThread served{session, {}};
+  int port = served.port;
+  httplib::Client client() const { return served.client(); }
 };
 
 std::unique_ptr<Stories>& stories_ptr() {
