@@ -22,27 +22,16 @@ namespace fs = std::filesystem;
 // One Session and its server, started once for the whole binary.
 struct Served {
   std::unique_ptr<Session> session;
-  std::unique_ptr<serve::Server> server;
-  std::thread thread;
+  std::unique_ptr<ServerThread> served;
   int port = 0;
 
   Served(const fs::path& folders, serve::ServerOptions options) {
     session = std::make_unique<Session>(minilm_path());
     for (const char* name : {"lora", "houlsby", "bare"}) session->load_adapter(name, folders / name);
-    options.port = 0;
-    server = std::make_unique<serve::Server>(*session, options);
-    port = server->bind();
-    thread = std::thread([this] { server->run(); });
+    served = std::make_unique<ServerThread>(*session, options);
+    port = served->port;
   }
-  ~Served() {
-    server->stop();
-    thread.join();
-  }
-  httplib::Client client() const {
-    httplib::Client c("127.0.0.1", port);
-    c.set_read_timeout(60, 0);
-    return c;
-  }
+  httplib::Client client() const { return served->client(); }
 };
 
 struct Env {
@@ -378,7 +367,14 @@ TEST(Serve, MetricsAreParsablePrometheusTextAndMove) {
   EXPECT_EQ(m1.content_type, "text/plain; version=0.0.4");
   ASSERT_EQ(post(c, "/v1/classify", classify_body("lora", {"x"})).status, 200);
   ASSERT_EQ(post(c, "/v1/classify", classify_body("nope", {"x"})).status, 404);
-  const std::string m = get(c, "/metrics").text;
+  // httplib's logger records a request just after its response is sent, and each
+  // request here is a new connection, served by another thread: wait for both to land.
+  const std::string count = R"(graft_request_duration_seconds_count{endpoint="/v1/classify"})";
+  std::string m = get(c, "/metrics").text;
+  for (int i = 0; i < 200 && metric(m, count) < metric(m1.text, count) + 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    m = get(c, "/metrics").text;
+  }
   // Every line: a comment (# HELP / # TYPE) or `name{labels} value`.
   static const std::regex sample(R"(^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="[^"]*",?)*\})? [-+0-9.eEInf]+$)");
   static const std::regex comment(R"(^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$)");
@@ -398,7 +394,6 @@ TEST(Serve, MetricsAreParsablePrometheusTextAndMove) {
   EXPECT_GE(metric(m, ok), metric(m1.text, ok) + 1);
   EXPECT_GE(metric(m, missing), std::max(0.0, metric(m1.text, missing)) + 1);
   EXPECT_GE(metric(m, "graft_request_errors_total"), metric(m1.text, "graft_request_errors_total") + 1);
-  const std::string count = R"(graft_request_duration_seconds_count{endpoint="/v1/classify"})";
   EXPECT_GE(metric(m, count), metric(m1.text, count) + 2);
   EXPECT_EQ(metric(m, R"(graft_request_duration_seconds_bucket{endpoint="/v1/classify",le="+Inf"})"), metric(m, count));
   EXPECT_EQ(metric(m, "graft_adapters_loaded"), 3);
