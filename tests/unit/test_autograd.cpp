@@ -2,6 +2,8 @@
 // inference primitives under no-grad, gradient accumulation, primitive reuse.
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "graft/error.h"
 #include "gradcheck.h"
 #include "ops/primitive_cache.h"
@@ -115,6 +117,25 @@ TEST(Autograd, ShapeMismatchIsAClearError) {
   } catch (const ShapeError& e) {
     EXPECT_NE(std::string(e.what()).find("inner dimensions differ"), std::string::npos) << e.what();
   }
+}
+
+// Row gather/scatter refuse what would read or write outside the batch, naming it.
+TEST(Autograd, RowOpsRefuseRowsOutsideTheBatchAndMismatchedValues) {
+  const Tensor x = random_tensor({3, 2}, 17);
+  auto message = [](const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const ShapeError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no ShapeError");
+  };
+  EXPECT_NE(message([&] { ops::gather_rows(x, {0, 3}); }).find("row 3 is outside a batch of 3"), std::string::npos);
+  EXPECT_NE(message([&] { ops::scatter_rows(x, {-1}, random_tensor({1, 2}, 18)); }).find("row -1 is outside a batch of 3"),
+            std::string::npos);
+  EXPECT_NE(message([&] { ops::scatter_rows(x, {0, 1}, random_tensor({1, 2}, 19)); }).find("2 rows of f32 [3, 2] cannot take"),
+            std::string::npos);
+  EXPECT_NE(message([&] { ops::gather_rows(ops::sum(x), {0}); }).find("a scalar has no rows"), std::string::npos);
 }
 
 }  // namespace
