@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -75,6 +76,15 @@ void check_head_fits(const HeadConfig& h, const data::Dataset& dev, const std::s
                       "evaluate an adapter on a task with the labels it was trained for");
 }
 
+// The batch a selection runs on: the texts once per parallel branch, branch-major.
+std::vector<std::string> copies(const std::vector<std::string>& texts, const Selection& selection) {
+  const std::size_t n = selection.has_parallel() ? selection.branches().size() : 1;
+  std::vector<std::string> out;
+  out.reserve(texts.size() * n);
+  for (std::size_t i = 0; i < n; ++i) out.insert(out.end(), texts.begin(), texts.end());
+  return out;
+}
+
 }  // namespace
 
 struct Session::Impl {
@@ -120,14 +130,37 @@ struct Session::Impl {
     return it->second;
   }
 
-  // The selection's hooks, its names checked against the session's adapters.
+  // The selection's hooks, its names checked against the session's adapters. With a
+  // parallel block the batch is `rows` inputs once per branch.
   ActiveAdapters bind(const Selection& selection, std::size_t rows) const {
     for (const auto& n : selection.names())
       if (!n.empty() || selection.kind() != Selection::Kind::per_row) entry(n);
     if (selection.kind() == Selection::Kind::per_row && selection.names().size() != rows)
       throw ConfigError("session", fmt::format("a per-row selection names {} adapters for {} rows", selection.names().size(), rows),
                         "give one adapter name (or \"\" for none) per input row");
-    return set->bind(selection);
+    return set->bind(selection, static_cast<std::int64_t>(rows));
+  }
+
+  // The fusion adapter over exactly `fused`, in order; "" when none is attached.
+  std::string fusion_over(const std::vector<std::string>& fused) const {
+    for (const auto& [name, e] : entries)
+      if (e.method == "fusion" && nlohmann::json::parse(e.config_json).value("adapters", std::vector<std::string>{}) == fused)
+        return name;
+    return "";
+  }
+  // Every adapter a selection runs, in application order, each fuse block's fusion
+  // right after the adapters it fuses: the last of them with a head is the selection's.
+  std::vector<std::string> ordered(const Selection& selection) const {
+    if (selection.kind() == Selection::Kind::fuse) {
+      std::vector<std::string> out = selection.names();
+      if (const std::string f = fusion_over(out); !f.empty()) out.push_back(f);
+      return out;
+    }
+    if (selection.blocks().empty()) return selection.names();
+    std::vector<std::string> out;
+    for (const Selection& b : selection.blocks())
+      for (auto& n : ordered(b)) out.push_back(std::move(n));
+    return out;
   }
 
   // The head of each row: with a stack, the last adapter that has one; per row, the row's.
@@ -143,7 +176,7 @@ struct Session::Impl {
       return out;
     }
     const TaskHead* head = nullptr;
-    for (const auto& n : selection.names())
+    for (const auto& n : ordered(selection))
       if (entry(n).head) head = entry(n).head.get();
     if (!head)
       throw ConfigError(what, selection.empty() ? "no adapter selected, and the bare backbone has no task head"
@@ -167,6 +200,28 @@ struct Session::Impl {
       e.head = std::make_unique<TaskHead>(h, backbone(), e.seed);
     }
     return e.head->config();
+  }
+
+  std::vector<Prediction> predict(const std::vector<TextInput>& rows, const Selection& selection, const EvalOptions& options) const;
+
+  // A fusion's config with "sites" filled in where the adapters it fuses act, unless given.
+  std::string place_fusion(const std::string& config_json) const {
+    nlohmann::json c = nlohmann::json::parse(config_json);
+    if (c.contains("sites") && !c["sites"].empty()) return config_json;
+    std::vector<std::string> sites;
+    for (const Site& site : backbone().sites())
+      for (const auto& member : c.value("adapters", std::vector<std::string>{})) {
+        entry(member);  // a clear error for an unknown name
+        const auto where = set->hook_sites(member, SiteKind::sublayer_output);
+        if (std::find(where.begin(), where.end(), &site) != where.end()) {
+          sites.push_back(site.name);
+          break;
+        }
+      }
+    // None: the adapters are not bottleneck adapters, which binding names.
+    if (sites.empty()) set->bind(Selection::fuse(c.value("adapters", std::vector<std::string>{})));
+    c["sites"] = sites;
+    return c.dump();
   }
 
   Batch encode(const std::vector<std::string>& texts, std::size_t max_length) const {
@@ -210,8 +265,18 @@ void Session::add_adapter(const std::string& name, const std::string& method, co
   if ((choice.plugin == kFullFineTuning && !s.entries.empty()) || has_full)
     throw ConfigError("session", "full fine-tuning changes the backbone every adapter shares: it is alone on its session",
                       "use a session of its own for the full baseline");
-  attach_method(*s.set, s.plugins(), name, choice.plugin, choice.config_json, choice.origin, seed);
-  s.entries[name] = Entry{choice.plugin, choice.config_json, seed, nullptr, {}};
+  std::string config = choice.config_json;
+  if (choice.plugin == "fusion") config = s.place_fusion(config);
+  attach_method(*s.set, s.plugins(), name, choice.plugin, config, choice.origin, seed);
+  if (choice.plugin == "fusion") {
+    try {  // the fused adapters must be bottleneck adapters: refused now, not at the first call
+      s.set->bind(Selection::fuse(nlohmann::json::parse(config)["adapters"].get<std::vector<std::string>>()));
+    } catch (...) {
+      s.set->remove(name);
+      throw;
+    }
+  }
+  s.entries[name] = Entry{choice.plugin, config, seed, nullptr, {}};
 }
 
 void Session::load_adapter(const std::string& name, const fs::path& folder) {
@@ -268,7 +333,7 @@ AdapterInfo Session::adapter(const std::string& name) const {
 Tensor Session::forward(const std::vector<std::string>& texts, const Selection& selection) const {
   std::shared_lock lock(impl_->mutex);
   NoGradGuard no_grad;
-  const Batch batch = impl_->encode(texts, static_cast<std::size_t>(backbone_info().max_positions));
+  const Batch batch = impl_->encode(copies(texts, selection), static_cast<std::size_t>(backbone_info().max_positions));
   ActiveAdapters hooks = impl_->bind(selection, texts.size());
   return impl_->backbone().forward(batch, &hooks);
 }
@@ -276,7 +341,18 @@ Tensor Session::forward(const std::vector<std::string>& texts, const Selection& 
 std::vector<Prediction> Session::predict(const std::vector<TextInput>& rows, const Selection& selection,
                                          const EvalOptions& options) const {
   std::shared_lock lock(impl_->mutex);
-  const Impl& s = *impl_;
+  // Parallel: each branch through its own head, branch after branch.
+  std::vector<Prediction> out;
+  for (const Selection& branch : selection.branches()) {
+    auto part = impl_->predict(rows, branch, options);
+    out.insert(out.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+  }
+  return out;
+}
+
+std::vector<Prediction> Session::Impl::predict(const std::vector<TextInput>& rows, const Selection& selection,
+                                               const EvalOptions& options) const {
+  const Impl& s = *this;
   const auto heads = s.heads_for(selection, rows.size(), "predict");
   data::Dataset ds;
   ds.kind = TaskKind::classification;
@@ -334,7 +410,7 @@ std::vector<std::vector<float>> Session::embed(const std::vector<std::string>& t
   const std::size_t max_length = options.max_length ? capped(*options.max_length, s.backbone())
                                                     : api::folder_max_length(folder, backbone_info().max_positions);
   NoGradGuard no_grad;
-  const Batch batch = s.encode(texts, max_length);
+  const Batch batch = s.encode(copies(texts, selection), max_length);
   ActiveAdapters hooks = s.bind(selection, texts.size());
   Tensor key_mask;
   const Tensor hidden = s.backbone().forward(batch, &hooks, &key_mask);
@@ -345,7 +421,7 @@ std::vector<std::vector<float>> Session::embed(const std::vector<std::string>& t
   const auto values = pooled.to_floats();
   const auto H = static_cast<std::size_t>(pooled.dim(1));
   std::vector<std::vector<float>> out;
-  for (std::size_t i = 0; i < texts.size(); ++i) out.emplace_back(values.begin() + i * H, values.begin() + (i + 1) * H);
+  for (std::size_t i = 0, n = values.size() / H; i < n; ++i) out.emplace_back(values.begin() + i * H, values.begin() + (i + 1) * H);
   return out;
 }
 
@@ -359,6 +435,9 @@ std::string Session::generate(const std::string& prompt, const Selection& select
   const text::Tokenizer& tok = s.tokenizer("generate");
   if (selection.kind() == Selection::Kind::per_row && selection.names().size() != 1)
     throw ConfigError("generate", "generate continues one prompt: a per-row selection must name one adapter");
+  if (selection.has_parallel())
+    throw ConfigError("generate", fmt::format("generate continues one prompt with one model, not the branches of {}", selection.to_string()),
+                      "generate with each branch in turn");
   model::GenerationConfig config;
   config.max_new_tokens = options.max_new_tokens;
   config.temperature = options.temperature;
@@ -400,8 +479,11 @@ Scores Session::evaluate(const data::Dataset& dev, const Selection& selection, c
   const Impl& s = *impl_;
   if (selection.kind() == Selection::Kind::per_row)
     throw ConfigError("eval", "evaluate scores one model on a dataset: select one adapter or a stack, not one per row");
+  if (selection.has_parallel())
+    throw ConfigError("eval", fmt::format("evaluate scores one model on a dataset, not the branches of {}", selection.to_string()),
+                      "evaluate each branch in turn");
   const TaskHead* head = s.heads_for(selection, 1, "eval").front();
-  for (const auto& n : selection.names())
+  for (const auto& n : s.ordered(selection))
     if (s.entry(n).head.get() == head) check_head_fits(head->config(), dev, s.entry(n).shown(n));
   const auto batches = data::make_batches(dev, s.tokenizer("eval"), options.batch_size, capped(options.max_length, s.backbone()), false, 0);
   ActiveAdapters hooks = s.bind(selection, 0);
@@ -421,11 +503,34 @@ TrainSummary Session::train(const std::string& name, const data::Dataset& train_
   s.entry(name);  // a clear error for an unknown name
   Entry& e = s.entries.at(name);
   const Backbone& bb = s.backbone();
+  // Through a composition: `name` learns, every other adapter in it stays frozen.
+  const Selection through = options.compose.empty() ? Selection::one(name) : options.compose;
+  const std::vector<std::string> used = s.ordered(through);
+  if (std::find(used.begin(), used.end(), name) == used.end())
+    throw ConfigError("train", fmt::format("the composition {} does not run adapter '{}'", through.to_string(), name),
+                      "train an adapter the composition names (a fuse block trains its fusion)");
+  if (through.has_parallel() || through.kind() == Selection::Kind::per_row)
+    throw ConfigError("train", fmt::format("train runs one model: not {}", through.to_string()),
+                      "train each branch in turn, or through a stack, average or fuse block");
+  ActiveAdapters hooks = s.bind(through, 0);
+  std::vector<Tensor> frozen;  // gradients off for the run: no backward work for them
+  for (const auto& other : used)
+    if (other != name)
+      for (auto& p : s.set->parameters(Selection::one(other)))
+        if (p.tensor.requires_grad()) {
+          p.tensor.set_requires_grad(false);
+          frozen.push_back(p.tensor);
+        }
+  struct Thaw {
+    std::vector<Tensor>& tensors;
+    ~Thaw() {
+      for (Tensor& t : tensors) t.set_requires_grad(true);
+    }
+  } thaw{frozen};
   s.ensure_head(name, train_data, options.pooling);
   train::TrainTarget target;
   target.backbone = &bb;
   target.head = e.head.get();
-  ActiveAdapters hooks = s.bind(Selection::one(name), 0);
   target.hooks = &hooks;
   target.parameters = s.set->parameters(Selection::one(name));
   for (const auto& p : e.head->parameters()) target.parameters.push_back({"head." + p.name, p.tensor});

@@ -3,6 +3,7 @@
 // (its 1_Pooling/config.json and sentence_bert_config.json), optionally through an adapter.
 #include <fmt/format.h>
 
+#include "cli/adapter_options.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/method_options.h"
@@ -14,18 +15,14 @@ namespace graft::cli {
 int cmd_embed(const std::vector<std::string>& argv) {
   Args args("embed", argv,
             {{.name = "backbone", .help = "an encoder model folder", .example = ".cache/models/all-MiniLM-L6-v2", .required = true},
-             {.name = "adapter", .help = "an adapter folder to embed through", .example = "runs/sst2-lora/best", .default_note = "none"},
+             adapter_option("an adapter folder to embed through", false), compose_option(),
              {.name = "pooling", .help = "mean or cls", .example = "cls", .default_note = "the folder's 1_Pooling/config.json, else mean"},
              {.name = "no-normalize", .takes_value = false, .help = "skip L2 normalisation"}, dtype_option(), plugin_dir_option()});
   if (args.positional().empty()) throw ConfigError("embed", "no text given", "usage: graft embed --backbone DIR TEXT...");
   Session session = open_session(args);
   if (!session.has_tokenizer())
     throw ConfigError("embed", "no tokenizer found in the model folder", "it needs vocab.txt or tokenizer.json");
-  Selection selection;
-  if (args.has("adapter")) {
-    with_plugin_warnings(session, [&] { session.load_adapter("adapter", args.get("adapter")); });
-    selection = Selection::one("adapter");
-  }
+  const Selection selection = composition(args, load_adapters(session, args, "adapter"));
   EmbedOptions options;
   if (args.has("pooling")) options.pooling = parse_pooling(args.get("pooling"));
   options.normalize = !args.has("no-normalize");

@@ -1,5 +1,7 @@
 // graft eval --backbone B --adapter DIR --task T   : dev-set metrics of a saved adapter
 // graft predict --backbone B --adapter DIR TEXT... : its predictions on new inputs
+//   (several adapters: --adapter NAME=DIR ... --compose EXPR; predict prints each
+//    parallel branch's rows after the previous branch's, the branch first on the line)
 //   (--pair TEXT gives the second sentence for pair tasks; --input FILE reads one row
 //    per line, a tab separating the pair)
 #include <fmt/format.h>
@@ -7,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "cli/adapter_options.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/method_options.h"
@@ -19,15 +22,20 @@
 namespace graft::cli {
 namespace {
 
-// A session with the adapter folder loaded as "task"; its head is what eval and
-// predict score with.
-Session open_with_adapter(const Args& args) {
+// A session with the adapter folders loaded (a lone one as "task") and the composition
+// to run; the head of the composition is what eval and predict score with.
+struct Opened {
+  Session session;
+  Selection selection;
+};
+Opened open_with_adapters(const Args& args) {
   Session session = open_session(args);
-  with_plugin_warnings(session, [&] { session.load_adapter("task", args.require("adapter")); });
-  if (!session.adapter("task").head)
+  const auto names = load_adapters(session, args, "task");
+  Selection selection = composition(args, names);
+  if (names.size() == 1 && !args.has("compose") && !session.adapter("task").head)
     throw ConfigError("eval", fmt::format("'{}' has no task head", args.get("adapter")),
                       "evaluate folders written by `graft train` (they hold the head)");
-  return session;
+  return {std::move(session), std::move(selection)};
 }
 
 EvalOptions eval_options(const Args& args) {
@@ -39,8 +47,7 @@ EvalOptions eval_options(const Args& args) {
 
 std::vector<OptionSpec> common_specs() {
   return {{.name = "backbone", .help = "model folder or llama2.c .bin", .example = ".cache/models/all-MiniLM-L6-v2", .required = true},
-          {.name = "adapter", .help = "adapter folder (from graft train)", .example = "runs/sst2-lora/best", .required = true},
-          dtype_option(), plugin_dir_option(),
+          adapter_option("adapter folder (from graft train)", true), compose_option(), dtype_option(), plugin_dir_option(),
           {.name = "batch-size", .help = "rows per batch", .value = "32", .example = "64"}, max_length_option()};
 }
 
@@ -52,17 +59,19 @@ int cmd_eval(const std::vector<std::string>& argv) {
   specs.insert(specs.end(), task_specs.begin(), task_specs.end());
   specs.push_back({.name = "json", .takes_value = false, .help = "print the scores as JSON"});
   const Args args("eval", argv, specs);
-  const Session session = open_with_adapter(args);
+  const auto [session, selection] = open_with_adapters(args);
   const TaskData task = load_task(args);
-  const Scores s = session.evaluate(task.dev, Selection::one("task"), eval_options(args));
+  const Scores s = session.evaluate(task.dev, selection, eval_options(args));
   if (args.has("json")) {
     nlohmann::json j = s.values;
     j["headline"] = s.headline;
     fmt::print("{}\n", j.dump(2));
     return 0;
   }
-  fmt::print("{} ({}) on {} dev, {} rows\n", args.get("adapter"), session.adapter("task").method, task.dev.task,
-             task.dev.examples.size());
+  const std::string what = args.values("adapter").size() == 1 && !args.has("compose")
+                               ? fmt::format("{} ({})", args.get("adapter"), session.adapter("task").method)
+                               : selection.to_string();
+  fmt::print("{} on {} dev, {} rows\n", what, task.dev.task, task.dev.examples.size());
   for (const auto& [name, value] : s.values) fmt::print("  {:<18} {:.4f}{}\n", name, value, name == s.headline ? "  <- headline" : "");
   return 0;
 }
@@ -72,7 +81,7 @@ int cmd_predict(const std::vector<std::string>& argv) {
   specs.push_back({.name = "pair", .help = "second text, for pair tasks", .example = "'a second sentence'", .default_note = "none"});
   specs.push_back({.name = "input", .help = "file: one row per line, a tab before the pair", .example = "rows.tsv", .default_note = "none"});
   const Args args("predict", argv, specs);
-  const Session session = open_with_adapter(args);
+  const auto [session, selection] = open_with_adapters(args);
   std::vector<TextInput> rows;
   for (const auto& text : args.positional())
     rows.push_back({text, args.has("pair") ? std::optional<std::string>(args.get("pair")) : std::nullopt});
@@ -91,12 +100,15 @@ int cmd_predict(const std::vector<std::string>& argv) {
     }
   }
   if (rows.empty()) throw ConfigError("predict", "nothing to predict", "give TEXT arguments or --input FILE");
-  const auto predictions = session.predict(rows, Selection::one("task"), eval_options(args));
-  const bool regression = session.adapter("task").head->kind == TaskKind::regression;
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    const std::string shown = rows[i].pair ? rows[i].text + " ||| " + *rows[i].pair : rows[i].text;
-    if (regression) fmt::print("{:.4f}\t{}\n", predictions[i].value, shown);
-    else fmt::print("{}\t{}\n", predictions[i].label, shown);
+  const auto predictions = session.predict(rows, selection, eval_options(args));
+  const auto branches = selection.branches();
+  for (std::size_t i = 0; i < predictions.size(); ++i) {
+    const TextInput& row = rows[i % rows.size()];
+    const std::string shown = row.pair ? row.text + " ||| " + *row.pair : row.text;
+    const Prediction& p = predictions[i];
+    const std::string branch = branches.size() > 1 ? branches[i / rows.size()].to_string() + "\t" : "";
+    if (p.probabilities.empty()) fmt::print("{}{:.4f}\t{}\n", branch, p.value, shown);  // regression
+    else fmt::print("{}{}\t{}\n", branch, p.label, shown);
   }
   return 0;
 }

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "cli/adapter_options.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/method_options.h"
@@ -15,8 +16,7 @@ namespace graft::cli {
 int cmd_generate(const std::vector<std::string>& argv) {
   Args args("generate", argv,
             {{.name = "backbone", .help = "a llama2.c .bin or a LLaMA folder", .example = "stories260K.bin", .required = true},
-             {.name = "adapter", .help = "an adapter folder to generate through", .example = "runs/stories-lora/best",
-              .default_note = "none"},
+             adapter_option("an adapter folder to generate through", false), compose_option(),
              {.name = "prompt", .help = "text to continue", .example = "'Once upon a time'", .default_note = "empty"},
              {.name = "temperature", .help = "sampling temperature in [0, 100]; 0 = greedy", .value = "0", .example = "0.8"},
              {.name = "top-p", .help = "nucleus mass in (0, 1]", .value = "1", .example = "0.9"},
@@ -30,11 +30,7 @@ int cmd_generate(const std::vector<std::string>& argv) {
     throw ConfigError("generate", "no tokenizer found beside the model",
                       "put the llama2.c tokenizer (tokN.bin or tokenizer.bin) next to the checkpoint, or "
                       "tokenizer.json in the Hugging Face folder");
-  Selection selection;
-  if (args.has("adapter")) {
-    with_plugin_warnings(session, [&] { session.load_adapter("adapter", args.get("adapter")); });
-    selection = Selection::one("adapter");
-  }
+  const Selection selection = composition(args, load_adapters(session, args, "adapter"));
   GenerateOptions options;
   options.temperature = static_cast<float>(args.number("temperature", 0, 100));
   options.top_p = static_cast<float>(args.number("top-p", 1e-6, 1));

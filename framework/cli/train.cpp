@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/adapter_options.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/method_options.h"
@@ -35,7 +36,9 @@ std::vector<OptionSpec> train_option_specs() {
   const std::vector<OptionSpec> more = {
       {.name = "backbone", .help = "model folder or llama2.c .bin", .example = ".cache/models/all-MiniLM-L6-v2", .required = true},
       dtype_option(),
-      {.name = "method", .help = "plugin name, pfeiffer, head or full", .example = "lora", .required = true},
+      {.name = "method", .help = "plugin name, pfeiffer, head, full, or fusion (over the --adapter folders)", .example = "lora", .required = true},
+      adapter_option("a trained adapter to train through (frozen); the new adapter is named task", false),
+      compose_option(),
       {.name = "config", .help = "method config: JSON or @file", .example = "@lora.json", .default_note = "the method's defaults"},
       plugin_dir_option(),
       {.name = "output", .help = "run folder", .example = "runs/sst2-lora", .required = true},
@@ -67,7 +70,24 @@ int cmd_train(const std::vector<std::string>& argv) {
   const TaskData task = load_task(args);
   Session session = open_session(args);
   const auto seed = static_cast<std::uint64_t>(args.integer("seed", 0, INT64_MAX));
-  with_plugin_warnings(session, [&] { session.add_adapter("task", method, user.json, seed, user.origin); });
+  // Frozen adapters to train through: the new one ("task") stacks on them, or fuses them.
+  const std::vector<std::string> frozen = load_adapters(session, args, "frozen");
+  Selection through = args.has("compose")              ? Selection::parse(args.get("compose"))
+                      : method == "fusion" && !frozen.empty() ? Selection::fuse(frozen)
+                      : frozen.empty()                  ? Selection::none()
+                                                        : Selection::stack([&] {
+                                                            auto names = frozen;
+                                                            names.push_back("task");
+                                                            return names;
+                                                          }());
+  std::string config = user.json;
+  if (method == "fusion" && config.empty()) {
+    if (through.kind() != Selection::Kind::fuse)
+      throw ConfigError("train", "--method fusion needs the adapters it fuses",
+                        "give them with --adapter NAME=DIR (and --compose 'fuse(a,b)')");
+    config = nlohmann::json{{"adapters", through.names()}}.dump();
+  }
+  with_plugin_warnings(session, [&] { session.add_adapter("task", method, config, seed, user.origin); });
   const AdapterInfo adapter = session.adapter("task");
 
   using L = train::TrainLimits;
@@ -92,6 +112,7 @@ int cmd_train(const std::vector<std::string>& argv) {
   if (args.has("pooling")) options.pooling = parse_pooling(args.get("pooling"));
   options.progress_line = !args.has("no-progress");
   options.label = method;
+  options.compose = through;
 
   session.add_head("task", task.train, options.pooling);
   const AdapterInfo with_head = session.adapter("task");

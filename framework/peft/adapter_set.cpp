@@ -62,39 +62,6 @@ class Context : public AttachContext {
   const AdapterSet::Tokenize& tokenize_;
 };
 
-// Several adapters' results for their own rows (disjoint), written into `base` with
-// one copy of it.
-using RowParts = std::vector<std::pair<const std::vector<std::int64_t>*, Tensor>>;
-Tensor scatter_parts(const Tensor& base, const RowParts& parts) {
-  if (parts.empty()) return base;
-  std::vector<std::int64_t> rows;
-  std::vector<Tensor> values;
-  for (const auto& [own, value] : parts) {
-    rows.insert(rows.end(), own->begin(), own->end());
-    values.push_back(value);
-  }
-  return ops::scatter_rows(base, rows, values.size() == 1 ? values.front() : ops::concat(values, 0));
-}
-
-// `t` with `n` columns of `value` put in front along `axis`.
-Tensor pad_front(const Tensor& t, int axis, std::int64_t n, float value) {
-  if (n == 0) return t;
-  Shape shape = t.shape();
-  shape[axis] = n;
-  return ops::concat({Tensor::full(shape, value, t.dtype()), t}, axis);
-}
-
-// The rows of a mask that may broadcast over the batch (leading size 1).
-Tensor mask_rows(const Tensor& mask, const std::vector<std::int64_t>& rows) {
-  return ops::gather_rows(mask, mask.dim(0) == 1 ? std::vector<std::int64_t>(rows.size(), 0) : rows);
-}
-
-std::vector<std::int64_t> every_row(std::int64_t batch) {
-  std::vector<std::int64_t> rows(static_cast<std::size_t>(batch));
-  for (std::int64_t b = 0; b < batch; ++b) rows[b] = b;
-  return rows;
-}
-
 }  // namespace
 
 void AdapterSet::hook_failed(const Attached& adapter, const char* hook, const Site& site) {
@@ -158,25 +125,6 @@ std::vector<std::string> AdapterSet::names() const {
   return out;
 }
 
-ActiveAdapters AdapterSet::bind(const Selection& selection) const {
-  ActiveAdapters view(*this);
-  if (selection.kind() == Selection::Kind::stack) {
-    for (const auto& name : selection.names()) view.active_.push_back({&get(name), {}});
-  } else if (selection.kind() == Selection::Kind::per_row) {
-    const auto& rows = selection.names();
-    view.batch_ = static_cast<std::int64_t>(rows.size());
-    std::map<std::string, std::vector<std::int64_t>> groups;  // by name: a stable order across calls
-    for (std::size_t b = 0; b < rows.size(); ++b)
-      if (!rows[b].empty()) groups[rows[b]].push_back(static_cast<std::int64_t>(b));
-    for (auto& [name, own] : groups) {
-      if (own.size() == rows.size()) own.clear();  // one adapter for the whole batch: no gather
-      view.active_.push_back({&get(name), std::move(own)});
-    }
-  }
-  view.offset_prefixes();
-  return view;
-}
-
 std::vector<nn::NamedParameter> AdapterSet::parameters(const Selection& selection) const {
   std::vector<nn::NamedParameter> out;
   std::vector<std::string> seen;
@@ -190,10 +138,11 @@ std::vector<nn::NamedParameter> AdapterSet::parameters(const Selection& selectio
   return out;
 }
 
-std::vector<const ActiveAdapters::Active*> ActiveAdapters::at(const Site& site) const {
-  std::vector<const Active*> out;
-  for (const Active& a : active_)
-    if (a.adapter->hooks.count(&site)) out.push_back(&a);
+std::vector<const Site*> AdapterSet::hook_sites(const std::string& name, SiteKind kind) const {
+  const Attached& a = get(name);
+  std::vector<const Site*> out;
+  for (const Site& site : backbone_.sites())
+    if (site.kind == kind && a.hooks.count(&site)) out.push_back(&site);
   return out;
 }
 
@@ -254,182 +203,6 @@ void AdapterSet::unmerge(const std::string& name) {
   // The saved bits, not W − Δ: unmerging must not drift the shared weights by rounding.
   for (auto& [site, m] : a.merged) std::memcpy(m.weight.raw(), m.original.raw(), m.original.nbytes());
   a.merged.clear();
-}
-
-// The first layer's prefixes count, as Hugging Face reads the past length off layer 0.
-void ActiveAdapters::offset_prefixes() {
-  const Site* first = nullptr;
-  for (const Site& s : set_->backbone_.sites())
-    if (s.kind == SiteKind::attention_kv && (!first || s.layer < first->layer)) first = &s;
-  if (!first) return;
-  for (const Active& a : active_) {
-    auto it = a.adapter->prefixes.find(first);
-    if (it == a.adapter->prefixes.end() || it->second == 0) continue;
-    if (a.rows.empty()) {
-      prefix_all_ += it->second;
-      continue;
-    }
-    for (std::int64_t b : a.rows) {
-      if (static_cast<std::int64_t>(prefix_rows_.size()) <= b) prefix_rows_.resize(static_cast<std::size_t>(b) + 1, 0);
-      prefix_rows_[b] += it->second;
-    }
-  }
-  if (!prefix_rows_.empty()) prefix_rows_.resize(static_cast<std::size_t>(batch_), 0);
-}
-
-template <class Call>
-void ActiveAdapters::each_hook(const Active& a, const Site& site, const char* kind, Call&& call) const {
-  for (const auto& hook : a.adapter->hooks.at(&site)) {
-    try {
-      call(*hook);
-    } catch (...) {
-      AdapterSet::hook_failed(*a.adapter, kind, site);
-    }
-  }
-}
-
-Tensor ActiveAdapters::run_linear(const Active& a, const Site& site, LinearCall call) const {
-  each_hook(a, site, "linear", [&](AdapterHook& hook) { call.y = hook.linear(site, call, Rows{}); });
-  return call.y;
-}
-
-Tensor ActiveAdapters::run_sublayer(const Active& a, const Site& site, SublayerCall call) const {
-  each_hook(a, site, "sublayer_output", [&](AdapterHook& hook) { call.h = hook.sublayer_output(site, call, Rows{}); });
-  return call.h;
-}
-
-void ActiveAdapters::run_attention_kv(const Active& a, const Site& site, Tensor& k, Tensor& v, Tensor& mask) const {
-  auto it = a.adapter->prefixes.find(&site);
-  const std::int64_t declared = it == a.adapter->prefixes.end() ? 0 : it->second;
-  each_hook(a, site, "attention_kv", [&](AdapterHook& hook) {
-    const std::int64_t keys = k.dim(2), values = v.dim(2), columns = mask.dim(3);
-    hook.attention_kv(site, k, v, mask, Rows{});
-    // Positions were numbered from the declarations: a hook that prepends another
-    // number of rows would silently shift every token after them.
-    if (k.dim(2) - keys != declared || v.dim(2) - values != declared || mask.dim(3) - columns != declared)
-      throw PluginError("peft",
-                        fmt::format("plugin '{}' prepended {} keys, {} values and {} mask columns at site '{}', but "
-                                    "declared a prefix of {}",
-                                    a.adapter->method_name, k.dim(2) - keys, v.dim(2) - values, mask.dim(3) - columns,
-                                    site.name, declared),
-                        "call AttachContext::declare_prefix(site, length) in attach() with what the hook prepends");
-  });
-}
-
-void ActiveAdapters::run_input_embeddings(const Active& a, const Site& site, Tensor& x, Tensor& key_mask) const {
-  each_hook(a, site, "input_embeddings", [&](AdapterHook& hook) { hook.input_embeddings(site, x, key_mask, Rows{}); });
-}
-
-// A stack has one adapter with every row at a time; a per-row selection has adapters
-// with disjoint rows, each run on its rows gathered and written back in one scatter.
-Tensor ActiveAdapters::linear(const Site& site, const LinearCall& call, const Rows&) {
-  LinearCall step = call;
-  RowParts parts;
-  for (const Active* a : at(site)) {
-    if (a->adapter->merged.count(&site)) continue;  // its delta is in the weight already
-    if (a->rows.empty()) {
-      step.y = run_linear(*a, site, step);
-      continue;
-    }
-    const LinearCall own{ops::gather_rows(call.x, a->rows), call.weight, call.bias, ops::gather_rows(call.y, a->rows)};
-    parts.emplace_back(&a->rows, run_linear(*a, site, own));
-  }
-  return scatter_parts(step.y, parts);
-}
-
-Tensor ActiveAdapters::sublayer_output(const Site& site, const SublayerCall& call, const Rows&) {
-  SublayerCall step = call;
-  RowParts parts;
-  for (const Active* a : at(site)) {
-    if (a->rows.empty()) {
-      step.h = run_sublayer(*a, site, step);
-      continue;
-    }
-    const SublayerCall own{ops::gather_rows(call.input, a->rows), ops::gather_rows(call.h, a->rows)};
-    parts.emplace_back(&a->rows, run_sublayer(*a, site, own));
-  }
-  return scatter_parts(step.h, parts);
-}
-
-// Per row, each adapter prepends its own prefix keys; every row then gets as many
-// prefix columns as the longest, its own right before its keys and masked padding in
-// front (attention does not depend on the order of keys, only on the mask).
-void ActiveAdapters::attention_kv(const Site& site, Tensor& k, Tensor& v, Tensor& mask, const Rows&) {
-  struct Part {
-    const std::vector<std::int64_t>* rows;
-    Tensor k, v, mask;
-  };
-  std::vector<Part> parts;
-  std::int64_t widest = 0;
-  const std::int64_t keys = k.dim(2);
-  for (const Active* a : at(site)) {
-    if (a->rows.empty()) {
-      run_attention_kv(*a, site, k, v, mask);
-      continue;
-    }
-    Part p{&a->rows, ops::gather_rows(k, a->rows), ops::gather_rows(v, a->rows), mask_rows(mask, a->rows)};
-    run_attention_kv(*a, site, p.k, p.v, p.mask);
-    widest = std::max(widest, p.k.dim(2) - keys);
-    parts.push_back(std::move(p));
-  }
-  if (parts.empty()) return;
-  RowParts ks, vs, ms;
-  for (Part& p : parts) {
-    const std::int64_t pad = widest - (p.k.dim(2) - keys);
-    ks.emplace_back(p.rows, pad_front(p.k, 2, pad, 0.f));
-    vs.emplace_back(p.rows, pad_front(p.v, 2, pad, 0.f));
-    ms.emplace_back(p.rows, pad_front(p.mask, 3, pad, kMaskedScore));
-  }
-  const Tensor whole_mask = mask.dim(0) == k.dim(0) ? mask : mask_rows(mask, every_row(k.dim(0)));
-  k = scatter_parts(pad_front(k, 2, widest, 0.f), ks);
-  v = scatter_parts(pad_front(v, 2, widest, 0.f), vs);
-  mask = scatter_parts(pad_front(whole_mask, 3, widest, kMaskedScore), ms);
-}
-
-// Per row, each adapter prepends its own virtual tokens; every row then has as many
-// columns before its real tokens as the longest prompt: its virtual tokens right before
-// them and masked padding in front, which positions do not count (leading_padding), so
-// the real tokens stay in the same columns and every row reads as it would alone.
-void ActiveAdapters::input_embeddings(const Site& site, Tensor& x, Tensor& key_mask, const Rows&) {
-  struct Part {
-    const std::vector<std::int64_t>* rows;
-    Tensor x, mask;
-  };
-  std::vector<Part> parts;
-  std::int64_t widest = 0;
-  const std::int64_t tokens = x.dim(1);
-  for (const Active* a : at(site)) {
-    if (a->rows.empty()) {
-      run_input_embeddings(*a, site, x, key_mask);
-      continue;
-    }
-    Part p{&a->rows, ops::gather_rows(x, a->rows), ops::gather_rows(key_mask, a->rows)};
-    run_input_embeddings(*a, site, p.x, p.mask);
-    widest = std::max(widest, p.x.dim(1) - tokens);
-    parts.push_back(std::move(p));
-  }
-  if (parts.empty()) return;
-  const std::int64_t B = x.dim(0), width = widest + tokens;
-  leading_pad_.assign(static_cast<std::size_t>(B), widest);
-  std::vector<float> mask(static_cast<std::size_t>(B * width), 0.f);
-  const std::vector<float> given = key_mask.to_floats();
-  for (std::int64_t b = 0; b < B; ++b) std::copy_n(given.begin() + b * tokens, tokens, mask.begin() + b * width + widest);
-  RowParts xs;
-  for (Part& p : parts) {
-    const std::int64_t pad = widest - (p.x.dim(1) - tokens), length = p.x.dim(1);
-    const std::vector<float> own = p.mask.to_floats();
-    for (std::size_t i = 0; i < p.rows->size(); ++i) {
-      const std::int64_t b = (*p.rows)[i];
-      leading_pad_[b] = pad;
-      std::fill_n(mask.begin() + b * width, pad, 0.f);
-      std::copy_n(own.begin() + static_cast<std::int64_t>(i) * length, length, mask.begin() + b * width + pad);
-    }
-    xs.emplace_back(p.rows, pad_front(p.x, 1, pad, 0.f));
-  }
-  x = scatter_parts(pad_front(x, 1, widest, 0.f), xs);
-  key_mask = is_floating(key_mask.dtype())
-                 ? Tensor::from_floats(mask, {B, width}, key_mask.dtype())
-                 : Tensor::from_ints(std::vector<std::int64_t>(mask.begin(), mask.end()), {B, width}, key_mask.dtype());
 }
 
 }  // namespace graft

@@ -48,9 +48,13 @@ class AdapterSet {
   std::vector<std::string> names() const;
 
   // The hooks of `selection` for one forward pass. Every name must be attached; a
-  // per-row selection must have one entry per batch row. The view refers to this set:
-  // it must not outlive it, and adapters must not be removed while it is in use.
-  ActiveAdapters bind(const Selection& selection) const;
+  // per-row selection must have one entry per batch row; with a parallel block the
+  // batch holds `rows` input rows once per branch, branch-major. A block given an
+  // adapter it does not accept is a ConfigError naming both. The view refers to this
+  // set: it must not outlive it, and adapters must not be removed while it is in use.
+  ActiveAdapters bind(const Selection& selection, std::int64_t rows = 0) const;
+  // The sites where adapter `name` has hooks of `kind`, in the backbone's order.
+  std::vector<const Site*> hook_sites(const std::string& name, SiteKind kind) const;
   // The trainable parameters of the adapters `selection` names, as "<adapter>.<name>".
   std::vector<nn::NamedParameter> parameters(const Selection& selection) const;
 
@@ -90,12 +94,15 @@ class AdapterSet {
 };
 
 // One call's adapters: hooks that dispatch, at each site, to the hooks of the selected
-// adapters, and the prefix offsets that selection implies. A stack runs every adapter
-// on the whole batch in order. A per-row selection runs the frozen computation once
-// for the whole batch and each adapter on its own rows only: they are gathered into a
-// smaller batch, passed through its hooks, and scattered back (as Punica and S-LoRA
-// gather LoRA weights per row), so a batch mixing 64 adapters costs one pass of each
-// adapter over its rows, not 64 passes over the batch. Rows that gain a different
+// adapters as the selection composes them, and the prefix offsets that selection
+// implies. A stack runs its blocks in order on the whole batch; an average weighs its
+// branches' outputs; a fuse block runs the fused adapters and its fusion's attention
+// over what they add (plugin/fusion.h). A per-row selection (and a parallel block, on
+// the batch copied once per branch) runs the frozen computation once for the whole
+// batch and each group of rows through its own adapters only: the rows are gathered
+// into a smaller batch, passed through the hooks, and scattered back (as Punica and
+// S-LoRA gather LoRA weights per row), so a batch mixing 64 adapters costs one pass of
+// each adapter over its rows, not 64 passes over the batch. Rows that gain a different
 // number of prefix keys or virtual tokens are aligned with masked padding in front, so
 // every row's result is what it would be alone. Cheap to build; read-only on the set,
 // so one per concurrent call. The backbone calls it with every row (Rows{}).
@@ -105,29 +112,42 @@ class ActiveAdapters : public ForwardHooks {
   Tensor sublayer_output(const Site& site, const SublayerCall& call, const Rows& rows) override;
   void attention_kv(const Site& site, Tensor& k, Tensor& v, Tensor& mask, const Rows& rows) override;
   void input_embeddings(const Site& site, Tensor& x, Tensor& key_mask, const Rows& rows) override;
-  bool empty() const { return active_.empty(); }
+  bool empty() const { return groups_.empty(); }
 
  private:
   friend class AdapterSet;
-  struct Active {
-    const AdapterSet::Attached* adapter;
-    std::vector<std::int64_t> rows;  // the batch rows it owns, ascending; empty: every row
+  // One block of the selection, resolved against the set.
+  struct Node {
+    enum class Kind { adapter, stack, average, fuse } kind = Kind::adapter;
+    const AdapterSet::Attached* adapter = nullptr;  // adapter: it; fuse: the fusion adapter
+    std::string name;                               // adapter: its name; fuse: the fusion's
+    std::vector<Node> children;                     // stack, average: the blocks; fuse: the fused adapters
+    std::vector<float> weights;                     // average: one per child, summing to 1
+  };
+  // A node and the batch rows it runs on (ascending; empty: every row).
+  struct Group {
+    Node node;
+    std::vector<std::int64_t> rows;
   };
   ActiveAdapters(const AdapterSet& set) : set_(&set) {}
-  std::vector<const Active*> at(const Site& site) const;
-  // `call(hook)` for each of `a`'s hooks at `site` in order; what a hook throws is
+  // `selection` (no per-row, no parallel) as a node, with each block's adapters checked
+  // against what the block accepts.
+  Node resolve(const Selection& selection) const;
+  Node resolve_fuse(const Selection& selection) const;
+  bool acts(const Node& node, const Site& site) const;
+  // `call(hook)` for each of `adapter`'s hooks at `site` in order; what a hook throws is
   // reported naming the plugin, the hook `kind` and the site.
   template <class Call>
-  void each_hook(const Active& a, const Site& site, const char* kind, Call&& call) const;
-  // The hooks of `a` at `site` on one batch (the whole one, or `a`'s rows gathered).
-  Tensor run_linear(const Active& a, const Site& site, LinearCall call) const;
-  Tensor run_sublayer(const Active& a, const Site& site, SublayerCall call) const;
-  void run_attention_kv(const Active& a, const Site& site, Tensor& k, Tensor& v, Tensor& mask) const;
-  void run_input_embeddings(const Active& a, const Site& site, Tensor& x, Tensor& key_mask) const;
+  void each_hook(const AdapterSet::Attached& adapter, const Site& site, const char* kind, Call&& call) const;
+  // A node at `site` on one batch (the whole one, or its group's rows gathered).
+  Tensor run_linear(const Node& node, const Site& site, LinearCall call) const;
+  Tensor run_sublayer(const Node& node, const Site& site, SublayerCall call) const;
+  void run_attention_kv(const Node& node, const Site& site, Tensor& k, Tensor& v, Tensor& mask) const;
+  void run_input_embeddings(const Node& node, const Site& site, Tensor& x, Tensor& key_mask) const;
   void offset_prefixes();
   const AdapterSet* set_;
-  std::vector<Active> active_;  // in application order
-  std::int64_t batch_ = 0;      // per-row: the rows the selection names
+  std::vector<Group> groups_;  // in application order, disjoint rows
+  std::int64_t batch_ = 0;     // per-row and parallel: the batch the selection implies
 };
 
 }  // namespace graft

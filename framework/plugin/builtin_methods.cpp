@@ -4,6 +4,7 @@
 
 #include "graft/error.h"
 #include "graft/text.h"
+#include "plugin/fusion.h"
 
 namespace graft::plugin {
 namespace {
@@ -67,7 +68,7 @@ const std::vector<const GraftPluginInfo*>& builtin_methods() {
   static const GraftPluginInfo head = make_info<HeadOnly>("head", "baseline: a linear probe, only the task head is trained", 5e-3);
   static const GraftPluginInfo full =
       make_info<FullFineTuning>("full", "baseline: full fine-tuning, every backbone weight is trained", 1e-4);
-  static const std::vector<const GraftPluginInfo*> all = {&head, &full};
+  static const std::vector<const GraftPluginInfo*> all = {&head, &full, &fusion_method_info()};
   return all;
 }
 

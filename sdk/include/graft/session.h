@@ -78,6 +78,10 @@ struct TrainOptions {
   // Asked at every step boundary (after on_progress): true stops the run there, after
   // writing the resumable checkpoint, so the same call with the same output resumes.
   std::function<bool()> should_stop;
+  // The composition to train through (docs/composition.md), e.g. stack(lang, task) or
+  // fuse(a, b, c) (trains the fusion over them); it must run the trained adapter, and
+  // every other adapter in it stays frozen. None: the adapter alone.
+  Selection compose;
 };
 
 struct TrainSummary {
