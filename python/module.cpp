@@ -46,15 +46,19 @@ py::array_t<float> tensor_array(const graft::Tensor& t) {
   return py::array_t<float>(shape, owner->data<float>(), base);
 }
 
-// adapter: None (the bare backbone), a name (one adapter), or a list with one name (or
-// None: bare) per row; stack: names applied in order for every row.
+// adapter: None (the bare backbone), a name (one adapter), a composition
+// ("stack(a,b)", "fuse(a,b)": docs/composition.md), or a list with one name (or None:
+// bare) per row; stack: names applied in order for every row.
 graft::Selection selection_of(const py::object& adapter, const py::object& stack, std::size_t rows) {
   if (!stack.is_none()) {
     if (!adapter.is_none()) throw graft::ConfigError("python", "pass adapter= or stack=, not both");
     return graft::Selection::stack(stack.cast<std::vector<std::string>>());
   }
   if (adapter.is_none()) return graft::Selection::none();
-  if (py::isinstance<py::str>(adapter)) return graft::Selection::one(adapter.cast<std::string>());
+  if (py::isinstance<py::str>(adapter)) {
+    const auto text = adapter.cast<std::string>();
+    return text.find('(') == std::string::npos ? graft::Selection::one(text) : graft::Selection::parse(text);
+  }
   std::vector<std::string> names;
   for (const auto& item : adapter) names.push_back(item.is_none() ? std::string() : item.cast<std::string>());
   if (names.size() != rows)
@@ -406,11 +410,12 @@ PYBIND11_MODULE(_graft, m) {
         if (kw.contains("pooling")) o.pooling = graft::parse_pooling(kw["pooling"].cast<std::string>());
         if (kw.contains("progress_line")) o.progress_line = kw["progress_line"].cast<bool>();
         if (kw.contains("label")) o.label = kw["label"].cast<std::string>();
+        if (kw.contains("compose")) o.compose = graft::Selection::parse(kw["compose"].cast<std::string>());
         for (auto item : kw) {
           static const std::vector<std::string> known = {"epochs", "max_steps", "batch_size", "grad_accumulation", "max_length",
                                                          "lr", "weight_decay", "warmup_ratio", "max_grad_norm", "schedule",
                                                          "seed", "eval_every", "save_every", "output", "pooling",
-                                                         "progress_line", "label"};
+                                                         "progress_line", "label", "compose"};
           const auto key = item.first.cast<std::string>();
           if (std::find(known.begin(), known.end(), key) == known.end())
             throw graft::ConfigError("train", "unknown training option '" + key + "'");

@@ -146,6 +146,7 @@ int cmd_train(const std::vector<std::string>& argv) {
       {"peak_memory_mib", r.peak_memory_mib},
       {"adapter_bytes", folder_bytes(r.best_folder)},
       {"resumed", r.resumed}};
+  if (!through.empty()) results["compose"] = through.to_string();
   io::write_file_atomic(output / "results.json", results.dump(2) + "\n");
   fmt::print("{}: best dev {} {:.4f} at step {} ({} steps, {:.0f} s); saved to {}\n", method, r.best.headline, r.best.score(),
              r.best_step, r.steps, r.seconds, r.best_folder.string());

@@ -12,6 +12,18 @@ def accuracy(labels, dev):
     return float(np.mean(labels == dev.labels.astype(np.int64)))
 
 
+def test_compositions_by_name(minilm, sst2, trained):
+    texts = ["a gripping film", "dull"]
+    both = minilm.embed(texts, adapter="parallel(sst2, untrained)")
+    assert both.shape[0] == 4  # one row per input and branch, branch-major
+    np.testing.assert_allclose(both[:2], minilm.embed(texts, adapter="sst2"), atol=2e-6)
+    np.testing.assert_allclose(both[2:], minilm.embed(texts, adapter="untrained"), atol=2e-6)
+    labels, _ = minilm.predict(sst2[1].inputs()[:3], adapter="parallel(sst2, stack(untrained, sst2))")
+    assert labels.shape == (6,)
+    with pytest.raises(Exception, match="missing '\\)'"):
+        minilm.embed(texts, adapter="stack(sst2")
+
+
 def test_plugins_lists_the_shipped_methods(graft):
     found = graft.plugins()
     names = {p["name"] for p in found}

@@ -359,6 +359,20 @@ TEST(Composition, FuseTrainsOnlyTheFusionAndTheHead) {
   ASSERT_TRUE(s.adapter("f").head.has_value());
   EXPECT_EQ(s.predict({{"a moving film"}}, fuse).size(), 1u);
 
+  // A task added after them, trained on the same backbone, changes none of their outputs.
+  const Tensor fused = s.forward(texts, fuse);
+  const auto fused_predictions = s.predict({{"a moving film"}, {"dull and long"}}, fuse);
+  s.add_adapter("c", "lora", R"({"r": 4})", 4);
+  TrainOptions later = o;
+  later.compose = Selection();
+  later.output = dir.path / "later";
+  s.train("c", fs.train_rows, fs.dev_rows, later);
+  EXPECT_EQ(adapter_values("a"), a_before);
+  EXPECT_EQ(adapter_values("b"), b_before);
+  EXPECT_EQ(max_abs_diff(s.forward(texts, fuse), fused), 0.0) << "training a later task changed the fusion's outputs";
+  const auto again = s.predict({{"a moving film"}, {"dull and long"}}, fuse);
+  for (std::size_t i = 0; i < again.size(); ++i) EXPECT_EQ(again[i].probabilities, fused_predictions[i].probabilities);
+
   // Saved and loaded into another session over the same adapters: the same outputs.
   s.save_adapter("a", dir.path / "a");
   s.save_adapter("b", dir.path / "b");
