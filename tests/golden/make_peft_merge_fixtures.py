@@ -30,12 +30,21 @@ PEFT 0.10.0's random_pruning computes torch.div(pruned, density) and drops the r
 cases ending in "_peft010" are PEFT 0.10.0 as installed; the "_rescaled" cases run with
 random_pruning replaced by the fixed function of #3152 (graft's default).
 
+graft -> PEFT: test_merge.cpp (GraftMergedFoldersForPeft) writes graft_merged_*/ (folders
+`graft merge` made from these inputs, with graft_outputs.json: graft's outputs for the
+backbone's reference inputs); this script loads each with PeftModel.from_pretrained and
+asserts that PEFT's outputs equal graft's (atol 1e-5).
+
 Regenerate (the reference venv of make_peft_lora_fixtures.py):
-    /work/.venv-ref/bin/python tests/golden/make_peft_merge_fixtures.py
+    /work/.venv-ref/bin/python tests/golden/make_peft_merge_fixtures.py          # both ways
+    GRAFT_WRITE_PEFT_FIXTURES=1 build/tests/test_merge --gtest_filter='*GraftMerged*'
+        # rewrites graft_merged_*/ (then run this script again to check them)
+    /work/.venv-ref/bin/python tests/golden/make_peft_merge_fixtures.py --verify-only
 
 Versions used: see cases.json "generator". f32, one thread, fixed seeds: reruns write
 identical files.
 """
+import argparse
 import json
 import os
 import shutil
@@ -85,13 +94,24 @@ def fixed_random_pruning(tensor, density, rescale):
     return pruned_tensor
 
 
-def main():
+def verify():
+    folders = sorted(f for f in os.listdir(OUT) if f.startswith("graft_merged_"))
+    ok = True
+    for folder in folders:
+        ok &= lora.verify("tiny_bert", os.path.join(OUT, folder))
+    if not folders:
+        print("no graft_merged_*/ folders (written by test_merge, see the docstring)")
+    return ok
+
+
+def make():
     from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
     from peft.tuners.lora.model import LoraModel
     from peft.utils import merge_utils
 
     os.chdir(lora.REPO)
-    shutil.rmtree(OUT, ignore_errors=True)
+    for name in list(ADAPTERS) + ["results", "masks"]:
+        shutil.rmtree(os.path.join(OUT, name), ignore_errors=True)
     os.makedirs(os.path.join(OUT, "results"))
     os.makedirs(os.path.join(OUT, "masks"))
     torch.manual_seed(7)
@@ -192,6 +212,16 @@ def main():
         "cases": cases,
         "tolerance": {"f32_abs": 1e-5},
     })
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--verify-only", action="store_true", help="only check the graft-merged folders with PEFT")
+    args = ap.parse_args()
+    os.chdir(lora.REPO)
+    if not args.verify_only:
+        make()
+    sys.exit(0 if verify() else 1)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
 #include <map>
 #include <set>
 #include <nlohmann/json.hpp>
@@ -19,6 +21,7 @@
 #include "integration/peft_harness.h"
 #include "io/json_config.h"
 #include "io/safetensors.h"
+#include "train/adapter_io.h"
 #include "train/adapter_merge.h"
 
 namespace graft::testing {
@@ -179,6 +182,53 @@ TEST(Merge, LinearWithWeightsOneZeroReproducesTheFirstAdaptersOutputs) {
   EXPECT_LE(max_abs_diff(merged, first), 1e-5);
   EXPECT_GT(max_abs_diff(merged, bare), 1e-3) << "the adapter should move the outputs";
   session.unload_adapter("one_zero");
+}
+
+// Merged folders graft wrote, for make_peft_merge_fixtures.py --verify-only to load in
+// PEFT (PeftModel.from_pretrained) and compare with graft_outputs.json. With
+// GRAFT_WRITE_PEFT_FIXTURES=1 they are written again; always, they must still load in
+// graft to the recorded outputs.
+TEST(Merge, GraftMergedFoldersForPeft) {
+  struct Case {
+    std::string folder;
+    std::vector<std::pair<std::string, double>> inputs;
+    MergeOptions options;
+  };
+  const Case cases[] = {
+      {"graft_merged_dare_ties", {{"ad_a", 0.7}, {"ad_b", 0.3}}, {.combination = "dare_ties", .density = 0.6, .seed = 3}},
+      {"graft_merged_svd", {{"ad_a", 0.7}, {"ad_c", 0.3}}, {.combination = "svd"}},
+      {"graft_merged_dora_cat", {{"dora_a", 0.6}, {"dora_b", 0.4}}, {.combination = "cat"}},
+  };
+  Backbone& b = *tiny_bert().model;
+  const Batch batch = fixture_batch("tiny_bert");
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.folder);
+    const fs::path dir = kMergeDir / c.folder;
+    if (std::getenv("GRAFT_WRITE_PEFT_FIXTURES")) {
+      Session& session = fixture_session();
+      session.merge_adapters(c.folder, c.inputs, c.options);
+      fs::remove_all(dir);
+      session.save_adapter(c.folder, dir);
+      session.unload_adapter(c.folder);
+      AdapterSet set(b);
+      load_adapter(dir, set, "merged", plugins(), b, nullptr);
+      auto enc = [](const Tensor& t) {
+        json j = {{"dtype", t.dtype() == DType::i64 ? "i64" : "f32"}, {"shape", t.shape()}};
+        if (t.dtype() == DType::i64) j["data"] = t.to_ints();
+        else j["data"] = t.to_floats();
+        return j;
+      };
+      const json out = {{"description", "graft's outputs with this merged adapter, for the inputs of the backbone's reference.json"},
+                        {"input_ids", enc(batch.input_ids)}, {"attention_mask", enc(batch.attention_mask)},
+                        {"token_type_ids", enc(batch.token_type_ids)}, {"last_hidden_state", enc(outputs_of(b, &set, batch))}};
+      std::ofstream(dir / "graft_outputs.json") << out.dump() << "\n";
+      std::printf("  wrote %s\n", dir.c_str());
+    }
+    AdapterSet set(b);
+    load_adapter(dir, set, "merged", plugins(), b, nullptr);
+    const json recorded = load_fixture((dir / "graft_outputs.json").string());
+    expect_close(c.folder, outputs_of(b, &set, batch), recorded.at("last_hidden_state"), {1e-6, 0});
+  }
 }
 
 // ------------------------------------------------------------ graft's own DARE masks
