@@ -5,6 +5,7 @@
 // average_adapter (Session::merge_adapters; docs/composition.md, "Merging").
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -91,7 +92,8 @@ int cmd_merge(const std::vector<std::string>& argv) {
     with_plugin_warnings(session, [&] { session.load_adapter(inputs[i].first, inputs[i].second); });
     merged.emplace_back(inputs[i].first, weights[i]);
   }
-  const std::string name = "merged";
+  std::string name = "merged";  // a name none of the inputs has
+  while (std::any_of(inputs.begin(), inputs.end(), [&](const auto& in) { return in.first == name; })) name += "_";
   session.merge_adapters(name, merged, options);
   session.save_adapter(name, output);
   const AdapterInfo info = session.adapter(name);

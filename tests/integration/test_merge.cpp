@@ -486,8 +486,12 @@ TEST(MergeCli, BadCommandLinesAreRefusedWithTheirCause) {
   EXPECT_NE(r.status, 0);
   EXPECT_HAS(r.output, "the name 'x' is given twice");
   EXPECT_FALSE(fs::exists(out)) << "a refused merge writes nothing";
-  r = run_graft(fmt::format("merge {} --combine linear --output {}", common, out.string()), dir.path / "6.log");
+  // An input may be called "merged" (the name the command gives the result).
+  r = run_graft(fmt::format("merge --backbone {} --adapter merged={} --adapter y={} --combine linear --output {}",
+                            kTinyBert.string(), (dir.path / "x").string(), (dir.path / "x").string(), out.string()),
+                dir.path / "6.log");
   EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(fs::exists(out / "adapter_model.safetensors"));
 }
 
 }  // namespace
