@@ -454,7 +454,6 @@ TEST(MergeCli, MergedFolderLoadsAndPredictsAsTheInProcessMerge) {
     }
   }
   EXPECT_GT(moved, 1e-6) << "the merge should predict otherwise than its first input";
-  EXPECT_HAS(predict.output, fmt::format("{}", b[0].label));
 }
 
 TEST(MergeCli, BadCommandLinesAreRefusedWithTheirCause) {
