@@ -7,7 +7,7 @@ CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 PACKAGES := cmake g++ make ccache pkg-config libdnnl-dev libboost-dev libboost-filesystem-dev libcpp-httplib-dev \
             libfmt-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev valgrind libutf8proc-dev \
             ocl-icd-opencl-dev opencl-headers clang-14 libclang-rt-14-dev \
-            pybind11-dev python3-dev python3-venv
+            pybind11-dev python3-dev python3-venv libeigen3-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export CCACHE_DIR ?= $(HOME)/.ccache
 # Paths in compile commands relative to the checkout: the build/, build-wheel/ (pip) and

@@ -277,6 +277,22 @@ PYBIND11_MODULE(_graft, m) {
       .def("save_adapter", &graft::Session::save_adapter, py::arg("name"), py::arg("folder"),
            py::call_guard<py::gil_scoped_release>())
       .def("unload_adapter", &graft::Session::unload_adapter, py::arg("name"), py::call_guard<py::gil_scoped_release>())
+      .def("merge_adapters", [](graft::Session& s, const std::string& name, const std::vector<std::pair<std::string, double>>& adapters,
+                                const std::string& combination, std::optional<double> density, const std::string& majority_sign,
+                                std::int64_t svd_rank, bool dare_rescale, std::uint64_t seed, const std::string& head) {
+        graft::MergeOptions o;
+        o.combination = combination;
+        o.density = density;
+        o.majority_sign = majority_sign;
+        o.svd_rank = svd_rank;
+        o.dare_rescale = dare_rescale;
+        o.seed = seed;
+        o.head = head;
+        py::gil_scoped_release nogil;
+        s.merge_adapters(name, adapters, o);
+      }, py::arg("name"), py::arg("adapters"), py::kw_only(), py::arg("combination") = "linear", py::arg("density") = py::none(),
+         py::arg("majority_sign") = "total", py::arg("svd_rank") = 0, py::arg("dare_rescale") = true, py::arg("seed") = 0,
+         py::arg("head") = "")
       .def("adapter_names", &graft::Session::adapter_names, py::call_guard<py::gil_scoped_release>())
       .def("adapter", [](const graft::Session& s, const std::string& name) {
         graft::AdapterInfo info;

@@ -6,11 +6,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <nlohmann/json.hpp>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <mutex>
 #include <shared_mutex>
+#include <nlohmann/json.hpp>
 
 #include "api/method_choice.h"
 #include "api/sentence_config.h"
@@ -21,8 +22,10 @@
 #include "model/generation.h"
 #include "peft/adapter_set.h"
 #include "plugin/loader.h"
+#include "plugin/plugin_call.h"
 #include "text/llama2c_tokenizer.h"
 #include "train/adapter_io.h"
+#include "train/adapter_merge.h"
 #include "train/evaluator.h"
 #include "train/pooling.h"
 #include "train/task_head.h"
@@ -288,6 +291,58 @@ void Session::load_adapter(const std::string& name, const fs::path& folder) {
   e.method = saved.method;
   e.config_json = saved.config_json;
   e.source = folder;
+  s.entries[name] = std::move(e);
+}
+
+void Session::merge_adapters(const std::string& name, const std::vector<std::pair<std::string, double>>& adapters,
+                             const MergeOptions& options) {
+  std::unique_lock lock(impl_->mutex);
+  Impl& s = *impl_;
+  if (name.empty()) throw ConfigError("merge", "the merged adapter needs a name");
+  if (s.entries.count(name)) throw ConfigError("merge", fmt::format("an adapter named '{}' already exists", name), "unload it first");
+  std::vector<MergeSource> sources;
+  std::vector<std::string> names;
+  for (const auto& [input, weight] : adapters) {
+    const Entry& e = s.entry(input);
+    if (e.method == kHeadOnly || e.method == kFullFineTuning)
+      throw ConfigError("merge", fmt::format("'{}' is the built-in '{}' baseline: it has no adapter tensors to merge", input, e.method),
+                        "merge LoRA, DoRA or bottleneck adapters");
+    MergeSource source{input, e.method, e.config_json, {}, weight};
+    for (auto& [key, t] : plugin::call_plugin(e.method, "its state()", [&] { return s.set->method(input).state(); }))
+      source.tensors.emplace(key, t);
+    sources.push_back(std::move(source));
+    names.push_back(input);
+  }
+  const TaskHead* head = nullptr;
+  if (!options.head.empty()) {
+    if (std::find(names.begin(), names.end(), options.head) == names.end())
+      throw ConfigError("merge", fmt::format("the head to keep, '{}', is not one of the merged adapters", options.head),
+                        fmt::format("name one of: {}", fmt::join(names, ", ")));
+    head = s.entry(options.head).head.get();
+    if (!head)
+      throw ConfigError("merge", fmt::format("'{}' has no task head to keep", options.head),
+                        "keep the head of an adapter trained with one, or merge without a head");
+  }
+  MergeResult merged = merge_adapter_tensors(sources, options);
+  const std::uint64_t seed = s.entry(names.front()).seed;
+  attach_method(*s.set, s.plugins(), name, merged.method, merged.config_json,
+                fmt::format("the merge of {}", fmt::join(names, ", ")), seed);
+  Entry e{merged.method, s.set->method_config_json(name), seed, nullptr, {}};
+  try {
+    PeftMethod& method = s.set->method(name);
+    if (merged.fresh_magnitudes)
+      for (auto& [key, t] : plugin::call_plugin(merged.method, "its state()", [&] { return method.state(); }))
+        merged.tensors.emplace(key, t);  // DoRA: the fresh magnitudes, as PEFT's (‖W‖)
+    plugin::call_plugin(merged.method, "its load_state() of the merged tensors", [&] { method.load_state(merged.tensors); });
+    if (head) {
+      e.head = std::make_unique<TaskHead>(head->config(), s.backbone(), seed);
+      const auto from = head->parameters(), to = e.head->parameters();
+      for (std::size_t i = 0; i < to.size(); ++i) std::memcpy(to[i].tensor.raw(), from[i].tensor.raw(), to[i].tensor.nbytes());
+    }
+  } catch (...) {
+    s.set->remove(name);
+    throw;
+  }
   s.entries[name] = std::move(e);
 }
 

@@ -10,6 +10,7 @@ const std::vector<CommandInfo>& command_table() {
       {"generate", cmd_generate, "generate --backbone PATH [--prompt TEXT] [options]", "continue a text with a decoder"},
       {"info", cmd_info, "info --backbone PATH [options]", "describe a backbone and its sites"},
       {"inspect", cmd_inspect, "inspect FILE.safetensors", "list the tensors of a safetensors file"},
+      {"merge", cmd_merge, "merge --backbone B --adapter NAME=DIR... --combine C [--weights W,...] --output DIR [options]", "merge adapters into a new one (PEFT's add_weighted_adapter)"},
       {"plugins", cmd_plugins, "plugins [--plugin-dir DIR]... [--json]", "list the plugins found and why others failed"},
       {"predict", cmd_predict, "predict --backbone B --adapter DIR [options] TEXT...", "predictions of a saved adapter"},
       {"serve", cmd_serve, "serve --backbone B [--adapter NAME=DIR]... [--port P] [options]", "serve predictions, embeddings and completions over HTTP"},

@@ -20,6 +20,8 @@ int cmd_train(const std::vector<std::string>& args);
 int cmd_compare(const std::vector<std::string>& args);
 // graft eval --backbone B --adapter DIR --task T: dev metrics of a saved adapter.
 int cmd_eval(const std::vector<std::string>& args);
+// graft merge --backbone B --adapter a=DIR --adapter b=DIR --combine C --output DIR: a merged adapter.
+int cmd_merge(const std::vector<std::string>& args);
 // graft predict --backbone B --adapter DIR TEXT...: predictions on new inputs.
 int cmd_predict(const std::vector<std::string>& args);
 // graft generate --backbone PATH --prompt TEXT: greedy / temperature / top-p sampling.

@@ -109,6 +109,23 @@ def test_a_peft_lora_gives_peft_outputs(graft):
     assert np.abs(bare - got).max() > 0.1  # the adapter changes the outputs
 
 
+def test_merge_adapters_cat_with_one_zero_is_the_first_adapter(graft, tmp_path):
+    backbone = need(GOLDEN / "backbones/tiny_bert")
+    s = graft.load(backbone)
+    for name in ("ad_a", "ad_c"):
+        s.load_adapter(name, GOLDEN / "peft_merge" / name)
+    # cat keeps each input's update whole: weights (1, 0) give ad_a's outputs back.
+    s.merge_adapters("m", [("ad_a", 1.0), ("ad_c", 0.0)], combination="cat")
+    config = s.adapter("m")["config"]
+    assert (json.loads(config) if isinstance(config, str) else config)["r"] == 6
+    text = ["the quick brown fox"]
+    np.testing.assert_allclose(s.hidden_states(text, adapter="m")[0], s.hidden_states(text, adapter="ad_a")[0], atol=1e-5)
+    s.save_adapter("m", tmp_path / "m")
+    assert (tmp_path / "m" / "adapter_model.safetensors").exists()
+    with pytest.raises(graft.ConfigError, match="needs a density"):
+        s.merge_adapters("bad", [("ad_a", 0.5), ("ad_c", 0.5)], combination="ties_svd")
+
+
 def test_generate_streams_pieces_that_add_up_to_the_one_shot_text(graft):
     s = graft.load(need(STORIES) / "stories260K.bin")
     whole = s.generate("Once upon a time", max_tokens=40, stream=False)

@@ -23,6 +23,7 @@
 
 #include "graft/backbone.h"
 #include "graft/dataset.h"
+#include "graft/merge.h"
 #include "graft/scores.h"
 #include "graft/selection.h"
 #include "graft/task.h"
@@ -153,6 +154,13 @@ class Session {
   // Writes the adapter (and its head) as a folder, atomically.
   void save_adapter(const std::string& name, const std::filesystem::path& folder) const;
   void unload_adapter(const std::string& name);
+  // A new adapter `name` merged from loaded adapters (name, weight), as PEFT's
+  // add_weighted_adapter (LoRA, DoRA) or AdapterHub's average_adapter (bottleneck
+  // adapters) computes it (graft/merge.h; docs/composition.md). The inputs stay loaded;
+  // save the result with save_adapter. It has no task head unless options.head names
+  // an input whose head it copies.
+  void merge_adapters(const std::string& name, const std::vector<std::pair<std::string, double>>& adapters,
+                      const MergeOptions& options = {});
   // Gives adapter `name` the task head `data` needs (classes from its labels; pooling
   // by default mean for encoders, last token for decoders), unless it has one; train()
   // does this itself.
