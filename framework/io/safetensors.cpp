@@ -363,11 +363,11 @@ void save_safetensors(const std::filesystem::path& path, const std::vector<std::
                         "tensor names must be unique, non-empty and not \"__metadata__\"; tensors must be defined");
     stored.push_back({name, file_dtype_name(tensor.dtype()), tensor.shape(), tensor.raw(), tensor.nbytes()});
   }
-  save_safetensors(path, stored, metadata);
+  save_safetensors_bytes(path, stored, metadata);
 }
 
-void save_safetensors(const std::filesystem::path& path, const std::vector<StoredTensor>& tensors,
-                      const std::map<std::string, std::string>& metadata) {
+void save_safetensors_bytes(const std::filesystem::path& path, const std::vector<StoredTensor>& tensors,
+                            const std::map<std::string, std::string>& metadata) {
   auto reject = [&](const std::string& message) {
     throw FormatError("safetensors", fmt::format("cannot write '{}': {}", path.string(), message),
                       "tensor names must be unique, non-empty and not \"__metadata__\"; tensors must be defined");

@@ -80,8 +80,8 @@ struct StoredTensor {
   const void* data = nullptr;
   std::size_t nbytes = 0;
 };
-void save_safetensors(const std::filesystem::path& path, const std::vector<StoredTensor>& tensors,
-                      const std::map<std::string, std::string>& metadata = {});
+void save_safetensors_bytes(const std::filesystem::path& path, const std::vector<StoredTensor>& tensors,
+                            const std::map<std::string, std::string>& metadata = {});
 
 // f32 -> IEEE half, round to nearest even (as PyTorch's .half()); beyond ±65504 it
 // gives ±inf, which a caller that must not write one checks for.

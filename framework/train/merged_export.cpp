@@ -131,7 +131,7 @@ void write_weights(const fs::path& file, const Backbone& backbone, MergedExport&
   }
   std::map<std::string, std::string> metadata = src.metadata();
   metadata.emplace("format", "pt");  // transformers refuses a file without it
-  io::save_safetensors(file, stored, metadata);
+  io::save_safetensors_bytes(file, stored, metadata);
   result.tensors = stored.size();
 }
 
@@ -172,6 +172,9 @@ MergedExport export_merged(const fs::path& output, AdapterSet& set, const std::s
   result.folder = output;
   const fs::path parent = output.has_parent_path() ? output.parent_path() : fs::path(".");
   const fs::path staged = parent / fmt::format("{}.tmp.{}", output.filename().string(), ::getpid());
+  // The outermost folder this export creates, removed again if it fails.
+  fs::path created;
+  for (fs::path p = fs::absolute(parent); !p.empty() && !fs::exists(p); p = p.parent_path()) created = p;
   try {
     fs::create_directories(parent);
     fs::remove_all(staged);
@@ -179,15 +182,16 @@ MergedExport export_merged(const fs::path& output, AdapterSet& set, const std::s
     write_weights(staged / "model.safetensors", backbone, result);
     copy_folder_files(backbone.info().source, staged, result);
     io::publish_folder(staged, output);
-  } catch (const fs::filesystem_error& e) {
-    std::error_code ec;
-    fs::remove_all(staged, ec);
-    throw IoError(kComponent, fmt::format("cannot write '{}': {}", output.string(), e.what()),
-                  "check that the folder's parent is writable and its disk has space");
   } catch (...) {
     std::error_code ec;
     fs::remove_all(staged, ec);
-    throw;
+    if (!created.empty()) fs::remove_all(created, ec);
+    try {
+      throw;
+    } catch (const fs::filesystem_error& e) {
+      throw IoError(kComponent, fmt::format("cannot write '{}': {}", output.string(), e.code().message()),
+                    "check that the folder's parent is writable and its disk has space");
+    }
   }
   return result;
 }

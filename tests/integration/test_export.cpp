@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <deque>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -271,6 +272,26 @@ TEST(Export, BackbonesThatAreNotOneHuggingFaceCheckpointInF32AreRefused) {
   }
 }
 
+// Full fine-tuning has no delta: its trained weights are the backbone's, written as they are.
+TEST(Export, FullFineTuningExportsItsWeights) {
+  model::LoadedBackbone own = model::load_backbone(kGolden / "backbones" / "tiny_bert");  // not the shared one
+  Backbone& b = *own.model;
+  auto set = attach(b, "full", "");
+  const auto params = set->method("task").parameters();
+  ASSERT_FALSE(params.empty());
+  std::string trained;
+  for (const auto& p : b.parameters())
+    if (p.name.ends_with("layer.1.attention.self.query.weight")) {
+      p.tensor.data<float>()[3] += 0.5f;  // a "trained" weight (the full method's parameters are these)
+      trained = p.name;
+    }
+  ASSERT_FALSE(trained.empty());
+  TempFolder tmp("export_full");
+  const MergedExport r = export_merged(tmp.path / "merged", *set, "task", b);
+  EXPECT_EQ(r.changed, std::vector<std::string>{trained});
+  expect_same_layout(b.info().source, tmp.path / "merged", {trained});
+}
+
 // The session's door: the head is named in a note and left out; the backbone is unchanged.
 TEST(Export, SessionExportsAndNotesTheHeadItLeavesOut) {
   TempFolder tmp("export_session");
@@ -288,6 +309,82 @@ TEST(Export, SessionExportsAndNotesTheHeadItLeavesOut) {
   EXPECT_LE(max_abs_diff(exported.forward(texts), attached), kTransformersTol);
   EXPECT_LE(max_abs_diff(session.forward(texts, Selection::one("lora")), attached), 0.0);
   EXPECT_HAS(error_of<ConfigError>([&] { session.export_merged("nope", tmp.path / "other"); }), "no adapter named 'nope'");
+}
+
+TEST(Export, TheTaskHeadIsLeftOutWithANote) {
+  TempFolder tmp("export_head");
+  Session session((kGolden / "backbones" / "tiny_bert").string());
+  session.add_adapter("lora", "lora", R"({"r": 2})");
+  data::Dataset labels;
+  labels.kind = TaskKind::classification;
+  labels.label_names = {"negative", "positive"};
+  session.add_head("lora", labels);
+  const ExportSummary s = session.export_merged("lora", tmp.path / "merged");
+  ASSERT_EQ(s.notes.size(), 1u);
+  EXPECT_HAS(s.notes[0], "task head (classification, 2 outputs) is not written");
+  EXPECT_TRUE(s.changed.empty()) << "a fresh LoRA (B = 0) changes no weight";
+  const auto files = io::SafetensorsFile::open(tmp.path / "merged" / "model.safetensors");
+  for (const auto& t : files.tensors()) EXPECT_EQ(t.name.find("head"), std::string::npos) << t.name;
+}
+
+// An F16 or BF16 checkpoint keeps its dtype: the merged weights are graft's f32 merge
+// rounded to nearest even, every other tensor is the file's own bytes.
+std::vector<std::uint16_t> to_half(const std::vector<float>& values, const std::string& dtype) {
+  std::vector<std::uint16_t> out(values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) out[i] = dtype == "F16" ? io::f32_to_f16(values[i]) : f32_to_bf16(values[i]);
+  return out;
+}
+
+TEST(Export, HalfPrecisionCheckpointsKeepTheirDtype) {
+  const fs::path source = kGolden / "backbones" / "tiny_bert";
+  const Batch batch = fixture_batch("tiny_bert");
+  for (const std::string dtype : {"F16", "BF16"}) {
+    SCOPED_TRACE(dtype);
+    TempFolder tmp("export_half");
+    const fs::path half = tmp.path / "bert";
+    fs::create_directories(half);
+    for (const char* f : {"config.json", "vocab.txt"}) fs::copy_file(source / f, half / f);
+    {
+      const auto src = io::SafetensorsFile::open(source / "model.safetensors");
+      std::deque<std::vector<std::uint16_t>> buffers;
+      std::vector<io::StoredTensor> stored;
+      for (const auto& t : src.tensors()) {
+        const auto& bytes = buffers.emplace_back(to_half(src.get(t.name).to_floats(), dtype));
+        stored.push_back({t.name, dtype, t.shape, bytes.data(), bytes.size() * 2});
+      }
+      io::save_safetensors_bytes(half / "model.safetensors", stored, {{"format", "pt"}});
+    }
+    model::LoadedBackbone loaded = model::load_backbone(half);  // widened to f32
+    Backbone& b = *loaded.model;
+    AdapterSet set(b);
+    load_adapter(kGolden / "peft_lora" / "tiny_bert_lora", set, "lora", plugins(), b, nullptr);
+    const Tensor attached = outputs_of(b, &set, batch);
+    const MergedExport r = export_merged(tmp.path / "merged", set, "lora", b);
+    EXPECT_EQ(r.weights_dtype, dtype);
+    const std::set<std::string> changed = delta_weights(b, set, "lora");
+    expect_same_layout(half, tmp.path / "merged", changed);
+    // The merged weights as graft merges them in f32, rounded to the file's dtype.
+    const auto out = io::SafetensorsFile::open(tmp.path / "merged" / "model.safetensors");
+    set.merge("lora");
+    for (const auto& p : b.parameters()) {
+      if (!changed.count(p.name)) continue;
+      const auto want = to_half(p.tensor.to_floats(), dtype);
+      EXPECT_EQ(std::memcmp(out.bytes(p.name), want.data(), want.size() * 2), 0) << p.name;
+    }
+    set.unmerge("lora");
+    // Rounding the merged weights to 8 (BF16) or 11 (F16) significant bits is all that
+    // separates the export from the adapter.
+    const double d = max_abs_diff(plain_outputs(tmp.path / "merged", batch), attached);
+    std::printf("  %-48s max |diff| %.3g\n", ("tiny_bert " + dtype + ": export vs attached").c_str(), d);
+    EXPECT_LE(d, dtype == "F16" ? 5e-3 : 5e-2);
+    if (dtype != "F16") continue;
+    // Deltas beyond F16's range are refused once the folder is staged: the staging and
+    // the folders made on the way to the output go again.
+    randomize_b(set, "lora", 3, 1e6f);
+    const std::string e = error_of<ConfigError>([&] { export_merged(tmp.path / "x" / "y" / "merged", set, "lora", b); });
+    EXPECT_HAS(e, "F16 cannot hold");
+    EXPECT_FALSE(fs::exists(tmp.path / "x"));
+  }
 }
 
 std::vector<double> numbers(const std::string& text) {
