@@ -3,9 +3,9 @@
 // (Session::export_merged), which transformers and graft load as a plain backbone.
 #include <fmt/format.h>
 
+#include "cli/adapter_options.h"
 #include "cli/args.h"
 #include "cli/commands.h"
-#include "cli/method_options.h"
 #include "graft/error.h"
 #include "graft/session.h"
 
@@ -25,14 +25,17 @@ int cmd_export(const std::vector<std::string>& argv) {
     throw ConfigError("export", "graft export writes merged checkpoints only: pass --merged",
                       "an unmerged adapter needs no export: its folder (adapter_config.json + adapter_model.safetensors) "
                       "loads beside the backbone in graft and in Hugging Face PEFT as it is");
+  if (args.values("adapter").size() > 1)
+    throw ConfigError("export", fmt::format("export folds one adapter, not {}", args.values("adapter").size()),
+                      "give one --adapter DIR (NAME=DIR also works); export each adapter on its own");
   // f32 whatever the checkpoint holds: folding is done in f32, and the file keeps its dtype.
   SessionOptions options;
   for (const auto& dir : args.values("plugin-dir")) options.plugin_dirs.emplace_back(dir);
   Session session(args.require("backbone"), options);
-  with_plugin_warnings(session, [&] { session.load_adapter("adapter", args.get("adapter")); });
-  const ExportSummary s = session.export_merged("adapter", args.get("output"));
+  const std::string name = load_adapters(session, args, "adapter").front();
+  const ExportSummary s = session.export_merged(name, args.get("output"));
   fmt::print("exported '{}': the {} adapter '{}' folded into {} of {} tensors ({}), beside {}\n", s.folder.string(), s.method,
-             args.get("adapter"), s.changed.size(), s.tensors, s.weights_dtype, fmt::join(s.files, ", "));
+             args.values("adapter").front(), s.changed.size(), s.tensors, s.weights_dtype, fmt::join(s.files, ", "));
   for (const auto& note : s.notes) fmt::print("note: {}\n", note);
   return 0;
 }

@@ -154,7 +154,8 @@ const char* why_not_foldable(SiteKind kind) {
     case SiteKind::attention_kv: return "it prepends learned key/value rows to attention (prefix tuning), which no weight can hold";
     case SiteKind::input_embeddings: return "it prepends virtual token embeddings to the input (prompt tuning), which no weight can hold";
     case SiteKind::sublayer_output:
-      return "it adds a module of its own (a bottleneck with its nonlinearity) to a sublayer's output, which no weight can hold";
+      return "it transforms a sublayer's output with a module of its own (a bottleneck with its nonlinearity, or a fusion "
+             "of adapters), which no weight can hold";
     case SiteKind::head: return "it changes the task head, which is not a backbone weight";
     case SiteKind::linear: return "its method gives no weight delta (delta_weight) at a linear site";
   }

@@ -442,6 +442,11 @@ TEST(Export, CliExportOfMiniLmEmbedsAsTheAdapterDoes) {
   r = run_graft(fmt::format("export --backbone {} --adapter {} --merged --output {}", backbone, (tmp.path / "adapter").string(), out), log);
   EXPECT_NE(r.status, 0);
   EXPECT_HAS(r.output, "already exists");
+  r = run_graft(fmt::format("export --backbone {} --adapter a={} --adapter b={} --merged --output {}/two", backbone,
+                            (tmp.path / "adapter").string(), (tmp.path / "adapter").string(), tmp.path.string()), log);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_HAS(r.output, "export folds one adapter, not 2");
+  EXPECT_FALSE(fs::exists(tmp.path / "two"));
   {
     Backbone& b = *minilm().model;
     auto set = attach(b, "prefix_tuning", "");
