@@ -155,7 +155,11 @@ void copy_folder_files(const fs::path& source, const fs::path& staged, MergedExp
 
 }  // namespace
 
-MergedExport export_merged(const fs::path& output, AdapterSet& set, const std::string& name, const Backbone& backbone) {
+MergedExport export_merged(const fs::path& requested, AdapterSet& set, const std::string& name, const Backbone& backbone) {
+  // "runs/merged/" names the folder "runs/merged": its staging sibling must be beside it.
+  fs::path output = requested.lexically_normal();
+  while (!output.empty() && output.filename().empty()) output = output.parent_path();
+  if (output == "." || output == "..") output = fs::absolute(output).lexically_normal();
   check_source(backbone);
   check_output(output, backbone);
   const bool full = set.method_name(name) == kFullFineTuning;  // its weights are the backbone's already

@@ -309,6 +309,13 @@ TEST(Export, SessionExportsAndNotesTheHeadItLeavesOut) {
   EXPECT_LE(max_abs_diff(exported.forward(texts), attached), kTransformersTol);
   EXPECT_LE(max_abs_diff(session.forward(texts, Selection::one("lora")), attached), 0.0);
   EXPECT_HAS(error_of<ConfigError>([&] { session.export_merged("nope", tmp.path / "other"); }), "no adapter named 'nope'");
+  // A trailing separator names the same folder.
+  session.export_merged("lora", (tmp.path / "slash").string() + "/");
+  EXPECT_TRUE(fs::exists(tmp.path / "slash" / "model.safetensors"));
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(tmp.path)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"merged", "slash"}));
 }
 
 TEST(Export, TheTaskHeadIsLeftOutWithANote) {
