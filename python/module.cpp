@@ -276,6 +276,22 @@ PYBIND11_MODULE(_graft, m) {
            py::call_guard<py::gil_scoped_release>())
       .def("save_adapter", &graft::Session::save_adapter, py::arg("name"), py::arg("folder"),
            py::call_guard<py::gil_scoped_release>())
+      .def("export_merged", [](graft::Session& s, const std::string& name, const std::string& folder) {
+        graft::ExportSummary r;
+        {
+          py::gil_scoped_release nogil;
+          r = s.export_merged(name, folder);
+        }
+        py::dict d;
+        d["folder"] = r.folder.string();
+        d["method"] = r.method;
+        d["weights_dtype"] = r.weights_dtype;
+        d["changed"] = r.changed;
+        d["tensors"] = r.tensors;
+        d["files"] = r.files;
+        d["notes"] = r.notes;
+        return d;
+      }, py::arg("name"), py::arg("folder"))
       .def("unload_adapter", &graft::Session::unload_adapter, py::arg("name"), py::call_guard<py::gil_scoped_release>())
       .def("merge_adapters", [](graft::Session& s, const std::string& name, const std::vector<std::pair<std::string, double>>& adapters,
                                 const std::string& combination, std::optional<double> density, const std::string& majority_sign,

@@ -27,6 +27,7 @@
 #include "train/adapter_io.h"
 #include "train/adapter_merge.h"
 #include "train/evaluator.h"
+#include "train/merged_export.h"
 #include "train/pooling.h"
 #include "train/task_head.h"
 #include "train/task_model.h"
@@ -356,6 +357,20 @@ void Session::unload_adapter(const std::string& name) {
   impl_->entry(name);
   impl_->set->remove(name);
   impl_->entries.erase(name);
+}
+
+ExportSummary Session::export_merged(const std::string& name, const fs::path& folder) {
+  std::unique_lock lock(impl_->mutex);  // merging writes the shared weights
+  Impl& s = *impl_;
+  const Entry& e = s.entry(name);
+  const MergedExport written = graft::export_merged(folder, *s.set, name, s.backbone());
+  ExportSummary out{written.folder, e.method, written.weights_dtype, written.changed, written.tensors, written.files, {}};
+  if (e.head)
+    out.notes.push_back(fmt::format(
+        "the adapter's task head ({}, {} outputs) is not written: a backbone checkpoint has no head; predict with the "
+        "adapter folder, or load its head.safetensors yourself",
+        task_kind_name(e.head->config().kind), e.head->config().num_labels));
+  return out;
 }
 
 HeadConfig Session::add_head(const std::string& name, const data::Dataset& data, std::optional<Pooling> pooling) {

@@ -7,6 +7,7 @@ const std::vector<CommandInfo>& command_table() {
       {"compare", cmd_compare, "compare --backbone B --task T [--methods A,B,...] [options]", "train several methods alike and tabulate"},
       {"embed", cmd_embed, "embed --backbone DIR [options] TEXT...", "sentence embeddings from an encoder"},
       {"eval", cmd_eval, "eval --backbone B --adapter DIR --task T [options]", "dev-set metrics of a saved adapter"},
+      {"export", cmd_export, "export --backbone B --adapter DIR --merged --output DIR", "a Hugging Face checkpoint with the adapter folded in"},
       {"generate", cmd_generate, "generate --backbone PATH [--prompt TEXT] [options]", "continue a text with a decoder"},
       {"info", cmd_info, "info --backbone PATH [options]", "describe a backbone and its sites"},
       {"inspect", cmd_inspect, "inspect FILE.safetensors", "list the tensors of a safetensors file"},

@@ -26,6 +26,8 @@ int cmd_merge(const std::vector<std::string>& args);
 int cmd_predict(const std::vector<std::string>& args);
 // graft generate --backbone PATH --prompt TEXT: greedy / temperature / top-p sampling.
 int cmd_generate(const std::vector<std::string>& args);
+// graft export --backbone B --adapter DIR --merged --output DIR: a merged HF checkpoint.
+int cmd_export(const std::vector<std::string>& args);
 // graft plugins [--plugin-dir DIR]... [--json]: the plugins found, and the files that failed.
 int cmd_plugins(const std::vector<std::string>& args);
 // graft serve --backbone B [--adapter NAME=DIR]...: the HTTP server (docs/serving.md).

@@ -355,6 +355,19 @@ Tensor SafetensorsFile::get(std::string_view name) const {
 
 void save_safetensors(const std::filesystem::path& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata) {
+  std::vector<StoredTensor> stored;
+  stored.reserve(tensors.size());
+  for (const auto& [name, tensor] : tensors) {
+    if (!tensor.defined())
+      throw FormatError("safetensors", fmt::format("cannot write '{}': tensor '{}' is undefined", path.string(), name),
+                        "tensor names must be unique, non-empty and not \"__metadata__\"; tensors must be defined");
+    stored.push_back({name, file_dtype_name(tensor.dtype()), tensor.shape(), tensor.raw(), tensor.nbytes()});
+  }
+  save_safetensors_bytes(path, stored, metadata);
+}
+
+void save_safetensors_bytes(const std::filesystem::path& path, const std::vector<StoredTensor>& tensors,
+                            const std::map<std::string, std::string>& metadata) {
   auto reject = [&](const std::string& message) {
     throw FormatError("safetensors", fmt::format("cannot write '{}': {}", path.string(), message),
                       "tensor names must be unique, non-empty and not \"__metadata__\"; tensors must be defined");
@@ -364,16 +377,21 @@ void save_safetensors(const std::filesystem::path& path, const std::vector<std::
   if (!metadata.empty()) header["__metadata__"] = metadata;
   std::set<std::string_view> seen;
   std::uint64_t offset = 0;
-  for (const auto& [name, tensor] : tensors) {
-    if (name.empty() || name == "__metadata__") reject(fmt::format("invalid tensor name '{}'", name));
-    if (!seen.insert(name).second) reject(fmt::format("duplicate tensor name '{}'", name));
-    if (!tensor.defined()) reject(fmt::format("tensor '{}' is undefined", name));
+  for (const StoredTensor& t : tensors) {
+    if (t.name.empty() || t.name == "__metadata__") reject(fmt::format("invalid tensor name '{}'", t.name));
+    if (!seen.insert(t.name).second) reject(fmt::format("duplicate tensor name '{}'", t.name));
+    const auto dtype = parse_dtype(t.dtype);
+    if (!dtype) reject(fmt::format("tensor '{}' has dtype '{}' (supported: {})", t.name, t.dtype, kSupported));
+    if (!t.data && t.nbytes) reject(fmt::format("tensor '{}' has no data", t.name));
+    if (t.nbytes != static_cast<std::size_t>(shape_numel(t.shape)) * dtype->size)
+      reject(fmt::format("tensor '{}' has {} bytes, but {} {} takes {}", t.name, t.nbytes, t.dtype, shape_str(t.shape),
+                         static_cast<std::size_t>(shape_numel(t.shape)) * dtype->size));
     nlohmann::ordered_json entry;
-    entry["dtype"] = file_dtype_name(tensor.dtype());
-    entry["shape"] = tensor.shape();
-    entry["data_offsets"] = {offset, offset + tensor.nbytes()};
-    header[name] = std::move(entry);
-    offset += tensor.nbytes();
+    entry["dtype"] = t.dtype;
+    entry["shape"] = t.shape;
+    entry["data_offsets"] = {offset, offset + t.nbytes};
+    header[t.name] = std::move(entry);
+    offset += t.nbytes;
   }
   std::string text;
   try {
@@ -387,8 +405,26 @@ void save_safetensors(const std::filesystem::path& path, const std::vector<std::
   AtomicFileWriter writer(path);
   writer.write(&header_len, 8);
   writer.write(text);
-  for (const auto& [name, tensor] : tensors) writer.write(tensor.raw(), tensor.nbytes());
+  for (const StoredTensor& t : tensors) writer.write(t.data, t.nbytes);
   writer.commit();
+}
+
+std::uint16_t f32_to_f16(float value) {
+  std::uint32_t x;
+  std::memcpy(&x, &value, 4);
+  const std::uint16_t sign = static_cast<std::uint16_t>((x >> 16) & 0x8000u);
+  const std::uint32_t abs = x & 0x7fffffffu;
+  if (abs > 0x7f800000u) return static_cast<std::uint16_t>(sign | 0x7e00u | ((abs >> 13) & 0x3ffu));  // NaN stays NaN
+  if (abs >= 0x477ff000u) return static_cast<std::uint16_t>(sign | 0x7c00u);  // rounds past 65504: inf
+  if (abs < 0x38800000u) {
+    // Half subnormals (and zero): value / 2^-24, rounded to nearest even.
+    const float scaled = std::ldexp(std::fabs(value), 24);
+    return static_cast<std::uint16_t>(sign | static_cast<std::uint16_t>(std::nearbyint(scaled)));
+  }
+  // Normal: rebias the exponent (127 -> 15) and round the 13 dropped mantissa bits to even.
+  const std::uint32_t rebiased = abs - (112u << 23);
+  const std::uint32_t rounded = rebiased + 0xfffu + ((rebiased >> 13) & 1u);
+  return static_cast<std::uint16_t>(sign | (rounded >> 13));
 }
 
 }  // namespace graft::io

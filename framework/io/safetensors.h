@@ -9,6 +9,7 @@
 // the mapping wherever the dtype allows it.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -46,6 +47,9 @@ class SafetensorsFile {
   // copy-on-write: writing into a view changes this process's copy, never the file.
   Tensor get(std::string_view name) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  // The tensor's bytes exactly as stored (info(name).nbytes of them, in its file dtype),
+  // for copying a tensor into another file unchanged. Valid while this object lives.
+  const std::byte* bytes(std::string_view name) const { return data_ + info(name).offset; }
 
  private:
   SafetensorsFile() = default;
@@ -64,5 +68,23 @@ class SafetensorsFile {
 void save_safetensors(const std::filesystem::path& path,
                       const std::vector<std::pair<std::string, Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
+
+// One tensor given as stored bytes: what save_safetensors writes for a Tensor, and what
+// writing a dtype graft does not compute in (F16) or a tensor copied unchanged from
+// another file needs. `data` holds `nbytes` bytes, which must be shape's element count
+// times the size of `dtype` (F32, F16, BF16, I32, I64).
+struct StoredTensor {
+  std::string name;
+  std::string dtype;  // as in the header: "F32", "F16", ...
+  Shape shape;
+  const void* data = nullptr;
+  std::size_t nbytes = 0;
+};
+void save_safetensors_bytes(const std::filesystem::path& path, const std::vector<StoredTensor>& tensors,
+                            const std::map<std::string, std::string>& metadata = {});
+
+// f32 -> IEEE half, round to nearest even (as PyTorch's .half()); beyond ±65504 it
+// gives ±inf, which a caller that must not write one checks for.
+std::uint16_t f32_to_f16(float value);
 
 }  // namespace graft::io

@@ -146,20 +146,65 @@ std::vector<const Site*> AdapterSet::hook_sites(const std::string& name, SiteKin
   return out;
 }
 
-void AdapterSet::merge(const std::string& name) {
+namespace {
+
+// Why a site of this kind folds into no weight, for the message refusing a complete merge.
+const char* why_not_foldable(SiteKind kind) {
+  switch (kind) {
+    case SiteKind::attention_kv: return "it prepends learned key/value rows to attention (prefix tuning), which no weight can hold";
+    case SiteKind::input_embeddings: return "it prepends virtual token embeddings to the input (prompt tuning), which no weight can hold";
+    case SiteKind::sublayer_output:
+      return "it transforms a sublayer's output with a module of its own (a bottleneck with its nonlinearity, or a fusion "
+             "of adapters), which no weight can hold";
+    case SiteKind::head: return "it changes the task head, which is not a backbone weight";
+    case SiteKind::linear: return "its method gives no weight delta (delta_weight) at a linear site";
+  }
+  return "";
+}
+
+std::string some_sites(const std::vector<const Site*>& sites) {
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < sites.size() && i < 3; ++i) names.push_back(sites[i]->name);
+  return fmt::format("{}{}", fmt::join(names, ", "), sites.size() > 3 ? fmt::format(" and {} more", sites.size() - 3) : "");
+}
+
+}  // namespace
+
+void AdapterSet::merge(const std::string& name, bool completely) {
   get(name);  // a ConfigError naming what is attached
   Attached& a = adapters_.at(name);
   if (!a.merged.empty()) return;
   std::map<std::string, Tensor> weights;
   for (const auto& p : backbone_.parameters()) weights[p.name] = p.tensor;
-  std::vector<std::pair<const Site*, Tensor>> deltas;
+  struct Fold {
+    const Site* site;
+    Tensor delta, bias;  // bias: the folded bias, undefined when the site's stays as it is
+  };
+  std::vector<Fold> folds;
+  std::vector<const Site*> unfolded;  // sites the adapter acts on that do not fold
+  auto refuse_unfolded = [&] {
+    const SiteKind kind = unfolded.front()->kind;
+    throw ConfigError("peft",
+                      fmt::format("adapter '{}' (method '{}') cannot be folded into the backbone's weights: at {} site{} {} {}",
+                                  name, a.method_name, site_kind_name(kind), unfolded.size() > 1 ? "s" : "",
+                                  some_sites(unfolded), why_not_foldable(kind)),
+                      "only methods whose every change is a weight delta (LoRA, DoRA, (IA)³) fold; load the adapter "
+                      "with the backbone instead (graft --adapter, or Hugging Face PEFT)");
+  };
   for (const Site& site : backbone_.sites()) {  // the backbone's order: stable messages
-    if (site.kind != SiteKind::linear || !a.hooks.count(&site)) continue;
+    if (!a.hooks.count(&site)) continue;
+    if (site.kind != SiteKind::linear) {
+      unfolded.push_back(&site);
+      continue;
+    }
     Tensor delta = plugin::call_plugin(a.method_name, fmt::format("its delta_weight() at site '{}'", site.name), [&] {
       NoGradGuard no_grad;
       return a.method->delta_weight(site);
     });
-    if (!delta.defined()) continue;
+    if (!delta.defined()) {
+      unfolded.push_back(&site);
+      continue;
+    }
     const std::string weight_name = site.checkpoint_module + ".weight";
     auto it = weights.find(weight_name);
     if (it == weights.end())
@@ -181,19 +226,48 @@ void AdapterSet::merge(const std::string& name) {
         throw ConfigError("peft", fmt::format("cannot merge adapter '{}': adapter '{}' is merged into {} already", name, other,
                                               weight_name),
                           fmt::format("unmerge '{}' first", other));
-    deltas.emplace_back(&site, delta);
+    Fold fold{&site, delta, {}};
+    // The bias the hooks make at x = 0 (see merge's contract); kept only when it changed.
+    if (auto bias = weights.find(site.checkpoint_module + ".bias"); bias != weights.end()) {
+      const Tensor& b = bias->second;
+      Tensor folded;
+      {
+        NoGradGuard no_grad;
+        LinearCall call{Tensor::zeros({1, 1, site.in_features}), w, b, ops::reshape(b.clone(), {1, 1, site.out_features})};
+        for (const auto& hook : a.hooks.at(&site)) {
+          try {
+            call.y = hook->linear(site, call, Rows{});
+          } catch (...) {
+            hook_failed(a, "linear", site);
+          }
+        }
+        folded = ops::reshape(call.y, {site.out_features});
+      }
+      if (folded.dtype() != b.dtype() || folded.shape() != b.shape())
+        throw ShapeError("peft", fmt::format("cannot merge adapter '{}' at {}: its hooks turned bias {} into {} {}", name,
+                                             site.name, shape_str(b.shape()), dtype_name(folded.dtype()), shape_str(folded.shape())));
+      if (std::memcmp(folded.raw(), b.raw(), b.nbytes()) != 0) fold.bias = folded.clone();
+    }
+    folds.push_back(std::move(fold));
   }
-  if (deltas.empty())
+  if (folds.empty() && (unfolded.empty() || !completely))
     throw ConfigError("peft", fmt::format("adapter '{}' (method '{}') cannot be merged: its method gives no weight delta at "
                                           "any of its sites", name, a.method_name),
-                      "run it unmerged; only methods with delta_weight (LoRA, DoRA) merge");
-  for (auto& [site, delta] : deltas) {
-    const Tensor& w = weights.at(site->checkpoint_module + ".weight");
-    Attached::Merged m{w, w.clone()};
+                      "run it unmerged; only methods with delta_weight (LoRA, DoRA, (IA)³) merge");
+  if (completely && !unfolded.empty()) refuse_unfolded();
+  for (auto& f : folds) {
+    const Tensor& w = weights.at(f.site->checkpoint_module + ".weight");
+    Attached::Merged m{w, w.clone(), {}, {}};
     float* dst = w.data<float>();
-    const float* d = delta.data<float>();
+    const float* d = f.delta.data<float>();
     for (std::int64_t i = 0, n = w.numel(); i < n; ++i) dst[i] += d[i];
-    a.merged.emplace(site, std::move(m));
+    if (f.bias.defined()) {
+      const Tensor& b = weights.at(f.site->checkpoint_module + ".bias");
+      m.bias = b;
+      m.bias_original = b.clone();
+      std::memcpy(b.raw(), f.bias.raw(), b.nbytes());
+    }
+    a.merged.emplace(f.site, std::move(m));
   }
 }
 
@@ -201,7 +275,10 @@ void AdapterSet::unmerge(const std::string& name) {
   get(name);  // a ConfigError naming what is attached
   Attached& a = adapters_.at(name);
   // The saved bits, not W − Δ: unmerging must not drift the shared weights by rounding.
-  for (auto& [site, m] : a.merged) std::memcpy(m.weight.raw(), m.original.raw(), m.original.nbytes());
+  for (auto& [site, m] : a.merged) {
+    std::memcpy(m.weight.raw(), m.original.raw(), m.original.nbytes());
+    if (m.bias.defined()) std::memcpy(m.bias.raw(), m.bias_original.raw(), m.bias_original.nbytes());
+  }
   a.merged.clear();
 }
 

@@ -60,11 +60,19 @@ class AdapterSet {
 
   // Folds adapter `name` into the frozen weights for zero-overhead inference: at every
   // linear site where its method gives a delta_weight, W += Δ (in f32), and its hook
-  // there stops running. Every forward pass then carries it whatever the selection;
-  // merging is for serving one adapter. Checked before any weight changes; a second
-  // merge is a no-op. Not while forward passes run: it writes the shared backbone.
-  void merge(const std::string& name);
-  // Restores the exact bits the merged weights had; a no-op when not merged.
+  // there stops running. Where the site has a bias, the bias becomes what the site's
+  // hooks make of it at x = 0 (a merge promises (W + Δ) x + b' equals the hooks'
+  // result, so b' is their value at x = 0: b itself for LoRA and DoRA, l ⊙ b for an
+  // (IA)³ output scaling, as PEFT's IA3 merge scales the bias). Every forward pass then
+  // carries it whatever the selection; merging is for serving one adapter. Checked
+  // before any weight changes; a second merge is a no-op. Not while forward passes run:
+  // it writes the shared backbone.
+  // `completely`: refused (naming the method, the sites and why) unless every site the
+  // adapter acts on folds, so that the merged weights alone compute what the adapter
+  // does: what exporting a merged checkpoint needs. Without it, sites that do not fold
+  // (no delta there, or not a linear site) keep running their hooks.
+  void merge(const std::string& name, bool completely = false);
+  // Restores the exact bits the merged weights (and biases) had; a no-op when not merged.
   void unmerge(const std::string& name);
   bool merged(const std::string& name) const { return !get(name).merged.empty(); }
 
@@ -78,9 +86,11 @@ class AdapterSet {
     std::shared_ptr<PeftMethod> method;
     std::unordered_map<const Site*, std::vector<std::shared_ptr<AdapterHook>>> hooks;
     std::unordered_map<const Site*, std::int64_t> prefixes;  // declared attention_kv lengths
-    // While merged: each merged site's weight and its bits before the merge.
+    // While merged: each merged site's weight and its bits before the merge, and its
+    // bias with its bits when the merge changed it.
     struct Merged {
       Tensor weight, original;
+      Tensor bias, bias_original;
     };
     std::unordered_map<const Site*, Merged> merged;
   };

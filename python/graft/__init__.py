@@ -117,6 +117,13 @@ class Session(_graft.Session):
         """Writes adapter `name` (and its head) as a folder that PEFT can load too."""
         super().save_adapter(name, str(folder))
 
+    def export_merged(self, name: str, folder) -> dict:
+        """Writes a new Hugging Face model folder with adapter `name` folded into the
+        weights (LoRA, DoRA, (IA)³), which transformers' AutoModel and graft.load() read as
+        a plain backbone. Returns a dict: folder, method, weights_dtype, changed (tensor
+        names), tensors, files (copied beside model.safetensors), notes."""
+        return super().export_merged(name, str(folder))
+
     def adapters(self) -> list[dict]:
         """Every adapter as a dict: name, method, config (dict), description,
         trainable_parameters, head (dict or None), head_parameters, source, default_lr."""

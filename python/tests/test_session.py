@@ -126,6 +126,23 @@ def test_merge_adapters_cat_with_one_zero_is_the_first_adapter(graft, tmp_path):
         s.merge_adapters("bad", [("ad_a", 0.5), ("ad_c", 0.5)], combination="ties_svd")
 
 
+def test_export_merged_folds_the_adapter_into_a_plain_backbone(graft, tmp_path):
+    backbone = need(GOLDEN / "backbones/tiny_bert")
+    s = graft.load(backbone)
+    s.load_adapter("peft", GOLDEN / "peft_lora/tiny_bert_lora")
+    r = s.export_merged("peft", tmp_path / "merged")
+    assert r["method"] == "lora" and r["weights_dtype"] == "F32" and len(r["changed"]) == 10
+    assert "config.json" in r["files"] and (tmp_path / "merged/model.safetensors").exists()
+    texts = ["hello world", "a b c"]
+    merged = graft.load(tmp_path / "merged")
+    for want, got in zip(s.hidden_states(texts, adapter="peft"), merged.hidden_states(texts)):
+        np.testing.assert_allclose(got, want, atol=1e-4)
+    with pytest.raises(graft.ConfigError, match="prefix_tuning.*cannot be folded"):
+        s.add_adapter("prefix", "prefix_tuning")
+        s.export_merged("prefix", tmp_path / "prefix")
+    assert not (tmp_path / "prefix").exists()
+
+
 def test_generate_streams_pieces_that_add_up_to_the_one_shot_text(graft):
     s = graft.load(need(STORIES) / "stories260K.bin")
     whole = s.generate("Once upon a time", max_tokens=40, stream=False)

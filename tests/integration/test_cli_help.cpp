@@ -37,6 +37,7 @@ const std::map<std::string, std::vector<std::string>>& known_options() {
       {"inspect", {}},
       {"info", {"backbone", "dtype", "method", "config", "plugin-dir"}},
       {"embed", {"backbone", "adapter", "pooling", "no-normalize", "dtype", "plugin-dir"}},
+      {"export", {"backbone", "adapter", "output", "merged", "plugin-dir"}},
       {"generate", {"backbone", "adapter", "prompt", "temperature", "top-p", "max-tokens", "seed", "dtype", "plugin-dir"}},
       {"train", join(join(kTaskOptions, kBudget), {"method", "config", "output", "lr-scale"})},
       {"compare", join(join(kTaskOptions, kBudget), {"methods", "configs", "output", "lr-scales"})},

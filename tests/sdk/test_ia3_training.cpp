@@ -15,13 +15,16 @@
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "graft/autograd.h"
 #include "graft/error.h"
 #include "graft/ops.h"
 #include "integration/peft_harness.h"
 #include "io/safetensors.h"
+#include "integration/cli_harness.h"
 #include "train/adapter_io.h"
+#include "train/merged_export.h"
 
 namespace graft::testing {
 namespace {
@@ -197,6 +200,56 @@ TEST(SdkIa3, LoadsPeftAdaptersWithPeftsOutputs) {
     std::printf("%s: |graft - PEFT| %.2e (the adapter moves %s by up to %.2f)\n", folder.filename().c_str(), diff, key,
                 ref.at("max_abs_change_from_bare").get<double>());
     EXPECT_LT(diff, ref.at("tolerance").at("f32_abs").get<double>()) << name;
+  }
+}
+
+// Exported merged (train/merged_export, graft export --merged), PEFT's (IA)³ adapters fold
+// as PEFT's IA3 merge does: output scalings into W's rows and the bias (BERT's key and
+// value have one), input scalings into W's columns, and on LLaMA down_proj's vector
+// into up_proj's rows. The exported folder, loaded as a plain backbone, gives PEFT's
+// outputs with the adapter and graft's with it attached.
+TEST(SdkIa3, ExportedMergedCheckpointsGivePeftsOutputs) {
+  const fs::path fixtures = fs::path(GRAFT_SOURCE_DIR) / "tests" / "sdk" / "peft_ia3";
+  for (const char* name : {"tiny_bert", "tiny_llama"}) {
+    SCOPED_TRACE(name);
+    auto& model = name == std::string("tiny_bert") ? tiny_bert() : tiny_llama();
+    const Backbone& b = *model.model;
+    const fs::path folder = fixtures / (std::string(name) + "_ia3");
+    const auto ref = nlohmann::json::parse(std::ifstream(folder / "reference.json"));
+    Batch batch{fixture_tensor(ref.at("input_ids")), Tensor(), Tensor()};
+    if (ref.contains("attention_mask")) batch.attention_mask = fixture_tensor(ref.at("attention_mask"));
+    if (ref.contains("token_type_ids")) batch.token_type_ids = fixture_tensor(ref.at("token_type_ids"));
+    const char* key = ref.contains("logits") ? "logits" : "last_hidden_state";
+    auto outputs = [&](const Backbone& backbone, AdapterSet* set) {
+      Tensor out = hidden(backbone, set, batch);
+      NoGradGuard no_grad;
+      return ref.contains("logits") ? backbone.lm_logits(out) : out;
+    };
+    AdapterSet set(b);
+    load_adapter(folder, set, "peft", registry(), b, nullptr);
+    const Tensor attached = outputs(b, &set);
+    const auto before = weight_bytes(b);
+    TempFolder tmp("ia3_export");
+    const MergedExport r = export_merged(tmp.path / "merged", set, "peft", b);
+    EXPECT_TRUE(weight_bytes(b) == before);
+    std::set<std::string> changed(r.changed.begin(), r.changed.end());
+    if (name == std::string("tiny_bert")) {
+      // Keys and values scale their outputs: rows and bias; output.dense (both) its input: columns only.
+      EXPECT_TRUE(changed.count("encoder.layer.0.attention.self.key.bias"));
+      EXPECT_TRUE(changed.count("encoder.layer.1.attention.self.value.bias"));
+      EXPECT_TRUE(changed.count("encoder.layer.0.output.dense.weight"));
+      EXPECT_FALSE(changed.count("encoder.layer.0.output.dense.bias"));
+      EXPECT_EQ(changed.size(), 2u * (2 + 2 + 2));  // per layer: key w+b, value w+b, the two output.dense weights
+    } else {
+      EXPECT_TRUE(changed.count("model.layers.0.mlp.up_proj.weight"));  // down_proj's vector, folded at up_proj
+      EXPECT_EQ(changed.size(), 2u * 3);
+    }
+    model::LoadedBackbone plain = model::load_backbone(tmp.path / "merged");
+    const Tensor exported = outputs(*plain.model, nullptr);
+    const double vs_attached = max_abs_diff(exported, attached), vs_peft = max_abs_diff(exported, fixture_tensor(ref.at(key)));
+    std::printf("%s (IA)³ export: |export - attached| %.2e, |export - PEFT| %.2e\n", name, vs_attached, vs_peft);
+    EXPECT_LT(vs_attached, 1e-4);
+    EXPECT_LT(vs_peft, 1e-4);
   }
 }
 

@@ -200,6 +200,48 @@ TEST_F(Safetensors, F16IsWidenedToF32) {
             (std::vector<float>{1.0f, -2.0f, 0.5f, 65504.0f, std::ldexp(1.0f, -24), std::numeric_limits<float>::infinity()}));
 }
 
+// Stored bytes (what a merged export writes for F16 and for tensors copied unchanged):
+// every half value survives f32 -> F16 -> f32, ties round to even, and what F16 cannot
+// hold becomes inf.
+TEST_F(Safetensors, StoredF16RoundTripsEveryHalfAndRoundsTiesToEven) {
+  std::vector<std::uint16_t> halves(65536);
+  for (std::size_t i = 0; i < halves.size(); ++i) halves[i] = static_cast<std::uint16_t>(i);
+  graft::io::save_safetensors_bytes(file(), std::vector<graft::io::StoredTensor>{{"h", "F16", {65536}, halves.data(), 65536 * 2}});
+  const auto st = SafetensorsFile::open(file());
+  EXPECT_EQ(st.info("h").file_dtype, "F16");
+  EXPECT_EQ(std::memcmp(st.bytes("h"), halves.data(), 65536 * 2), 0) << "stored bytes are written as given";
+  const std::vector<float> wide = st.get("h").to_floats();
+  int mismatches = 0;
+  for (std::size_t i = 0; i < halves.size(); ++i) {
+    if (std::isnan(wide[i])) {
+      const std::uint16_t back = graft::io::f32_to_f16(wide[i]);
+      EXPECT_TRUE((back & 0x7C00) == 0x7C00 && (back & 0x03FF) != 0) << i << ": NaN must stay NaN";
+      continue;
+    }
+    mismatches += graft::io::f32_to_f16(wide[i]) != halves[i];
+  }
+  EXPECT_EQ(mismatches, 0);
+  // Halfway between two neighbours: the one with an even mantissa.
+  for (std::uint16_t h : {std::uint16_t{0x0001}, std::uint16_t{0x03FF}, std::uint16_t{0x3C00}, std::uint16_t{0x3C01}, std::uint16_t{0x7BFE}}) {
+    const float mid = (wide[h] + wide[h + 1]) / 2;
+    EXPECT_EQ(graft::io::f32_to_f16(mid), (h & 1) ? h + 1 : h) << h;
+    EXPECT_EQ(graft::io::f32_to_f16(-mid), 0x8000 | ((h & 1) ? h + 1 : h)) << h;
+  }
+  EXPECT_EQ(graft::io::f32_to_f16(65519.f), 0x7BFF);  // rounds down to the largest half
+  EXPECT_EQ(graft::io::f32_to_f16(65520.f), 0x7C00);  // rounds past it: inf
+  EXPECT_EQ(graft::io::f32_to_f16(1e30f), 0x7C00);
+  EXPECT_EQ(graft::io::f32_to_f16(1e-10f), 0x0000);
+}
+
+TEST_F(Safetensors, StoredTensorsOfTheWrongSizeOrDtypeAreRefused) {
+  const float values[4] = {1, 2, 3, 4};
+  EXPECT_THROW(graft::io::save_safetensors_bytes(file(), std::vector<graft::io::StoredTensor>{{"w", "F32", {3}, values, 16}}),
+               graft::FormatError);
+  EXPECT_THROW(graft::io::save_safetensors_bytes(file(), std::vector<graft::io::StoredTensor>{{"w", "F8", {4}, values, 4}}),
+               graft::FormatError);
+  EXPECT_TRUE(listing().empty());
+}
+
 TEST_F(Safetensors, MisalignedTensorIsReadCorrectly) {
   const std::string data = "xx" + as_bytes<std::int32_t>({7, -9});
   write_bytes(file(), raw_file(R"({"t": {"dtype": "I32", "shape": [2], "data_offsets": [2, 10]}})", data));

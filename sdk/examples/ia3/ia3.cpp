@@ -13,7 +13,9 @@
 //     y ⊙ l with l of shape [out, 1];
 //   - a feedforward module (feedforward_modules, a subset of target_modules) scales the
 //     input, (x ⊙ l) Wᵀ + b with l of shape [1, in];
-//   - tensors are saved as "base_model.model.<module>.ia3_l".
+//   - tensors are saved as "base_model.model.<module>.ia3_l";
+//   - it merges (delta_weight) as PEFT's IA3 merge does: output rows diag(l)·W (and the
+//     bias l ⊙ b), input columns W·diag(l).
 // The defaults, keys + values + ffn.down as a feedforward module, are the paper's
 // placement on every backbone (and PEFT's LLaMA default: k_proj, v_proj, down_proj).
 //
@@ -141,6 +143,8 @@ struct Vector {
   const Site* site;  // the module the vector belongs to (and is named after)
   bool feedforward;  // input scaled ([1, in]) rather than output ([out, 1])
   Tensor l;
+  const Site* hooked;  // where its hook runs: `site`, or on LLaMA up_proj for down_proj's vector
+  bool scales_output;  // its hook scales `hooked`'s output rows (else its input columns)
 };
 
 class Ia3 : public PeftMethod {
@@ -196,12 +200,14 @@ class Ia3 : public PeftMethod {
       Tensor l = init_ones_ ? nn::ones_parameter(shape) : nn::parameter(shape, 1.f, init_stream(seed, i));
       if (!ff) {
         context.register_hook(s, std::make_shared<ScaleOutput>(l));
+        vectors_.push_back({&s, ff, l, &s, true});
       } else if (const Site* up = llama_ffn && s.module == "ffn.down" ? sibling(s, "ffn.up") : nullptr) {
         context.register_hook(*up, std::make_shared<ScaleOutput>(l));
+        vectors_.push_back({&s, ff, l, up, true});
       } else {
         context.register_hook(s, std::make_shared<ScaleInput>(l));  // the hook gets the frozen W with x
+        vectors_.push_back({&s, ff, l, &s, false});
       }
-      vectors_.push_back({&s, ff, l});
     }
   }
 
@@ -274,6 +280,41 @@ class Ia3 : public PeftMethod {
  "inference_mode": true, "auto_mapping": null, "target_modules": {}, "feedforward_modules": {}, "fan_in_fan_out": false,
  "modules_to_save": null, "init_ia3_weights": {}}})",
                        json_string(base), targets, feedforward, init_ones_);
+  }
+
+  // For merging and exporting merged checkpoints: what the hooks at `site` do to its
+  // weight. An output scaling is diag(l)·W (the host scales the bias with it, as PEFT's
+  // IA3 merge does), an input scaling W·diag(l); on LLaMA down_proj's input vector acts
+  // on up_proj's output, so it folds into up_proj's rows (PEFT folds it into down_proj's
+  // columns: the same function, since the product between them is elementwise). Output
+  // scalings of one site multiply, as their hooks do. Returned as the delta from W.
+  Tensor delta_weight(const Site& site) const override {
+    std::vector<float> rows(static_cast<std::size_t>(site.out_features), 1.f), columns(static_cast<std::size_t>(site.in_features), 1.f);
+    bool any = false;
+    for (const Vector& v : vectors_) {
+      if (v.hooked != &site) continue;
+      any = true;
+      const std::vector<float> l = v.l.to_floats();
+      auto& scale = v.scales_output ? rows : columns;
+      if (l.size() != scale.size())
+        throw ShapeError("ia3", fmt::format("vector of {} has {} entries for {} {} of {}", v.site->name, l.size(), scale.size(),
+                                            v.scales_output ? "output rows" : "input columns", site.name));
+      for (std::size_t i = 0; i < l.size(); ++i) scale[i] *= l[i];
+    }
+    if (!any) return Tensor();
+    Tensor weight;
+    for (const auto& p : backbone_->parameters())
+      if (p.name == site.checkpoint_module + ".weight") weight = p.tensor;
+    if (!weight.defined()) return Tensor();  // the host then keeps the hook running
+    const std::vector<float> w = weight.to_floats();  // f32 whatever the backbone holds
+    std::vector<float> delta(w.size());
+    const std::size_t in = columns.size();
+    for (std::size_t o = 0; o < rows.size(); ++o)
+      for (std::size_t i = 0; i < in; ++i) {
+        const float x = w[o * in + i];
+        delta[o * in + i] = rows[o] * x * columns[i] - x;
+      }
+    return Tensor::from_floats(delta, {site.out_features, site.in_features});
   }
 
   // PEFT names tensors after the module path of the model it wrapped: an adapter made on

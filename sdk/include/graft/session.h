@@ -125,6 +125,17 @@ struct GenerateOptions {
   std::uint64_t seed = 0;
 };
 
+// What Session::export_merged wrote.
+struct ExportSummary {
+  std::filesystem::path folder;
+  std::string method;                 // the adapter's method
+  std::string weights_dtype;          // of the merged weights: F32, F16 or BF16 (the checkpoint's)
+  std::vector<std::string> changed;   // tensors the merge changed
+  std::size_t tensors = 0;            // tensors in model.safetensors
+  std::vector<std::string> files;     // config, tokenizer and sentence-transformers files copied
+  std::vector<std::string> notes;     // what the checkpoint leaves out (the adapter's task head)
+};
+
 class Session {
  public:
   // Loads a Hugging Face model folder or a llama2.c checkpoint (and its tokenizer), and
@@ -167,6 +178,16 @@ class Session {
   HeadConfig add_head(const std::string& name, const data::Dataset& data, std::optional<Pooling> pooling = std::nullopt);
   std::vector<std::string> adapter_names() const;
   AdapterInfo adapter(const std::string& name) const;
+
+  // Writes a new Hugging Face model folder `folder` (config.json, model.safetensors with
+  // every tensor of the backbone's checkpoint in its dtype, tokenizer and
+  // sentence-transformers files) in which adapter `name` is folded into the weights:
+  // transformers' AutoModel and a graft Session on `folder` compute, with no adapter,
+  // what this session computes with it. LoRA, DoRA and (IA)³ fold; a method with a site
+  // that does not (prefix and prompt tuning, bottleneck adapters) is refused naming it.
+  // The task head is not part of the checkpoint (see ExportSummary::notes). The backbone
+  // is unchanged afterwards. Waits for the calls in flight and runs alone.
+  ExportSummary export_merged(const std::string& name, const std::filesystem::path& folder);
 
   // ---- inference (safe to call concurrently) ------------------------------------------
   // Final hidden states [B, T', hidden] of `texts` (padded to the longest).
