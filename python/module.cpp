@@ -376,7 +376,8 @@ PYBIND11_MODULE(_graft, m) {
           flat.reserve(rows.size() * width);
           for (const auto& r : rows) flat.insert(flat.end(), r.begin(), r.end());
         }
-        const auto n = static_cast<py::ssize_t>(texts.size());
+        // One row per text (per text and branch with a parallel block).
+        const auto n = static_cast<py::ssize_t>(width ? flat.size() / width : texts.size());
         return owning_array(std::move(flat), {n, static_cast<py::ssize_t>(width)});
       }, py::arg("texts"), py::kw_only(), py::arg("adapter") = py::none(), py::arg("stack") = py::none(),
          py::arg("normalize") = true, py::arg("max_length") = py::none(), py::arg("pooling") = py::none())
