@@ -303,7 +303,8 @@ void Session::merge_adapters(const std::string& name, const std::vector<std::pai
   if (s.entries.count(name)) throw ConfigError("merge", fmt::format("an adapter named '{}' already exists", name), "unload it first");
   std::vector<MergeSource> sources;
   std::vector<std::string> names;
-  for (const auto& [input, weight] : adapters) {
+  for (const auto& [name_of_input, weight] : adapters) {
+    const std::string& input = name_of_input;  // a plain reference: clang 14 cannot capture a binding
     const Entry& e = s.entry(input);
     if (e.method == kHeadOnly || e.method == kFullFineTuning)
       throw ConfigError("merge", fmt::format("'{}' is the built-in '{}' baseline: it has no adapter tensors to merge", input, e.method),
