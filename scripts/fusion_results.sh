@@ -4,7 +4,7 @@
 # RTE, against a Houlsby adapter trained on RTE alone — same backbone, data, budget and
 # seed. Each run keeps its folder under results/fusion/; a finished run (results.json)
 # is skipped, an interrupted one resumes, so the script picks up where it stopped.
-#   scripts/fusion_results.sh [BUILD]    (after `make models`; about an hour on 2 cores)
+#   scripts/fusion_results.sh [BUILD]    (after `make models`; 1–2 hours on 2 cores)
 set -euo pipefail
 BUILD=${1:-build}
 GRAFT="$BUILD/bin/graft"
