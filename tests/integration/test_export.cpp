@@ -29,6 +29,7 @@
 #include "io/safetensors.h"
 #include "model/backbone_registry.h"
 #include "train/merged_export.h"
+#include "unit/error_of.h"
 
 namespace graft::testing {
 namespace {
@@ -36,20 +37,6 @@ namespace fs = std::filesystem;
 
 const fs::path kFixtures = kGolden / "export_merged";
 constexpr double kTransformersTol = 1e-4;  // the bar: transformers on the export vs graft + adapter
-
-template <class E, class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw another exception: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "did not throw";
-  return "";
-}
 
 json encode(const Tensor& t) {
   json j = {{"dtype", t.dtype() == DType::i64 ? "i64" : "f32"}, {"shape", t.shape()}};

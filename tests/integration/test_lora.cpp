@@ -20,6 +20,7 @@
 #include "io/safetensors.h"
 #include "train/adapter_io.h"
 #include "unit/gradcheck.h"
+#include "unit/error_of.h"
 
 namespace graft::testing {
 namespace {
@@ -41,17 +42,6 @@ std::int64_t count_parameters(const AdapterSet& set) {
   std::int64_t n = 0;
   for (const auto& p : set.method("task").parameters()) n += p.tensor.numel();
   return n;
-}
-
-template <class E, class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an exception";
-  return {};
 }
 
 // ---------------------------------------------------------------- (i) parameter counts

@@ -23,6 +23,7 @@
 #include "io/safetensors.h"
 #include "train/adapter_io.h"
 #include "train/adapter_merge.h"
+#include "unit/error_of.h"
 
 namespace graft::testing {
 namespace {
@@ -37,17 +38,6 @@ std::map<std::string, Tensor> read_all(const fs::path& file) {
   std::map<std::string, Tensor> out;
   for (const auto& info : st.tensors()) out.emplace(info.name, st.get(info.name));
   return out;
-}
-
-template <class E, class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected an exception";
-  return {};
 }
 
 double max_diff(const std::vector<float>& a, const std::vector<float>& b) {

@@ -22,9 +22,11 @@
 #include "model/backbone_registry.h"
 #include "text/bpe.h"
 #include "text/wordpiece.h"
+#include "unit/error_of.h"
 
 namespace fs = std::filesystem;
 using namespace graft;
+using graft::testing::error_of;
 
 namespace {
 
@@ -48,18 +50,6 @@ class FuzzRegression : public ::testing::Test {
 
   fs::path dir_;
 };
-
-// The message of the graft::Error of type E that `f` throws ("" if it throws none).
-template <class E, class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no error thrown";
-  return {};
-}
 
 #define EXPECT_HAS(text, part) EXPECT_NE((text).find(part), std::string::npos) << "missing '" << (part) << "' in:\n" << (text)
 
