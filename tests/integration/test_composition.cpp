@@ -16,6 +16,7 @@
 #include "peft_harness.h"
 #include "plugin/fusion.h"
 #include "train/adapter_io.h"
+#include "unit/error_of.h"
 
 namespace graft::testing {
 namespace {
@@ -397,6 +398,34 @@ TEST(Composition, FusionOverAdaptersItCannotFuseIsRefused) {
   }
   EXPECT_THROW(s.add_adapter("f", "fusion", R"({"adapters": ["a", "missing"]})"), ConfigError);
   EXPECT_EQ(s.adapter_names(), (std::vector<std::string>{"a", "l"})) << "a refused fusion stayed attached";
+}
+
+// Calls that run one model refuse a parallel block; train refuses a composition that does
+// not run the trained adapter.
+TEST(Composition, OneModelCallsRefuseParallelAndTrainNeedsItsAdapter) {
+  Session s(minilm_path());
+  s.add_adapter("a", "lora", "", 1);
+  s.add_adapter("b", "houlsby", "", 2);
+  const auto train_rows = sst2_rows("train", 0, 16), dev_rows = sst2_rows("dev", 0, 8);
+  TempFolder dir("compose-refused");
+  TrainOptions o;
+  o.max_steps = 1;
+  o.output = dir.path / "run";
+  o.progress_line = false;
+  o.compose = Selection::parse("stack(b)");
+  EXPECT_NE(error_of<ConfigError>([&] { s.train("a", train_rows, dev_rows, o); }).find("does not run adapter 'a'"),
+            std::string::npos);
+  o.compose = Selection::parse("parallel(a,b)");
+  EXPECT_NE(error_of<ConfigError>([&] { s.train("a", train_rows, dev_rows, o); }).find("train runs one model"),
+            std::string::npos);
+  EXPECT_FALSE(fs::exists(o.output)) << "a refused run left a folder";
+  EXPECT_NE(error_of<ConfigError>([&] { s.evaluate(dev_rows, Selection::parse("parallel(a,b)")); }).find("not the branches"),
+            std::string::npos);
+  Session decoder(stories260k_path());
+  decoder.add_adapter("a", "lora", "", 1);
+  decoder.add_adapter("b", "lora", "", 2);
+  EXPECT_NE(error_of<ConfigError>([&] { decoder.generate("Once", Selection::parse("parallel(a,b)")); }).find("one model"),
+            std::string::npos);
 }
 
 // The command line: train a fusion over two saved adapters, then evaluate and predict
