@@ -439,6 +439,7 @@ PYBIND11_MODULE(_graft, m) {
         if (kw.contains("seed")) o.seed = kw["seed"].cast<std::uint64_t>();
         if (kw.contains("eval_every")) o.eval_every = kw["eval_every"].cast<std::int64_t>();
         if (kw.contains("save_every")) o.save_every = kw["save_every"].cast<std::int64_t>();
+        if (kw.contains("patience")) o.patience = kw["patience"].cast<std::int64_t>();
         if (kw.contains("output")) o.output = kw["output"].cast<fs::path>();
         if (kw.contains("pooling")) o.pooling = graft::parse_pooling(kw["pooling"].cast<std::string>());
         if (kw.contains("progress_line")) o.progress_line = kw["progress_line"].cast<bool>();
@@ -447,7 +448,7 @@ PYBIND11_MODULE(_graft, m) {
         for (auto item : kw) {
           static const std::vector<std::string> known = {"epochs", "max_steps", "batch_size", "grad_accumulation", "max_length",
                                                          "lr", "weight_decay", "warmup_ratio", "max_grad_norm", "schedule",
-                                                         "seed", "eval_every", "save_every", "output", "pooling",
+                                                         "seed", "eval_every", "save_every", "patience", "output", "pooling",
                                                          "progress_line", "label", "compose"};
           const auto key = item.first.cast<std::string>();
           if (std::find(known.begin(), known.end(), key) == known.end())
@@ -497,6 +498,8 @@ PYBIND11_MODULE(_graft, m) {
         d["peak_memory_mib"] = r.peak_memory_mib;
         d["resumed"] = r.resumed;
         d["stopped"] = r.stopped;
+        d["early_stopped"] = r.early_stopped;
+        d["already_finished"] = r.already_finished;
         d["lr"] = r.lr;
         d["trainable_parameters"] = r.trainable_parameters;
         d["best_folder"] = r.best_folder.string();

@@ -1,50 +1,155 @@
 #!/usr/bin/env python3
-"""Combine results/<task>/results.json (written by scripts/results.sh) into the
-Houlsby-et-al.-style table of docs/results.md: one row per method, the headline dev
-metric of each task (x100), their average, and the trainable-parameter percentage."""
+"""docs/results.md's fidelity tables, generated from the `graft compare` reports that
+scripts/results.sh writes (results/<task>/results.json, one row per method label).
+
+  results_table.py                    print the tables
+  results_table.py --write FILE       replace FILE's generated block (between the markers)
+  results_table.py --choose           the labels that get 3 seeds: full, and the best
+                                      adapters under 3% and under 1% of the parameters
+                                      by five-task average (comma-separated)
+"""
+import argparse
 import json
+import math
 import os
 import sys
 
-TASKS = [("rte", "RTE (acc)"), ("mrpc", "MRPC (F1/acc)"), ("stsb", "STS-B (P/S)"), ("cola", "CoLA (MCC)"), ("sst2", "SST-2 (acc)")]
-METHODS = ["full", "houlsby", "houlsby64", "pfeiffer", "lora", "prefix_tuning", "prompt_tuning", "head"]
+TASKS = [("rte", "RTE (acc)"), ("mrpc", "MRPC (F1/acc)"), ("stsb", "STS-B (P/S)"), ("cola", "CoLA (MCC)"),
+         ("sst2", "SST-2 (acc)")]
+BASELINES = {"full", "head"}
+BEGIN, END = "<!-- results_table.py: begin -->", "<!-- results_table.py: end -->"
 
 
-def main(root: str) -> int:
-    runs = {}
+def load(root):
+    """{task: {label: row}} from each task's compare report."""
+    out = {}
     for task, _ in TASKS:
-        # results/<task>/ and any results/<task>-<extra>/ (a method run on its own later);
-        # a compare still running has no results.json yet: read its finished methods.
-        for folder in sorted(os.listdir(root)):
-            if not (folder == task or folder.startswith(task + "-")):
-                continue
-            path = os.path.join(root, folder, "results.json")
-            if os.path.exists(path):
-                rows = json.load(open(path))
-            else:
-                rows = [dict(json.load(open(os.path.join(root, folder, m, "results.json"))), method=m)
-                        for m in sorted(os.listdir(os.path.join(root, folder)))
-                        if os.path.exists(os.path.join(root, folder, m, "results.json"))]
-            for r in rows:
-                runs[(task, r["method"])] = r
-    header = ["method", "trainable %"] + [name for _, name in TASKS] + ["average"]
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
-    for m in METHODS:
-        cells, scores, percent = [], [], None
+        path = os.path.join(root, task, "results.json")
+        if os.path.exists(path):
+            out[task] = {r["method"]: r for r in json.load(open(path)) if "error" not in r}
+    return out
+
+
+def score(row):
+    """(mean ×100, std ×100, seeds) of the row's headline dev metric."""
+    h = row["headline"]
+    if "seed_summary" in row:
+        s = row["seed_summary"]
+        return 100 * s["mean"][h], 100 * s["std"][h], s["n"]
+    return 100 * row["best"][h], 0.0, 1
+
+
+def labels_in_order(runs):
+    seen = []
+    for task, _ in TASKS:
+        for label in runs.get(task, {}):
+            if label not in seen:
+                seen.append(label)
+    return seen
+
+
+def averages(runs):
+    """{label: (average ×100, trainable %)} for labels with all five tasks."""
+    out = {}
+    for label in labels_in_order(runs):
+        rows = [runs.get(task, {}).get(label) for task, _ in TASKS]
+        if all(rows):
+            out[label] = (sum(score(r)[0] for r in rows) / len(rows), max(r["trainable_percent"] for r in rows))
+    return out
+
+
+def choose(runs):
+    avg = averages(runs)
+    picks = ["full"] if "full" in avg else []
+    for bar in (3.0, 1.0):
+        adapters = [(a, label) for label, (a, pct) in avg.items() if label not in BASELINES and pct < bar]
+        if adapters:
+            best = max(adapters)[1]
+            if best not in picks:
+                picks.append(best)
+    return picks
+
+
+def epochs(row, steps):
+    b = row.get("budget", {})
+    per_epoch = math.ceil(math.ceil(row["train_rows"] / b.get("batch_size", 32)) / b.get("grad_accumulation", 1))
+    return steps / per_epoch
+
+
+def tables(runs):
+    lines = []
+    avg = averages(runs)
+    header = ["method", "trainable %"] + [name for _, name in TASKS] + ["average", "seeds"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for label in labels_in_order(runs):
+        cells, seeds, percent = [], set(), None
         for task, _ in TASKS:
-            r = runs.get((task, m))
-            if not r or "error" in r:
+            row = runs.get(task, {}).get(label)
+            if not row:
                 cells.append("-")
                 continue
-            score = 100 * r["best"][r["headline"]]
-            scores.append(score)
-            percent = r["trainable_percent"]
-            cells.append(f"{score:.1f}")
-        average = f"{sum(scores) / len(scores):.1f}" if len(scores) == len(TASKS) else "-"
-        print(f"| {m} | {percent:.3f}% | " + " | ".join(cells) + f" | {average} |" if percent is not None else f"| {m} | - |")
+            mean, std, n = score(row)
+            seeds.add(n)
+            percent = row["trainable_percent"]
+            cells.append(f"{mean:.1f} ± {std:.1f}" if n > 1 else f"{mean:.1f}")
+        average = f"{avg[label][0]:.1f}" if label in avg else "-"
+        lines.append(f"| {label} | {percent:.3f}% | " + " | ".join(cells) + f" | {average} | {'/'.join(map(str, sorted(seeds)))} |")
+    lines.append("")
+    lines.append("Each cell: the best dev evaluation of the run (×100) at the learning rate chosen on dev; "
+                 "mean ± sample standard deviation where the row ran 3 seeds. The average is over the five tasks.")
+    lines.append("")
+    if "full" in avg:
+        full = avg["full"][0]
+        for bar, margin in ((3.0, 0.5), (1.0, 1.0)):
+            adapters = [(a, label, pct) for label, (a, pct) in avg.items() if label not in BASELINES and pct < bar]
+            if not adapters:
+                continue
+            a, label, pct = max(adapters)
+            verdict = "meets" if a >= full - margin else "does not meet"
+            lines.append(f"- **Best under {bar:g}%:** {label} ({pct:.2f}%) averages {a:.1f} against full fine-tuning's "
+                         f"{full:.1f} ({a - full:+.1f}); the bar is full − {margin:g}: it {verdict} it.")
+        lines.append("")
+    for task, name in TASKS:
+        if task not in runs:
+            continue
+        lines += [f"### {name}", "",
+                  "| method | lr chosen | lr × 0.3 / 1 / 3 (dev, seed 1) | best at epoch | epochs run | stopped early | train time |",
+                  "|---|---|---|---|---|---|---|"]
+        for label, row in runs[task].items():
+            sweep = {t["lr_scale"]: t for t in row.get("lr_sweep", [])}
+            tried = " / ".join(f"{100 * sweep[s]['score']:.1f}" if s in sweep and "score" in sweep[s] else "-" for s in (0.3, 1, 3))
+            early = "yes" if row.get("early_stopped") else "no"
+            lines.append(f"| {label} | {row['lr']:.3g} | {tried} | {epochs(row, row['best_step']):.2f} | "
+                         f"{epochs(row, row['steps']):.2f} | {early} | {row['train_seconds'] / 60:.0f} min |")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", default="results", help="the folder scripts/results.sh writes")
+    parser.add_argument("--write", metavar="FILE", help="replace FILE's generated block")
+    parser.add_argument("--choose", action="store_true", help="print the labels that get 3 seeds")
+    args = parser.parse_args()
+    runs = load(args.results)
+    if args.choose:
+        print(",".join(choose(runs)))
+        return 0
+    text = tables(runs)
+    if not args.write:
+        sys.stdout.write(text)
+        return 0
+    doc = open(args.write).read()
+    if BEGIN not in doc or END not in doc:
+        sys.exit(f"results_table.py: {args.write} has no '{BEGIN}' ... '{END}' block to replace")
+    head, rest = doc.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    tmp = args.write + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(head + BEGIN + "\n" + text + END + tail)
+    os.replace(tmp, args.write)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "results"))
+    sys.exit(main())

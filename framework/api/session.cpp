@@ -620,6 +620,7 @@ TrainSummary Session::train(const std::string& name, const data::Dataset& train_
   config.max_grad_norm = options.max_grad_norm;
   config.seed = options.seed;
   config.eval_every = options.eval_every;
+  config.patience = options.patience;
   config.save_every = options.save_every;
   config.output = options.output;
   config.progress = options.progress_line;
@@ -638,6 +639,8 @@ TrainSummary Session::train(const std::string& name, const data::Dataset& train_
   out.peak_memory_mib = train::peak_memory_mib();
   out.resumed = r.resumed;
   out.stopped = r.stopped;
+  out.early_stopped = r.early_stopped;
+  out.already_finished = r.already_finished;
   out.lr = config.lr;
   for (const auto& p : target.parameters) out.trainable_parameters += p.tensor.numel();
   out.best_folder = options.output / "best";

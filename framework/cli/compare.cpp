@@ -4,7 +4,10 @@
 // touch the weights the others use — then writes DIR/results.json, DIR/results.md and
 // DIR/chart.svg and prints the table. With --lr-scales each method is trained at its
 // learning rate times each scale and reported at the one that scores best on dev (as
-// Houlsby et al. chose theirs); every run is kept under DIR/METHOD/lr-X.
+// Houlsby et al. chose theirs); every run is kept under DIR/METHOD/lr-X. With --seeds the
+// search runs at the first seed, then the chosen rate at every seed (DIR/METHOD/seed-N),
+// and the row reports their mean and standard deviation. Every run is a `graft train`
+// folder, so a compare started again resumes: finished runs are read, not rerun.
 #include <fmt/format.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +16,7 @@
 #include <cctype>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "cli/args.h"
@@ -92,6 +96,10 @@ int cmd_compare(const std::vector<std::string>& argv) {
   specs.push_back({.name = "output", .help = "report folder", .example = "results/sst2", .default_note = "results/compare-TASK"});
   specs.push_back({.name = "lr-scales", .help = "multiples of each method's lr to try; the best on dev is reported", .value = "1",
                    .example = "0.3,1,3"});
+  specs.push_back({.name = "seeds", .help = "train each method at each seed (the lr search at the first); report mean ± std",
+                   .example = "1,2,3", .default_note = "--seed alone"});
+  specs.push_back({.name = "seeds-for", .help = "only these labels run every seed; the others run the first one (--seeds)",
+                   .example = "full,houlsby64", .default_note = "every method"});
   const Args args("compare", argv, specs);
   const std::vector<std::string> methods = split_commas(args.get("methods"));
   std::vector<std::string> labels;
@@ -121,6 +129,24 @@ int cmd_compare(const std::vector<std::string>& argv) {
       throw ConfigError("compare", fmt::format("--lr-scales: '{}' is not a positive number", item), "e.g. --lr-scales 0.3,1,3");
   }
   const bool sweep = args.has("lr-scales");
+  std::vector<std::uint64_t> seeds;
+  for (const auto& item : split_commas(args.get("seeds"))) {
+    const bool digits = !item.empty() && item.size() <= 18 && std::all_of(item.begin(), item.end(), [](unsigned char c) { return std::isdigit(c); });
+    if (!digits) throw ConfigError("compare", fmt::format("--seeds: '{}' is not a whole number", item), "e.g. --seeds 1,2,3");
+    seeds.push_back(std::stoull(item));
+    if (std::count(seeds.begin(), seeds.end(), seeds.back()) > 1)
+      throw ConfigError("compare", fmt::format("--seeds: {} appears twice", item), "each seed once, e.g. --seeds 1,2,3");
+  }
+  const bool multi_seed = args.has("seeds");
+  if (multi_seed && seeds.empty()) throw ConfigError("compare", "--seeds names no seed", "e.g. --seeds 1,2,3");
+  if (multi_seed && args.has("seed"))
+    throw ConfigError("compare", "--seed and --seeds both given", "--seeds 1,2,3 sets every run's seed; drop --seed");
+  const std::vector<std::string> seeds_for = split_commas(args.get("seeds-for"));
+  if (!seeds_for.empty() && !multi_seed) throw ConfigError("compare", "--seeds-for without --seeds", "e.g. --seeds 1,2,3 --seeds-for full");
+  for (const auto& label : seeds_for)
+    if (std::find(labels.begin(), labels.end(), label) == labels.end())
+      throw ConfigError("compare", fmt::format("--seeds-for: '{}' is not one of --methods", label),
+                        fmt::format("the labels run here: {}", fmt::join(labels, ",")));
   io::prepare_run_folder(output, "compare", wrote_compare_report);
   io::clean_stale_staging(output, "compare", {"results.json", "results.md", "chart.svg"});
 
@@ -131,7 +157,8 @@ int cmd_compare(const std::vector<std::string>& argv) {
     const bool inline_value = name.find('=') != std::string::npos;
     name = name.substr(0, name.find('='));
     const bool takes_value = std::any_of(specs.begin(), specs.end(), [&](auto& s) { return s.name == name && s.takes_value; });
-    if (name == "methods" || name == "configs" || name == "output" || name == "lr-scales") {
+    if (name == "methods" || name == "configs" || name == "output" || name == "lr-scales" || name == "seeds" ||
+        name == "seeds-for") {
       if (takes_value && !inline_value) ++i;
       continue;
     }
@@ -140,42 +167,75 @@ int cmd_compare(const std::vector<std::string>& argv) {
   }
 
 
+  // One `graft train` of a method; its results.json, or {"error"} when it failed.
+  auto train_run = [&](const std::string& label, const std::string& method, double scale, std::optional<std::uint64_t> seed,
+                       const fs::path& run_dir) -> json {
+    std::vector<std::string> args_for = shared;
+    args_for.insert(args_for.end(), {"--method", method, "--output", run_dir.string(), "--lr-scale", fmt::format("{:.9g}", scale)});
+    if (seed) args_for.insert(args_for.end(), {"--seed", std::to_string(*seed)});
+    const std::string config_key = configs.contains(label) ? label : method;
+    if (configs.contains(config_key)) args_for.insert(args_for.end(), {"--config", configs.at(config_key).dump()});
+    const int status = run_train(args_for);
+    if (status != 0 || !fs::exists(run_dir / "results.json")) return {{"error", fmt::format("exit status {}", status)}};
+    return io::load_json(run_dir / "results.json");
+  };
+  auto score_of = [](const json& run) { return run.at("best").at(run.at("headline").get<std::string>()).get<double>(); };
+
   json runs = json::array();
+  bool any_failed = false;
   for (const auto& entry : methods) {
     // "houlsby64=houlsby": the method under its own label, so one method can run with
     // several configs (--configs keys them by label) side by side.
     const auto eq = entry.find('=');
     const std::string label = entry.substr(0, eq), method = eq == std::string::npos ? entry : entry.substr(eq + 1);
     fmt::print(stderr, "\n== {} ({}/{})\n", entry, &entry - &methods[0] + 1, methods.size());
+    const std::optional<std::uint64_t> first_seed = multi_seed ? std::optional(seeds[0]) : std::nullopt;
+    const fs::path method_dir = output / label;
+    // The rate: the best on dev of the scales tried, at the first seed.
     json best, tried = json::array();
+    double best_scale = 1;
     for (const double scale : scales) {
-      // Each run scales its own rate (--lr, else the method's default_lr).
-      const fs::path run_dir = sweep ? output / label / fmt::format("lr-x{:.3g}", scale) : output / label;
-      std::vector<std::string> args_for = shared;
-      args_for.insert(args_for.end(), {"--method", method, "--output", run_dir.string(), "--lr-scale", fmt::format("{:.9g}", scale)});
-      const std::string config_key = configs.contains(label) ? label : method;
-      if (configs.contains(config_key)) args_for.insert(args_for.end(), {"--config", configs.at(config_key).dump()});
+      fs::path run_dir = sweep ? method_dir / fmt::format("lr-x{:.3g}", scale) : method_dir;
+      if (multi_seed) run_dir /= fmt::format("seed-{}", seeds[0]);
       if (sweep) fmt::print(stderr, "-- lr x{:.3g}\n", scale);
-      const int status = run_train(args_for);
-      if (status != 0 || !fs::exists(run_dir / "results.json")) {
-        tried.push_back({{"lr_scale", scale}, {"error", fmt::format("exit status {}", status)}});
+      json run = train_run(label, method, scale, first_seed, run_dir);
+      if (run.contains("error")) {
+        tried.push_back({{"lr_scale", scale}, {"error", run.at("error")}});
         continue;
       }
-      json run = io::load_json(run_dir / "results.json");
-      const std::string headline = run.at("headline");
-      const double score = run.at("best").at(headline).get<double>();
+      const double score = score_of(run);
       tried.push_back({{"lr", run.at("lr")}, {"lr_scale", scale}, {"score", score}, {"output", run_dir.string()}});
-      const bool lower_is_better = headline == "perplexity";  // as train::Scores ranks
-      if (best.is_null() || (lower_is_better ? score < best.at("best").at(headline).get<double>()
-                                             : score > best.at("best").at(headline).get<double>()))
+      const bool lower_is_better = run.at("headline") == "perplexity";  // as train::Scores ranks
+      if (best.is_null() || (lower_is_better ? score < score_of(best) : score > score_of(best))) {
         best = std::move(run);
+        best_scale = scale;
+      }
     }
     if (best.is_null()) {
       runs.push_back({{"method", label}, {"error", tried.back().at("error")}});
+      any_failed = true;
       continue;
     }
     if (sweep) best["lr_sweep"] = tried;
     if (label != method) best["method"] = label;  // the row's name; "plugin" names the method
+    if (multi_seed) {
+      // The chosen rate at every seed (the first one's run is the search's).
+      const bool every_seed = seeds_for.empty() || std::find(seeds_for.begin(), seeds_for.end(), label) != seeds_for.end();
+      json per_seed = json::array();
+      for (std::size_t i = 0; i < (every_seed ? seeds.size() : 1); ++i) {
+        const fs::path run_dir = (sweep ? method_dir / fmt::format("lr-x{:.3g}", best_scale) : method_dir) / fmt::format("seed-{}", seeds[i]);
+        if (i > 0) fmt::print(stderr, "-- seed {}\n", seeds[i]);
+        const json run = i == 0 ? best : train_run(label, method, best_scale, seeds[i], run_dir);
+        if (run.contains("error")) {
+          per_seed.push_back({{"seed", seeds[i]}, {"error", run.at("error")}, {"output", run_dir.string()}});
+          any_failed = true;
+          continue;
+        }
+        per_seed.push_back({{"seed", seeds[i]}, {"score", score_of(run)}, {"best", run.at("best")}, {"output", run_dir.string()}});
+      }
+      best["seeds"] = per_seed;
+      best["seed_summary"] = train::seed_summary(per_seed);
+    }
     runs.push_back(std::move(best));
   }
 
@@ -185,9 +245,7 @@ int cmd_compare(const std::vector<std::string>& argv) {
   io::write_file_atomic(output / "chart.svg", train::comparison_svg(runs, title));
   fmt::print("\n{}\n\n{}\nwritten: {}/results.json, results.md, chart.svg\n", title, train::comparison_table(runs, false),
              output.string());
-  for (const auto& r : runs)
-    if (r.contains("error")) return 1;
-  return 0;
+  return any_failed ? 1 : 0;
 }
 
 }  // namespace graft::cli

@@ -57,6 +57,8 @@ std::vector<OptionSpec> train_option_specs() {
       {.name = "seed", .help = "seed of initialisation, data order and dropout", .value = "42", .example = "7"},
       {.name = "eval-every", .help = "steps between evaluations", .example = "100", .default_note = "each epoch"},
       {.name = "save-every", .help = "steps between resumable checkpoints", .example = "500", .default_note = "each evaluation"},
+      {.name = "patience", .help = "stop after this many evaluations in a row without a better dev score (the best is kept)",
+       .example = "5", .default_note = "0: no early stopping"},
       {.name = "no-progress", .takes_value = false, .help = "no progress line"}};
   specs.insert(specs.end(), more.begin(), more.end());
   return specs;
@@ -108,6 +110,7 @@ int cmd_train(const std::vector<std::string>& argv) {
   options.seed = seed;
   options.eval_every = args.integer("eval-every", 0, 1, L::max_steps);
   options.save_every = args.integer("save-every", 0, 1, L::max_steps);
+  options.patience = args.integer("patience", 0, 0, L::max_patience);
   options.output = output;
   if (args.has("pooling")) options.pooling = parse_pooling(args.get("pooling"));
   options.progress_line = !args.has("no-progress");
@@ -123,6 +126,13 @@ int cmd_train(const std::vector<std::string>& argv) {
   fmt::print(stderr, "  {}\n", adapter.description);
 
   const TrainSummary r = session.train("task", task.train, task.dev, options);
+  // A finished run asked again (compare resuming a report): its results.json, written
+  // when it ran, holds the figures measured then (time, memory), so it stays.
+  if (r.already_finished && fs::exists(output / "results.json")) {
+    fmt::print("{}: already finished in {}: best dev {} {:.4f} at step {} of {}\n", method, output.string(), r.best.headline,
+               r.best.score(), r.best_step, r.steps);
+    return 0;
+  }
   nlohmann::json results = {
       {"method", method},
       {"plugin", adapter.method},
@@ -139,6 +149,10 @@ int cmd_train(const std::vector<std::string>& argv) {
       {"best_step", r.best_step},
       {"last", r.last.values},
       {"steps", r.steps},
+      {"early_stopped", r.early_stopped},
+      {"budget", {{"epochs", options.epochs}, {"max_steps", options.max_steps}, {"patience", options.patience},
+                  {"batch_size", options.batch_size}, {"grad_accumulation", options.grad_accumulation},
+                  {"max_length", options.max_length}, {"eval_every", options.eval_every}}},
       {"lr", r.lr},
       {"seed", seed},
       {"train_seconds", r.seconds},

@@ -34,6 +34,7 @@ void validate(const TrainConfig& c) {
   if (c.max_steps == 0) in_range<std::int64_t>("epochs", c.epochs, 1, L::max_epochs, "passes over the training set, e.g. 3");
   in_range<std::int64_t>("eval_every", c.eval_every, 0, L::max_steps, "steps between evaluations; 0: every epoch");
   in_range<std::int64_t>("save_every", c.save_every, 0, L::max_steps, "steps between checkpoints; 0: at every evaluation");
+  in_range<std::int64_t>("patience", c.patience, 0, L::max_patience, "evaluations without a better dev score; 0: no early stopping");
   if (!(c.lr > 0.f && c.lr <= static_cast<float>(L::max_lr)))
     throw ConfigError("train", fmt::format("the learning rate is {}, outside (0, {}]", c.lr, L::max_lr),
                       "adapters train at 1e-4 to 3e-2; see docs/cli.md for each method's default");

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <vector>
 
 namespace graft::train {
 namespace {
@@ -28,6 +30,27 @@ std::string escape_xml(const std::string& s) {
 
 }  // namespace
 
+nlohmann::json seed_summary(const nlohmann::json& per_seed) {
+  std::map<std::string, std::vector<double>> values;
+  std::size_t n = 0;
+  for (const auto& s : per_seed) {
+    if (!s.contains("best")) continue;
+    ++n;
+    for (auto it = s.at("best").begin(); it != s.at("best").end(); ++it) values[it.key()].push_back(it->get<double>());
+  }
+  nlohmann::json mean = nlohmann::json::object(), std = nlohmann::json::object();
+  for (const auto& [metric, v] : values) {
+    double m = 0;
+    for (double x : v) m += x;
+    m /= static_cast<double>(v.size());
+    double ss = 0;
+    for (double x : v) ss += (x - m) * (x - m);
+    mean[metric] = m;
+    std[metric] = v.size() > 1 ? std::sqrt(ss / static_cast<double>(v.size() - 1)) : 0.0;
+  }
+  return {{"n", n}, {"mean", mean}, {"std", std}};
+}
+
 std::string comparison_table(const nlohmann::json& runs, bool markdown) {
   const std::vector<std::string> header = {"method", "trainable", "% of backbone", "dev metric", "lr", "train time",
                                            "peak memory", "adapter file"};
@@ -40,7 +63,11 @@ std::string comparison_table(const nlohmann::json& runs, bool markdown) {
     const std::string headline = r.at("headline");
     rows.push_back({r.at("method"), fmt::format("{}", r.at("trainable_parameters").get<std::int64_t>()),
                     fmt::format("{:.3f}%", r.at("trainable_percent").get<double>()),
-                    fmt::format("{} {:.4f}", headline, r.at("best").at(headline).get<double>()),
+                    r.contains("seed_summary")
+                        ? fmt::format("{} {:.4f} ± {:.4f} ({} seed{})", headline,
+                                      r["seed_summary"]["mean"].value(headline, 0.0), r["seed_summary"]["std"].value(headline, 0.0),
+                                      r["seed_summary"].value("n", 0), r["seed_summary"].value("n", 0) == 1 ? "" : "s")
+                        : fmt::format("{} {:.4f}", headline, r.at("best").at(headline).get<double>()),
                     // A swept lr says how many were tried (compare --lr-scales).
                     r.contains("lr_sweep") ? fmt::format("{:.3g} (best of {})", r.value("lr", 0.0), r.at("lr_sweep").size())
                                            : fmt::format("{:.3g}", r.value("lr", 0.0)),
@@ -78,8 +105,8 @@ std::string comparison_svg(const nlohmann::json& runs, const std::string& title)
   for (const auto& r : runs) {
     if (r.contains("error")) continue;
     metric = r.at("headline");
-    points.push_back({r.at("method"), std::log10(std::max(r.at("trainable_percent").get<double>(), 1e-4)),
-                      r.at("best").at(metric).get<double>()});
+    const double y = r.contains("seed_summary") ? r["seed_summary"]["mean"].value(metric, 0.0) : r.at("best").at(metric).get<double>();
+    points.push_back({r.at("method"), std::log10(std::max(r.at("trainable_percent").get<double>(), 1e-4)), y});
   }
   const double W = 720, H = 440, left = 70, right = 30, top = 50, bottom = 60;
   double x0 = -3, x1 = 2, y0 = 0, y1 = 1;

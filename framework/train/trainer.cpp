@@ -160,6 +160,7 @@ TrainResult train_model(const TrainConfig& config, TrainTarget& target, const da
   std::int64_t step = 0;
   double tokens_seen = 0, seconds_before = 0;
   bool have_best = false;
+  std::int64_t evals_since_best = 0;
   const Checkpoint checkpoint{config.output / "checkpoint"};
   const json fingerprint = run_fingerprint(config, target, train_data.examples.size());
   Log log(config.output / "log.jsonl");
@@ -177,7 +178,20 @@ TrainResult train_model(const TrainConfig& config, TrainTarget& target, const da
       result.best_step = state.at("best_step");
       have_best = true;
     }
+    if (state.contains("last")) result.last = scores_from_json(state.at("last"));
+    evals_since_best = state.value("evals_since_best", std::int64_t{0});
     result.resumed = true;
+    // A finished run (its budget or, at this patience, its patience spent) is not run or
+    // evaluated again: `graft compare` reruns every run of a report to resume it.
+    const bool patience_spent = config.patience > 0 && evals_since_best >= config.patience;
+    if ((step >= total || patience_spent) && have_best && !result.last.headline.empty()) {
+      result.already_finished = true;
+      result.early_stopped = step < total;
+      result.steps = step;
+      result.seconds = seconds_before;
+      result.tokens_per_second = seconds_before > 0 ? tokens_seen / seconds_before : 0;
+      return result;
+    }
     log.write({{"event", "resumed"}, {"step", step}});
   }
 
@@ -193,6 +207,8 @@ TrainResult train_model(const TrainConfig& config, TrainTarget& target, const da
     json state = {{"run", fingerprint}, {"step", step}, {"tokens", tokens_seen},
                   {"seconds", seconds_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()}};
     if (have_best) state["best"] = scores_json(result.best), state["best_step"] = result.best_step;
+    if (!result.last.headline.empty()) state["last"] = scores_json(result.last);
+    state["evals_since_best"] = evals_since_best;
     checkpoint.save(target, optimizer, state);
   };
 
@@ -251,12 +267,25 @@ TrainResult train_model(const TrainConfig& config, TrainTarget& target, const da
         result.best = result.last;
         result.best_step = step;
         have_best = true;
+        evals_since_best = 0;
         if (target.export_best) target.export_best(config.output / "best");
+      } else {
+        ++evals_since_best;
       }
     }
+    const bool patience_spent = evaluate_now && step < total && config.patience > 0 && evals_since_best >= config.patience;
+    if (patience_spent) {
+      progress.note(fmt::format("{}: stopped early at step {}: {} evaluations without a better dev {} (best at step {})",
+                                config.label, step, evals_since_best, result.best.headline, result.best_step));
+      log.write({{"event", "early_stop"}, {"step", step}, {"best_step", result.best_step}});
+    }
     // Asked to stop (Ctrl-C in the Python module): checkpoint first, so the run resumes.
-    const bool stop = step < total && config.should_stop && config.should_stop();
-    if (stop || step % save_every == 0 || step == total) save_state();
+    const bool stop = !patience_spent && step < total && config.should_stop && config.should_stop();
+    if (stop || patience_spent || step % save_every == 0 || step == total) save_state();
+    if (patience_spent) {
+      result.early_stopped = true;
+      break;
+    }
     if (stop) {
       result.stopped = true;
       break;

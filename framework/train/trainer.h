@@ -30,6 +30,9 @@ struct TrainConfig {
   std::uint64_t seed = 42;
   std::int64_t eval_every = 0;  // steps; 0: at the end of every epoch
   std::int64_t save_every = 0;  // steps between resumable checkpoints; 0: at every evaluation
+  // Early stopping: the run ends after this many evaluations in a row without a better
+  // dev score (the best one is what it keeps); 0: it runs its whole budget.
+  std::int64_t patience = 0;
   std::filesystem::path output;  // checkpoint/, best/, log.jsonl go here
   bool progress = true;
   std::string label = "train";  // shown on the progress line
@@ -41,7 +44,7 @@ struct TrainConfig {
 // up front rather than wrapping, spinning or allocating terabytes.
 struct TrainLimits {
   static constexpr std::int64_t max_batch_size = 65536, max_grad_accumulation = 65536, max_length = 1 << 20;
-  static constexpr std::int64_t max_epochs = 100000, max_steps = 1000000000;
+  static constexpr std::int64_t max_epochs = 100000, max_steps = 1000000000, max_patience = 1000000;
   static constexpr double max_lr = 10, max_weight_decay = 10, max_grad_norm = 1e6;
 };
 // ConfigError naming the field and its range for a value outside TrainLimits (or zero,
@@ -61,6 +64,8 @@ struct TrainResult {
   double seconds = 0, tokens_per_second = 0;
   bool resumed = false;
   bool stopped = false;  // should_stop ended it: checkpoint written, no final evaluation
+  bool early_stopped = false;     // patience ran out before the budget did
+  bool already_finished = false;  // the checkpoint was of a finished run: nothing ran now
 };
 
 // What is being trained, and how to write it out when it is the best so far.

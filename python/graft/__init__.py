@@ -231,7 +231,8 @@ class Session(_graft.Session):
         with the checkpoint written. Ctrl-C does the same and raises KeyboardInterrupt;
         calling train again with the same output resumes. More options: grad_accumulation,
         max_length, weight_decay, warmup_ratio, max_grad_norm, schedule, seed, eval_every,
-        save_every, pooling, label, compose (train through a composition such as
+        save_every, patience (early stopping: stop after this many evaluations without a
+        better dev score), pooling, label, compose (train through a composition such as
         "stack(lang, task)" or "fuse(a, b)": only `adapter` learns). Returns a summary dict."""
         if train is None:
             if train_file is None:

@@ -1,16 +1,20 @@
 // `graft compare` end to end on a tiny backbone: every method trains in its own
 // process, a method that fails becomes a "failed" row (the others still report), the
-// command exits non-zero, and results.json / results.md / chart.svg are all written.
+// command exits non-zero, and results.json / results.md / chart.svg are all written;
+// --lr-scales and --seeds keep every run, a compare started again resumes, and --patience
+// stops a run that no longer improves.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <utility>
+#include <vector>
 
 #include "integration/cli_harness.h"
 
@@ -22,11 +26,11 @@ using graft::testing::read_file;
 
 // `graft compare` on the tiny BERT and a few SST-2 rows, writing into `out`; returns the
 // exit status (-1 when it did not exit) and what it printed.
-std::pair<int, std::string> run_compare(const fs::path& out, const std::string& args) {
+std::pair<int, std::string> run_compare(const fs::path& out, const std::string& args, const std::string& seed = "--seed 3") {
   const std::string cmd = fmt::format(
       "OMP_NUM_THREADS=1 \"{}\" compare --backbone \"{}/tests/golden/backbones/tiny_bert\" --task sst2 --data \"{}/data/glue\" "
-      "--train-rows 32 --dev-rows 16 --batch-size 8 --seed 3 --no-progress {} --output \"{}\"",
-      GRAFT_CLI, GRAFT_SOURCE_DIR, GRAFT_SHARED_DIR, args, out.string());
+      "--train-rows 32 --dev-rows 16 --batch-size 8 {} --no-progress {} --output \"{}\"",
+      GRAFT_CLI, GRAFT_SOURCE_DIR, GRAFT_SHARED_DIR, seed, args, out.string());
   return graft::testing::run_command(cmd, out.string() + ".log");
 }
 
@@ -103,6 +107,140 @@ TEST(CompareCli, LrSweepReportsEachMethodAtItsBestRate) {
                                         GRAFT_CLI, out.string());
   EXPECT_NE(WEXITSTATUS(std::system(twice.c_str())), 0);
   EXPECT_NE(read_file(out.string() + ".log").find("'lora' appears twice"), std::string::npos) << read_file(out.string() + ".log");
+  fs::remove(out.string() + ".log");
+}
+
+// The mean and standard deviation of a row, computed here from each seed's own run.
+std::pair<double, double> mean_std(const std::vector<double>& v) {
+  double m = 0, ss = 0;
+  for (double x : v) m += x;
+  m /= static_cast<double>(v.size());
+  for (double x : v) ss += (x - m) * (x - m);
+  return {m, v.size() > 1 ? std::sqrt(ss / static_cast<double>(v.size() - 1)) : 0.0};
+}
+
+// --seeds: every run is kept in its own folder, the row reports mean ± std over them, and
+// the same compare started again reads the finished runs instead of training them again.
+TEST(CompareCli, SeedsReportMeanAndStdAndKeepEveryRun) {
+  const fs::path out = fs::temp_directory_path() / "graft_compare_seeds";
+  fs::remove_all(out);
+  const std::string args = "--max-steps 6 --methods head,lora --seeds 11,12,13 --seeds-for lora --lr-scales 0.3,1";
+  const auto [status, log] = run_compare(out, args, "");
+  ASSERT_EQ(status, 0) << log;
+  const auto runs = nlohmann::json::parse(read_file(out / "results.json"));
+  ASSERT_EQ(runs.size(), 2u);
+
+  // lora: the rate searched at seed 11, then that rate at 12 and 13.
+  const auto& lora = runs[1];
+  ASSERT_TRUE(lora.contains("seeds")) << lora;
+  ASSERT_EQ(lora["seeds"].size(), 3u);
+  const std::string chosen = fs::path(lora["seeds"][0]["output"].get<std::string>()).parent_path().filename().string();
+  std::vector<double> scores;
+  std::vector<std::string> adapters;
+  for (int i = 0; i < 3; ++i) {
+    const fs::path dir = out / "lora" / chosen / fmt::format("seed-{}", 11 + i);
+    EXPECT_EQ(lora["seeds"][i]["output"].get<std::string>(), dir.string());
+    const auto run = nlohmann::json::parse(read_file(dir / "results.json"));
+    EXPECT_EQ(run.at("seed").get<int>(), 11 + i);
+    scores.push_back(run.at("best").at(run.at("headline").get<std::string>()).get<double>());
+    adapters.push_back(read_file(dir / "best" / "adapter_model.safetensors"));
+  }
+  // Different seeds are different runs: their initialisations differ, so their weights do.
+  EXPECT_NE(adapters[0], adapters[1]);
+  EXPECT_NE(adapters[1], adapters[2]);
+  const auto [mean, std] = mean_std(scores);
+  const std::string headline = lora.at("headline");
+  EXPECT_EQ(lora.at("seed_summary").at("n").get<int>(), 3);
+  EXPECT_NEAR(lora["seed_summary"]["mean"][headline].get<double>(), mean, 1e-12);
+  EXPECT_NEAR(lora["seed_summary"]["std"][headline].get<double>(), std, 1e-12);
+  // The other lr was tried at the first seed only.
+  ASSERT_EQ(lora.at("lr_sweep").size(), 2u);
+  for (const auto& tried : lora["lr_sweep"])
+    EXPECT_EQ(fs::path(tried.at("output").get<std::string>()).filename(), "seed-11") << tried;
+
+  // head: not in --seeds-for, so one seed, marked so.
+  EXPECT_EQ(runs[0].at("seed_summary").at("n").get<int>(), 1);
+  EXPECT_EQ(runs[0].at("seeds").size(), 1u);
+  const std::string table = read_file(out / "results.md");
+  EXPECT_NE(table.find(fmt::format("{:.4f} ± {:.4f} (3 seeds)", mean, std)), std::string::npos) << table;
+  EXPECT_NE(table.find("(1 seed)"), std::string::npos) << table;
+
+  // Started again: every run is read back, none trains again, the report is the same.
+  const std::string lines_before = read_file(out / "lora" / chosen / "seed-12" / "log.jsonl");
+  const auto [again, again_log] = run_compare(out, args, "");
+  ASSERT_EQ(again, 0) << again_log;
+  std::size_t finished = 0;
+  for (std::size_t at = 0; (at = again_log.find("already finished", at)) != std::string::npos; ++at) ++finished;
+  EXPECT_EQ(finished, 6u) << again_log;  // head: 2 rates; lora: 2 rates + 2 more seeds
+  EXPECT_EQ(read_file(out / "lora" / chosen / "seed-12" / "log.jsonl"), lines_before);
+  EXPECT_EQ(nlohmann::json::parse(read_file(out / "results.json")), runs);
+  fs::remove_all(out);
+  fs::remove(out.string() + ".log");
+
+  for (const auto& [bad, says] : std::vector<std::pair<std::string, std::string>>{
+           {"--seeds 1,x", "--seeds: 'x' is not a whole number"},
+           {"--seeds 1,2,1", "--seeds: 1 appears twice"},
+           {"--seeds 1,2 --seed 4", "--seed and --seeds both given"},
+           {"--seeds 1,2 --methods head --seeds-for lora", "--seeds-for: 'lora' is not one of --methods"},
+           {"--seeds-for head --methods head", "--seeds-for without --seeds"}}) {
+    const std::string cmd = fmt::format("\"{}\" compare --backbone x --task sst2 {} > \"{}.log\" 2>&1", GRAFT_CLI, bad, out.string());
+    EXPECT_NE(WEXITSTATUS(std::system(cmd.c_str())), 0) << bad;
+    EXPECT_NE(read_file(out.string() + ".log").find(says), std::string::npos) << bad << "\n" << read_file(out.string() + ".log");
+  }
+  fs::remove(out.string() + ".log");
+}
+
+// --patience: a run whose dev score stops improving ends after that many evaluations,
+// keeps its best, and is finished when asked again; a larger patience resumes it.
+TEST(CompareCli, PatienceStopsARunThatNoLongerImproves) {
+  const fs::path out = fs::temp_directory_path() / "graft_train_patience";
+  fs::remove_all(out);
+  // A rate of 1e-12 leaves the weights as they start: every evaluation after the first
+  // ties it, and a tie is no improvement.
+  auto train = [&](int patience) {
+    return graft::testing::run_command(
+        fmt::format("OMP_NUM_THREADS=1 \"{}\" train --backbone \"{}/tests/golden/backbones/tiny_bert\" --task sst2 --data "
+                    "\"{}/data/glue\" --train-rows 32 --dev-rows 16 --batch-size 8 --method lora --lr 1e-12 --max-steps 40 "
+                    "--eval-every 2 --patience {} --no-progress --output \"{}\"",
+                    GRAFT_CLI, GRAFT_SOURCE_DIR, GRAFT_SHARED_DIR, patience, out.string()),
+        out.string() + ".log");
+  };
+  auto steps_logged = [&] {
+    std::istringstream in(read_file(out / "log.jsonl"));
+    int steps = 0;
+    for (std::string line; std::getline(in, line);) steps += nlohmann::json::parse(line).value("event", "") == "" ? 1 : 0;
+    return steps;
+  };
+  const auto [status, log] = train(3);
+  ASSERT_EQ(status, 0) << log;
+  auto results = nlohmann::json::parse(read_file(out / "results.json"));
+  EXPECT_EQ(results.at("steps").get<int>(), 8) << "best at step 2, then 3 evaluations (4, 6, 8) without better";
+  EXPECT_EQ(results.at("best_step").get<int>(), 2);
+  EXPECT_TRUE(results.at("early_stopped").get<bool>());
+  EXPECT_EQ(results.at("budget").at("patience").get<int>(), 3);
+  EXPECT_EQ(steps_logged(), 8);
+  EXPECT_NE(read_file(out / "log.jsonl").find("\"early_stop\""), std::string::npos);
+
+  const auto [same, same_log] = train(3);
+  ASSERT_EQ(same, 0) << same_log;
+  EXPECT_NE(same_log.find("already finished"), std::string::npos) << same_log;
+  EXPECT_EQ(steps_logged(), 8);
+
+  const auto [more, more_log] = train(5);
+  ASSERT_EQ(more, 0) << more_log;
+  results = nlohmann::json::parse(read_file(out / "results.json"));
+  EXPECT_EQ(results.at("steps").get<int>(), 12) << more_log;
+  EXPECT_EQ(results.at("best_step").get<int>(), 2);
+  EXPECT_EQ(steps_logged(), 12);
+  fs::remove_all(out);
+  fs::remove(out.string() + ".log");
+
+  const std::string bad = fmt::format(
+      "\"{}\" train --backbone \"{}/tests/golden/backbones/tiny_bert\" --task sst2 --data \"{}/data/glue\" --train-rows 8 "
+      "--dev-rows 8 --method lora --output \"{}\" --patience -1 > \"{}.log\" 2>&1",
+      GRAFT_CLI, GRAFT_SOURCE_DIR, GRAFT_SHARED_DIR, out.string(), out.string());
+  EXPECT_NE(WEXITSTATUS(std::system(bad.c_str())), 0);
+  EXPECT_NE(read_file(out.string() + ".log").find("--patience"), std::string::npos) << read_file(out.string() + ".log");
   fs::remove(out.string() + ".log");
 }
 

@@ -69,6 +69,9 @@ struct TrainOptions {
   std::uint64_t seed = 42;
   std::int64_t eval_every = 0;  // steps; 0: at the end of every epoch
   std::int64_t save_every = 0;  // steps between resumable checkpoints; 0: at every evaluation
+  // Early stopping: end the run after this many evaluations in a row without a better dev
+  // score; the best evaluation's adapter is the one kept. 0: the whole budget runs.
+  std::int64_t patience = 0;
   // The run folder: best/ (an adapter folder), checkpoint/ (resumable), log.jsonl. A run
   // started again with the same folder resumes.
   std::filesystem::path output;
@@ -91,6 +94,8 @@ struct TrainSummary {
   double seconds = 0, tokens_per_second = 0, peak_memory_mib = 0;
   bool resumed = false;
   bool stopped = false;  // should_stop ended the run early (checkpoint written, no final evaluation)
+  bool early_stopped = false;     // patience ran out before the budget did
+  bool already_finished = false;  // output held a finished run: nothing was trained or evaluated now
   float lr = 0;
   std::int64_t trainable_parameters = 0;  // the adapter's and the head's
   std::filesystem::path best_folder;      // output/best
