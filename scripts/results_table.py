@@ -4,9 +4,12 @@ scripts/results.sh writes (results/<task>/results.json, one row per method label
 
   results_table.py                    print the tables
   results_table.py --write FILE       replace FILE's generated block (between the markers)
-  results_table.py --choose           the labels that get 3 seeds: full, and the best
+  results_table.py --choose           the labels that get 3 seeds: full, the best
                                       adapters under 3% and under 1% of the parameters
-                                      by five-task average (comma-separated)
+                                      by five-task average of the seed-1 runs, and those
+                                      that ran 3 seeds already (comma-separated)
+  results_table.py --choose --kept    only those that ran 3 seeds already
+  results_table.py --labels           the --methods entries in the reports (LABEL=METHOD)
 """
 import argparse
 import json
@@ -30,6 +33,11 @@ def load(root):
     return out
 
 
+def seed1(row):
+    """The seed-1 run's headline dev metric ×100 (what the rate and the 3-seed rows are chosen on)."""
+    return 100 * row["best"][row["headline"]]
+
+
 def score(row):
     """(mean ×100, std ×100, seeds) of the row's headline dev metric."""
     h = row["headline"]
@@ -48,18 +56,24 @@ def labels_in_order(runs):
     return seen
 
 
-def averages(runs):
+def averages(runs, of=lambda row: score(row)[0]):
     """{label: (average ×100, trainable %)} for labels with all five tasks."""
     out = {}
     for label in labels_in_order(runs):
         rows = [runs.get(task, {}).get(label) for task, _ in TASKS]
         if all(rows):
-            out[label] = (sum(score(r)[0] for r in rows) / len(rows), max(r["trainable_percent"] for r in rows))
+            out[label] = (sum(of(r) for r in rows) / len(rows), max(r["trainable_percent"] for r in rows))
     return out
 
 
+def kept(runs):
+    """Labels with a 3-seed row in any report."""
+    return [label for label in labels_in_order(runs)
+            if any(runs[t].get(label, {}).get("seed_summary", {}).get("n", 1) > 1 for t in runs)]
+
+
 def choose(runs):
-    avg = averages(runs)
+    avg = averages(runs, seed1)
     picks = ["full"] if "full" in avg else []
     for bar in (3.0, 1.0):
         adapters = [(a, label) for label, (a, pct) in avg.items() if label not in BASELINES and pct < bar]
@@ -67,7 +81,15 @@ def choose(runs):
             best = max(adapters)[1]
             if best not in picks:
                 picks.append(best)
-    return picks
+    return picks + [label for label in kept(runs) if label not in picks]
+
+
+def entries(runs):
+    out = []
+    for label in labels_in_order(runs):
+        row = next(runs[t][label] for t in runs if label in runs[t])
+        out.append(label if row.get("plugin", label) == label else f"{label}={row['plugin']}")
+    return out
 
 
 def epochs(row, steps):
@@ -130,10 +152,15 @@ def main():
     parser.add_argument("--results", default="results", help="the folder scripts/results.sh writes")
     parser.add_argument("--write", metavar="FILE", help="replace FILE's generated block")
     parser.add_argument("--choose", action="store_true", help="print the labels that get 3 seeds")
+    parser.add_argument("--kept", action="store_true", help="with --choose: only the labels that ran 3 seeds already")
+    parser.add_argument("--labels", action="store_true", help="print the reports' --methods entries")
     args = parser.parse_args()
     runs = load(args.results)
     if args.choose:
-        print(",".join(choose(runs)))
+        print(",".join(kept(runs) if args.kept else choose(runs)))
+        return 0
+    if args.labels:
+        print(",".join(entries(runs)))
         return 0
     text = tables(runs)
     if not args.write:
