@@ -14,7 +14,8 @@
 #   shipped   the other shipped methods and the baselines (lora, pfeiffer, prefix and
 #             prompt tuning, (IA)3, the linear probe)
 #   variants  configurations that may close the gap (bottleneck 128, parallel adapter,
-#             LoRA on every linear layer at r 16, rsLoRA, DoRA)
+#             LoRA on every linear layer at r 16, rsLoRA, DoRA, Houlsby adapters with the
+#             layer norms trained too)
 #   default: core seeds shipped variants seeds
 #
 # Resumable across sittings: every run is a `graft train` folder under results/<task>/
@@ -32,7 +33,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 TASKS=(rte mrpc stsb cola sst2)
 CORE=full,houlsby,houlsby64=houlsby
 SHIPPED=$CORE,lora,pfeiffer,prefix_tuning,prompt_tuning,head
-VARIANTS=lora_all16=lora,rslora_all16=lora,dora=lora,houlsby128=houlsby,parallel=houlsby
+VARIANTS=lora_all16=lora,rslora_all16=lora,dora=lora,houlsby128=houlsby,parallel=houlsby,houlsby_ln=houlsby
 PLUGINS=()
 # (IA)3 is the SDK's example plugin, built by the tests (make test) into BUILD/ia3-build.
 if [ -f "$BUILD/ia3-build/plugins/libgraft_ia3.so" ]; then

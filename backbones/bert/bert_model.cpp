@@ -9,7 +9,7 @@
 namespace graft::backbones {
 namespace {
 
-enum Slot { kQuery, kKey, kValue, kOutput, kUp, kDown, kAttention, kFfn, kKv };
+enum Slot { kQuery, kKey, kValue, kOutput, kUp, kDown, kAttention, kFfn, kKv, kAttentionNorm, kFfnNorm };
 
 }  // namespace
 
@@ -46,8 +46,11 @@ void BertModel::declare_sites() {
     sites_.push_back({layer + "ffn", SiteKind::sublayer_output, l, "ffn", hf + "output", 0, H});
     sites_.push_back({layer + "attention.kv", SiteKind::attention_kv, l, "attention.kv", hf + "attention.self", 0, H,
                       config_.heads, config_.heads, H / config_.heads});
+    sites_.push_back({layer + "attention.norm", SiteKind::norm, l, "attention.norm", hf + "attention.output.LayerNorm", 0, H});
+    sites_.push_back({layer + "ffn.norm", SiteKind::norm, l, "ffn.norm", hf + "output.LayerNorm", 0, H});
   }
   sites_.push_back({"head", SiteKind::head, -1, "head", "classifier", H, 0});
+  sites_.push_back({"embeddings.norm", SiteKind::norm, -1, "embeddings.norm", prefix_ + "embeddings.LayerNorm", 0, H});
 }
 
 std::vector<nn::NamedParameter> BertModel::parameters() const {
@@ -136,7 +139,8 @@ Tensor BertModel::forward(const Batch& batch, ForwardHooks* hooks, Tensor* mask_
   const std::vector<std::int64_t> lead = hooks ? hooks->leading_padding() : std::vector<std::int64_t>{};
   x = ops::add(x, ops::embedding(w.position, position_ids(batch, virtual_tokens, L, offsets, lead)));
   x = ops::add(x, ops::embedding(w.token_type, Tensor::from_ints(types, {B, L})));
-  Tensor h = ops::dropout(ops::layer_norm(x, w.emb_ln_g, w.emb_ln_b, config_.layer_norm_eps), config_.dropout, training);
+  Tensor h = ops::dropout(site_norm(sites_.back(), hooks, x, w.emb_ln_g, w.emb_ln_b, config_.layer_norm_eps), config_.dropout,
+                          training);
   const Tensor mask = additive_mask(key_mask, L, false);
 
   for (int l = 0; l < config_.layers; ++l) {
@@ -150,11 +154,13 @@ Tensor BertModel::forward(const Batch& batch, ForwardHooks* hooks, Tensor* mask_
     if (hooks) hooks->attention_kv(s[kKv], k, v, layer_mask, Rows{});
     Tensor context = attention(q, k, v, layer_mask, config_.attention_dropout, training);
     Tensor attn = ops::dropout(site_linear(s[kOutput], hooks, context, p.wo, p.bo), config_.dropout, training);
-    h = ops::layer_norm(ops::add(site_sublayer(s[kAttention], hooks, h, attn), h), p.attn_ln_g, p.attn_ln_b, config_.layer_norm_eps);
+    h = site_norm(s[kAttentionNorm], hooks, ops::add(site_sublayer(s[kAttention], hooks, h, attn), h), p.attn_ln_g, p.attn_ln_b,
+                  config_.layer_norm_eps);
 
     Tensor up = ops::gelu(site_linear(s[kUp], hooks, h, p.w_up, p.b_up), config_.gelu);
     Tensor down = ops::dropout(site_linear(s[kDown], hooks, up, p.w_down, p.b_down), config_.dropout, training);
-    h = ops::layer_norm(ops::add(site_sublayer(s[kFfn], hooks, h, down), h), p.ffn_ln_g, p.ffn_ln_b, config_.layer_norm_eps);
+    h = site_norm(s[kFfnNorm], hooks, ops::add(site_sublayer(s[kFfn], hooks, h, down), h), p.ffn_ln_g, p.ffn_ln_b,
+                  config_.layer_norm_eps);
   }
   if (mask_out) *mask_out = key_mask;
   return h;

@@ -46,7 +46,7 @@ class BertModel : public Backbone {
                       const std::vector<std::int64_t>& offsets, const std::vector<std::int64_t>& lead) const;
   void declare_sites();
 
-  static constexpr int kSitesPerLayer = 9;
+  static constexpr int kSitesPerLayer = 11;
   BertConfig config_;
   BertWeights weights_;
   std::string prefix_;  // "bert.", "roberta." or "" — as found in the checkpoint

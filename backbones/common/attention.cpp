@@ -18,6 +18,11 @@ Tensor site_sublayer(const Site& site, ForwardHooks* hooks, const Tensor& input,
   return hooks ? hooks->sublayer_output(site, {input, h}, Rows{}) : h;
 }
 
+Tensor site_norm(const Site& site, ForwardHooks* hooks, const Tensor& x, const Tensor& weight, const Tensor& bias, float eps) {
+  Tensor y = bias.defined() ? ops::layer_norm(x, weight, bias, eps) : ops::rms_norm(x, weight, eps);
+  return hooks ? hooks->norm(site, {x, weight, bias, eps, y}, Rows{}) : y;
+}
+
 Tensor ones_mask(std::int64_t batch, std::int64_t length) {
   return Tensor::from_ints(std::vector<std::int64_t>(static_cast<std::size_t>(batch * length), 1), {batch, length});
 }

@@ -15,6 +15,9 @@ Tensor site_linear(const Site& site, ForwardHooks* hooks, const Tensor& x, const
 // A block's output h before the residual add, transformed by the hooks at `site`;
 // `input` is what entered the block (the residual h is added to).
 Tensor site_sublayer(const Site& site, ForwardHooks* hooks, const Tensor& input, const Tensor& h);
+// layer_norm(x) (a bias given) or rms_norm(x) (none) with the frozen weights, then the
+// hooks at `site`.
+Tensor site_norm(const Site& site, ForwardHooks* hooks, const Tensor& x, const Tensor& weight, const Tensor& bias, float eps);
 
 // Additive attention mask [B, 1, T, S] (0 keep, large negative hide) from a key mask
 // [B, S] (1 token, 0 padding); `causal` also hides keys after each query, where query

@@ -12,7 +12,7 @@
 namespace graft::backbones {
 namespace {
 
-enum Slot { kQuery, kKey, kValue, kOutput, kGate, kUp, kDown, kAttention, kFfn, kKv };
+enum Slot { kQuery, kKey, kValue, kOutput, kGate, kUp, kDown, kAttention, kFfn, kKv, kAttentionNorm, kFfnNorm };
 
 }  // namespace
 
@@ -51,8 +51,11 @@ void LlamaModel::declare_sites() {
     sites_.push_back({layer + "ffn", SiteKind::sublayer_output, l, "ffn", hf + "mlp", 0, config_.dim});
     sites_.push_back({layer + "attention.kv", SiteKind::attention_kv, l, "attention.kv", hf + "self_attn", 0, config_.dim,
                       config_.n_heads, config_.n_kv_heads, head_dim});
+    sites_.push_back({layer + "attention.norm", SiteKind::norm, l, "attention.norm", hf + "input_layernorm", 0, config_.dim});
+    sites_.push_back({layer + "ffn.norm", SiteKind::norm, l, "ffn.norm", hf + "post_attention_layernorm", 0, config_.dim});
   }
   sites_.push_back({"head", SiteKind::head, -1, "head", "lm_head", config_.dim, config_.vocab_size});
+  sites_.push_back({"norm", SiteKind::norm, -1, "norm", "model.norm", 0, config_.dim});
 }
 
 std::vector<nn::NamedParameter> LlamaModel::parameters() const {
@@ -148,7 +151,7 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor& key_mask, std::int64_t p
 
   for (int l = 0; l < config_.n_layers; ++l) {
     const LlamaLayer& w = weights_.layers[l];
-    Tensor x = ops::rms_norm(h, w.attn_norm, config_.norm_eps);
+    Tensor x = site_norm(site(l, kAttentionNorm), hooks, h, w.attn_norm, Tensor(), config_.norm_eps);
     Tensor q = site_linear(site(l, kQuery), hooks, x, w.wq);
     Tensor k = site_linear(site(l, kKey), hooks, x, w.wk);
     Tensor v = site_linear(site(l, kValue), hooks, x, w.wv);
@@ -171,14 +174,14 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor& key_mask, std::int64_t p
     attn = site_linear(site(l, kOutput), hooks, attn, w.wo);
     h = ops::add(h, site_sublayer(site(l, kAttention), hooks, h, attn));
 
-    x = ops::rms_norm(h, w.ffn_norm, config_.norm_eps);
+    x = site_norm(site(l, kFfnNorm), hooks, h, w.ffn_norm, Tensor(), config_.norm_eps);
     Tensor gate = ops::silu(site_linear(site(l, kGate), hooks, x, w.w_gate));
     Tensor up = site_linear(site(l, kUp), hooks, x, w.w_up);
     Tensor down = site_linear(site(l, kDown), hooks, ops::mul(gate, up), w.w_down);
     h = ops::add(h, site_sublayer(site(l, kFfn), hooks, h, down));
   }
   if (mask_out) *mask_out = keys_mask;
-  return ops::rms_norm(h, weights_.final_norm, config_.norm_eps);
+  return site_norm(sites_.back(), hooks, h, weights_.final_norm, Tensor(), config_.norm_eps);
 }
 
 }  // namespace graft::backbones

@@ -60,7 +60,7 @@ class LlamaModel : public Backbone {
   const Site& site(int layer, int slot) const { return sites_[1 + layer * kSitesPerLayer + slot]; }
   void declare_sites();
 
-  static constexpr int kSitesPerLayer = 10;
+  static constexpr int kSitesPerLayer = 12;
   LlamaConfig config_;
   LlamaWeights weights_;
   BackboneInfo info_;

@@ -143,8 +143,9 @@ ActiveAdapters::Node ActiveAdapters::resolve_fuse(const Selection& s) const {
     if (kinds.size() != 1 || !kinds.count(SiteKind::sublayer_output))
       throw ConfigError("peft",
                         fmt::format("{} does not accept adapter '{}' (method '{}'): AdapterFusion attends over what "
-                                    "bottleneck adapters add at sublayer outputs",
-                                    s.to_string(), member, leaf.adapter->method_name),
+                                    "bottleneck adapters add at sublayer outputs{}",
+                                    s.to_string(), member, leaf.adapter->method_name,
+                                    kinds.count(SiteKind::norm) ? ", and this one also trains layer norms of its own" : ""),
                         "fuse Houlsby, Pfeiffer or parallel bottleneck adapters; combine LoRA adapters with average "
                         "or graft merge");
     if (node.adapter)
@@ -262,6 +263,28 @@ Tensor ActiveAdapters::run_sublayer(const Node& node, const Site& site, Sublayer
   return call.h;
 }
 
+Tensor ActiveAdapters::run_norm(const Node& node, const Site& site, NormCall call) const {
+  switch (node.kind) {
+    case Node::Kind::adapter:
+      if (!node.adapter->hooks.count(&site)) return call.y;
+      each_hook(*node.adapter, site, "norm", [&](AdapterHook& hook) { call.y = hook.norm(site, call, Rows{}); });
+      return call.y;
+    case Node::Kind::stack:
+      for (const Node& c : node.children) call.y = run_norm(c, site, call);
+      return call.y;
+    case Node::Kind::average: {
+      Tensor sum;
+      for (std::size_t i = 0; i < node.children.size(); ++i) {
+        const Tensor part = ops::scale(run_norm(node.children[i], site, call), node.weights[i]);
+        sum = sum.defined() ? ops::add(sum, part) : part;
+      }
+      return sum;
+    }
+    case Node::Kind::fuse: return call.y;  // bottleneck adapters only: nothing at norm sites
+  }
+  return call.y;
+}
+
 void ActiveAdapters::run_attention_kv(const Node& node, const Site& site, Tensor& k, Tensor& v, Tensor& mask) const {
   if (node.kind == Node::Kind::stack)
     for (const Node& c : node.children) run_attention_kv(c, site, k, v, mask);
@@ -322,6 +345,21 @@ Tensor ActiveAdapters::sublayer_output(const Site& site, const SublayerCall& cal
     parts.emplace_back(&g.rows, run_sublayer(g.node, site, own));
   }
   return scatter_parts(step.h, parts);
+}
+
+Tensor ActiveAdapters::norm(const Site& site, const NormCall& call, const Rows&) {
+  NormCall step = call;
+  RowParts parts;
+  for (const Group& g : groups_) {
+    if (!acts(g.node, site)) continue;
+    if (g.rows.empty()) {
+      step.y = run_norm(g.node, site, step);
+      continue;
+    }
+    const NormCall own{ops::gather_rows(call.x, g.rows), call.weight, call.bias, call.eps, ops::gather_rows(call.y, g.rows)};
+    parts.emplace_back(&g.rows, run_norm(g.node, site, own));
+  }
+  return scatter_parts(step.y, parts);
 }
 
 // Per row, each adapter prepends its own prefix keys; every row then gets as many

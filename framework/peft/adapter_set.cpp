@@ -157,6 +157,7 @@ const char* why_not_foldable(SiteKind kind) {
       return "it transforms a sublayer's output with a module of its own (a bottleneck with its nonlinearity, or a fusion "
              "of adapters), which no weight can hold";
     case SiteKind::head: return "it changes the task head, which is not a backbone weight";
+    case SiteKind::norm: return "it trains layer norms of its own, which merge does not fold into the backbone's";
     case SiteKind::linear: return "its method gives no weight delta (delta_weight) at a linear site";
   }
   return "";

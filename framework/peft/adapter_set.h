@@ -122,6 +122,7 @@ class ActiveAdapters : public ForwardHooks {
   Tensor sublayer_output(const Site& site, const SublayerCall& call, const Rows& rows) override;
   void attention_kv(const Site& site, Tensor& k, Tensor& v, Tensor& mask, const Rows& rows) override;
   void input_embeddings(const Site& site, Tensor& x, Tensor& key_mask, const Rows& rows) override;
+  Tensor norm(const Site& site, const NormCall& call, const Rows& rows) override;
   bool empty() const { return groups_.empty(); }
 
  private:
@@ -152,6 +153,7 @@ class ActiveAdapters : public ForwardHooks {
   // A node at `site` on one batch (the whole one, or its group's rows gathered).
   Tensor run_linear(const Node& node, const Site& site, LinearCall call) const;
   Tensor run_sublayer(const Node& node, const Site& site, SublayerCall call) const;
+  Tensor run_norm(const Node& node, const Site& site, NormCall call) const;
   void run_attention_kv(const Node& node, const Site& site, Tensor& k, Tensor& v, Tensor& mask) const;
   void run_input_embeddings(const Node& node, const Site& site, Tensor& x, Tensor& key_mask) const;
   void offset_prefixes();

@@ -144,6 +144,7 @@ const char* site_kind_name(SiteKind kind) {
     case SiteKind::attention_kv: return "attention_kv";
     case SiteKind::input_embeddings: return "input_embeddings";
     case SiteKind::head: return "head";
+    case SiteKind::norm: return "norm";
   }
   return "?";
 }

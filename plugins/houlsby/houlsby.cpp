@@ -63,14 +63,15 @@ constexpr const char* kSchema = R"json({
                      "description": "bert: N(0, 0.02^2); houlsby: N(0, 0.01^2) truncated at 2 std; mam_adapter: kaiming-uniform down, zero up (exact identity)"},
     "is_parallel": {"type": "boolean", "default": false, "description": "parallel adapter (He et al. 2022): the bottleneck reads the block's input, beside the block"},
     "scaling": {"type": ["number", "string"], "default": 1.0, "description": "factor on the adapter's output (He et al. 2022): a number, \"learned\" (one trainable scalar) or \"channel\" (one per hidden unit), both starting at 1"},
-    "leave_out": {"type": "array", "items": {"type": "integer"}, "default": [], "description": "layers without adapters"}
+    "leave_out": {"type": "array", "items": {"type": "integer"}, "default": [], "description": "layers without adapters"},
+    "train_layer_norms": {"type": "boolean", "default": false, "description": "also train the backbone's layer norms (Houlsby et al. 2019) as copies the adapter owns, starting from the backbone's: every norm of the adapter's layers, and the embeddings' (BERT) or final (LLaMA) one; the shared backbone is not changed"}
   }
 })json";
 
 constexpr float kAdapterLnEps = 1e-5f;  // torch.nn.LayerNorm's default, as AdapterHub uses
 
 struct Options {
-  bool mh_adapter, output_adapter, ln_before, ln_after, adapter_residual_before_ln, parallel;
+  bool mh_adapter, output_adapter, ln_before, ln_after, adapter_residual_before_ln, parallel, train_layer_norms;
   double reduction_factor, scaling;
   std::string scaling_kind;  // "" (the number `scaling`), "learned" or "channel"
   std::string non_linearity, init_weights;
@@ -103,7 +104,8 @@ Options parse(const Config& c) {
              "AdapterHub's ParBnConfig uses 4.0; \"learned\" trains one factor per adapter");
   }
   Options o{c.boolean("mh_adapter"), c.boolean("output_adapter"), c.boolean("ln_before"), c.boolean("ln_after"),
-            c.boolean("adapter_residual_before_ln"), parallel, c.number("reduction_factor"), scaling, scaling_kind,
+            c.boolean("adapter_residual_before_ln"), parallel, c.boolean("train_layer_norms"), c.number("reduction_factor"),
+            scaling, scaling_kind,
             c.string("non_linearity"), c.string("init_weights"), c.integers("leave_out")};
   if (!o.mh_adapter && !o.output_adapter)
     throw ConfigError("houlsby", "mh_adapter and output_adapter are both false: the adapter would add nothing",
@@ -160,6 +162,25 @@ class BottleneckHook : public AdapterHook {
   const Options& o_;
 };
 
+// A backbone norm trained as the adapter's own copy: the norm recomputed from its input
+// with the copy's weight (and bias), in place of the frozen one's output.
+struct NormCopy {
+  const Site* site = nullptr;
+  Tensor weight, bias;  // f32 [hidden]; bias undefined for RMSNorm
+};
+
+class NormCopyHook : public AdapterHook {
+ public:
+  explicit NormCopyHook(const NormCopy& n) : n_(n) {}
+  Tensor norm(const Site&, const NormCall& call, const Rows& rows) override {
+    Tensor y = n_.bias.defined() ? ops::layer_norm(call.x, n_.weight, n_.bias, call.eps) : ops::rms_norm(call.x, n_.weight, call.eps);
+    return rows.all() ? y : ops::add(call.y, rows.gate(ops::sub(y, call.y)));
+  }
+
+ private:
+  const NormCopy& n_;
+};
+
 class Houlsby : public PeftMethod {
  public:
   explicit Houlsby(const Config& c) : config_json_(c.to_json()), o_(parse(c)) {}
@@ -204,6 +225,7 @@ class Houlsby : public PeftMethod {
       adapters_.push_back(std::move(a));
     }
     for (const SiteAdapter& a : adapters_) ctx.register_hook(*a.site, std::make_shared<BottleneckHook>(a, o_));
+    if (o_.train_layer_norms) attach_norms(ctx, layers);
   }
 
   std::vector<nn::NamedParameter> parameters() const override {
@@ -218,6 +240,11 @@ class Houlsby : public PeftMethod {
       if (o_.ln_after) out.push_back({a.prefix + "adapter_norm_after.weight", a.norm_after_g}), out.push_back({a.prefix + "adapter_norm_after.bias", a.norm_after_b});
       if (a.scaling.defined()) out.push_back({a.prefix + "scaling", a.scaling});  // AdapterHub's nn.Parameter
     }
+    // The norms under the backbone's own names, as PEFT's modules_to_save keeps copies.
+    for (const NormCopy& n : norms_) {
+      out.push_back({n.site->checkpoint_module + ".weight", n.weight});
+      if (n.bias.defined()) out.push_back({n.site->checkpoint_module + ".bias", n.bias});
+    }
     return out;
   }
 
@@ -230,10 +257,11 @@ class Houlsby : public PeftMethod {
     const char* where = o_.mh_adapter && o_.output_adapter ? "attention and FFN" : o_.mh_adapter ? "attention" : "FFN";
     const std::string scaling = o_.scaling_kind.empty() ? fmt::format("{:g}", o_.scaling) : o_.scaling_kind;
     const char* kind = o_.parallel ? "Parallel" : o_.mh_adapter && o_.output_adapter ? "Houlsby" : "Bottleneck";
-    return fmt::format("{} adapters (reduction {:g}, bottleneck {}, {}, scaling {}) {} {} in {} of {} blocks: {} trainable "
+    const std::string norms = norms_.empty() ? "" : fmt::format(", {} layer norms trained", norms_.size());
+    return fmt::format("{} adapters (reduction {:g}, bottleneck {}, {}, scaling {}) {} {} in {} of {} blocks{}: {} trainable "
                        "params, {:.2f}% of the backbone's {}",
                        kind, o_.reduction_factor, bottleneck_, o_.non_linearity, scaling, o_.parallel ? "beside" : "after", where, blocks,
-                       info_.num_layers, grouped(count), 100.0 * count / std::max<std::int64_t>(1, info_.parameter_count),
+                       info_.num_layers, norms, grouped(count), 100.0 * count / std::max<std::int64_t>(1, info_.parameter_count),
                        grouped(info_.parameter_count));
   }
 
@@ -270,6 +298,28 @@ class Houlsby : public PeftMethod {
   }
 
  private:
+  // Every norm site in `layers`, and those outside the layer stack (layer -1), starting
+  // from the backbone's weights in f32.
+  void attach_norms(AttachContext& ctx, const std::vector<std::int64_t>& layers) {
+    std::map<std::string, Tensor> weights;
+    for (const auto& p : ctx.backbone().parameters()) weights[p.name] = p.tensor;
+    auto copy = [&](const std::string& name) {
+      const auto it = weights.find(name);
+      if (it == weights.end()) return Tensor();
+      return Tensor::from_floats(it->second.to_floats(), it->second.shape()).set_requires_grad(true);
+    };
+    for (const Site& site : ctx.backbone().sites()) {
+      if (site.kind != SiteKind::norm) continue;
+      if (site.layer >= 0 && std::find(layers.begin(), layers.end(), site.layer) == layers.end()) continue;
+      NormCopy n{&site, copy(site.checkpoint_module + ".weight"), copy(site.checkpoint_module + ".bias")};
+      if (!n.weight.defined())
+        throw ConfigError("houlsby", fmt::format("train_layer_norms: the backbone has no weight '{}.weight' for norm site '{}'",
+                                                 site.checkpoint_module, site.name),
+                          "this backbone does not name its norms as its sites say; set train_layer_norms to false");
+      norms_.push_back(std::move(n));
+    }
+    for (const NormCopy& n : norms_) ctx.register_hook(*n.site, std::make_shared<NormCopyHook>(n));
+  }
   static std::string module_prefix(const Site& site, bool bert_layout) {
     if (bert_layout) return site.checkpoint_module;  // encoder.layer.N.attention.output / encoder.layer.N.output
     const std::string layer = site.checkpoint_module.substr(0, site.checkpoint_module.find_last_of('.'));
@@ -286,6 +336,7 @@ class Houlsby : public PeftMethod {
   BackboneInfo info_;
   std::int64_t bottleneck_ = 0;
   std::vector<SiteAdapter> adapters_;
+  std::vector<NormCopy> norms_;  // train_layer_norms
 };
 
 PeftMethod* create(const Config& c) { return new Houlsby(c); }

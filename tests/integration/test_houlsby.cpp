@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <map>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -130,6 +131,60 @@ TEST(Houlsby, InitialOutputIsTheFrozenBackbones) {
   }
 }
 
+// train_layer_norms: the adapter's copies of the norms, set to other values, give what a
+// backbone whose own norms hold those values gives (the adapter itself adding nothing:
+// mam_adapter's zero up projection); at the start they are the backbone's, exactly.
+TEST(Houlsby, TrainedLayerNormsEqualABackboneHoldingThoseNorms) {
+  for (const char* name : {"tiny_bert", "tiny_llama"}) {
+    SCOPED_TRACE(name);
+    const fs::path path = fs::path(GRAFT_SOURCE_DIR) / "tests" / "golden" / "backbones" / name;
+    const Backbone& bb = *(std::string(name) == "tiny_bert" ? tiny_bert() : tiny_llama()).model;
+    const Batch batch = two_row_batch(bb.info().vocab_size);
+    auto set = attach(bb, "houlsby", R"({"init_weights": "mam_adapter", "train_layer_norms": true})");
+    Tensor frozen;
+    {
+      NoGradGuard no_grad;
+      frozen = bb.forward(batch);
+    }
+    EXPECT_EQ(max_abs_diff(run(bb, *set, batch), frozen), 0.0);
+
+    // The norms: every norm of the backbone, under the backbone's own names.
+    std::map<std::string, Tensor> backbone_weights;
+    for (const auto& p : bb.parameters()) backbone_weights[p.name] = p.tensor;
+    const auto before = weight_bytes(bb);
+    std::size_t norm_sites = 0;
+    for (const Site& site : bb.sites()) norm_sites += site.kind == SiteKind::norm;
+    EXPECT_EQ(norm_sites, static_cast<std::size_t>(2 * bb.info().num_layers + 1));
+    const model::LoadedBackbone other = model::load_backbone(path);
+    std::map<std::string, Tensor> other_weights;
+    for (const auto& p : other.model->parameters()) other_weights[p.name] = p.tensor;
+    std::size_t copies = 0;
+    std::uint64_t seed = 11;
+    for (const auto& [full_name, tensor] : parameters_of(*set)) {
+      const std::string name_in_adapter = full_name.substr(full_name.find('.') + 1);  // without "task."
+      if (!backbone_weights.count(name_in_adapter)) continue;  // an adapter tensor, not a norm copy
+      const nn::NamedParameter p{name_in_adapter, tensor};
+      ++copies;
+      const Tensor values = nn::parameter(p.tensor.shape(), 0.3f, ++seed);
+      std::vector<float> v = values.to_floats();
+      if (p.name.ends_with(".weight"))
+        for (float& x : v) x += 1.f;
+      std::memcpy(p.tensor.raw(), v.data(), v.size() * sizeof(float));
+      std::memcpy(other_weights.at(p.name).raw(), v.data(), v.size() * sizeof(float));
+    }
+    EXPECT_EQ(copies, norm_sites * (std::string(name) == "tiny_bert" ? 2 : 1));  // LayerNorm: weight and bias
+    Tensor want;
+    {
+      NoGradGuard no_grad;
+      want = other.model->forward(batch);
+    }
+    const double d = max_abs_diff(run(bb, *set, batch), want);
+    EXPECT_LT(d, 1e-5);
+    EXPECT_GT(max_abs_diff(want, frozen), 1e-2) << "the new norms must change the output";
+    EXPECT_TRUE(weight_bytes(bb) == before) << "setting the adapter's norms changed the shared backbone's";
+  }
+}
+
 // ---- (iii) gradients of every adapter parameter ----------------------------------
 
 void gradcheck_on(const Backbone& bb, const std::string& config, const std::string& label) {
@@ -149,12 +204,14 @@ TEST(Houlsby, GradientsMatchFiniteDifferencesOnTinyBert) {
                R"({"reduction_factor": 8, "ln_before": true, "ln_after": true, "adapter_residual_before_ln": true,
                    "non_linearity": "gelu", "scaling": 0.5, "leave_out": [0]})",
                "tiny bert with adapter norms");
+  gradcheck_on(*tiny_bert().model, R"({"reduction_factor": 8, "train_layer_norms": true})", "tiny bert, layer norms trained");
 }
 
 TEST(Houlsby, GradientsMatchFiniteDifferencesOnTinyLlama) {
   gradcheck_on(*tiny_llama().model, R"({"reduction_factor": 4})", "tiny llama houlsby");
   gradcheck_on(*tiny_llama().model, R"({"reduction_factor": 8, "ln_after": true, "non_linearity": "tanh"})",
                "tiny llama with adapter norm");
+  gradcheck_on(*tiny_llama().model, R"({"reduction_factor": 8, "train_layer_norms": true})", "tiny llama, RMSNorms trained");
 }
 
 // ---- (iv) training ---------------------------------------------------------------
@@ -167,6 +224,12 @@ TEST(Houlsby, TrainsSst2OnMiniLM) {
   EXPECT_TRUE(run.backbone_unchanged) << "training changed the frozen backbone";
 }
 
+TEST(Houlsby, TrainsSst2WithLayerNormsOnMiniLM) {
+  const LearningRun run = learn_sst2({"houlsby", R"({"train_layer_norms": true})", 40, 1e-3f, 1});
+  EXPECT_GT(run.after.accuracy, run.before.accuracy + 0.1);
+  EXPECT_TRUE(run.backbone_unchanged) << "training the norm copies changed the backbone's own norms";
+}
+
 TEST(Houlsby, TrainsCausalLmOnStories260K) {
   const LearningRun run = learn_stories({"houlsby", "", 60, 3e-3f, 1});
   EXPECT_LT(run.after.loss, run.before.loss - 0.1);
@@ -177,7 +240,7 @@ TEST(Houlsby, TrainsCausalLmOnStories260K) {
 
 TEST(Houlsby, SaveLoadReproducesOutputsExactly) {
   for (Backbone* bb : {minilm().model.get(), stories260k().model.get()}) {
-    auto set = attach(*bb, "houlsby", R"({"ln_after": true, "leave_out": [1], "non_linearity": "gelu"})");
+    auto set = attach(*bb, "houlsby", R"({"ln_after": true, "leave_out": [1], "non_linearity": "gelu", "train_layer_norms": true})");
     randomize(*set, 0.1f, 3);
     const Batch batch = two_row_batch(bb->info().vocab_size);
     const Tensor want = run(*bb, *set, batch);

@@ -102,9 +102,9 @@ TEST(PluginLoader, EachBrokenPluginHasItsOwnMessage) {
   expect_rejected("not_a_library", {"not a shared library", "not an ELF file"});
   expect_rejected("unresolved", {"has unresolved symbols", "undefined symbol: graft_symbol_nobody_defines"});
   expect_rejected("no_entry", {"no entry symbol 'graft_peft_plugin'", "GRAFT_PLUGIN"});
-  expect_rejected("wrong_abi", {"plugin ABI 999.3, this graft supports ABI 2.x (up to 2.0)", "rebuild the plugin"});
-  expect_rejected("abi1", {"plugin ABI 1, this graft supports ABI 2.x (up to 2.0)", "rebuild the plugin"});
-  expect_rejected("wrong_size", {"struct size 40 bytes, ABI 2.0 needs at least", "rebuild the plugin"});
+  expect_rejected("wrong_abi", {"plugin ABI 999.3, this graft supports ABI 2.x (up to 2.1)", "rebuild the plugin"});
+  expect_rejected("abi1", {"plugin ABI 1, this graft supports ABI 2.x (up to 2.1)", "rebuild the plugin"});
+  expect_rejected("wrong_size", {"struct size 40 bytes, ABI 2.", "rebuild the plugin"});
   expect_rejected("null_info", {"graft_peft_plugin returned null"});
   expect_rejected("missing_fields", {"plugin info has no description, create, destroy"});
   expect_rejected("bad_schema", {"test_bad_schema", "not JSON"});

@@ -20,7 +20,7 @@
 #include "graft/peft.h"
 
 #define GRAFT_PLUGIN_ABI_MAJOR 2u
-#define GRAFT_PLUGIN_ABI_MINOR 0u
+#define GRAFT_PLUGIN_ABI_MINOR 1u  // 2.1: SiteKind::norm, AdapterHook::norm
 
 extern "C" {
 

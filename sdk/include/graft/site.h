@@ -16,7 +16,9 @@ namespace graft {
 // build their masks with it; a hook that prepends keys hides them from a row with it.
 inline constexpr float kMaskedScore = -1e30f;
 
-enum class SiteKind { linear, sublayer_output, attention_kv, input_embeddings, head };
+// `norm` (ABI 2.1): a layer norm (BERT) or RMSNorm (LLaMA) of the backbone; appended, so
+// the kinds of ABI 2.0 keep their values.
+enum class SiteKind { linear, sublayer_output, attention_kv, input_embeddings, head, norm };
 const char* site_kind_name(SiteKind kind);
 
 struct Site {
@@ -63,6 +65,16 @@ struct SublayerCall {
   Tensor h;      // [B, T, hidden]
 };
 
+// A norm site's call: y = norm(x) computed with the frozen weight (and bias: LayerNorm;
+// undefined for RMSNorm) and eps. In a stack `y` is the previous hook's result.
+struct NormCall {
+  Tensor x;       // [B, T, hidden]: what enters the norm
+  Tensor weight;  // [hidden]
+  Tensor bias;    // [hidden]; undefined for RMSNorm
+  float eps = 0;
+  Tensor y;       // [B, T, hidden]
+};
+
 // What a method does at one site. Written with graft::ops: gradients flow through it.
 // The defaults pass through.
 class AdapterHook {
@@ -81,6 +93,10 @@ class AdapterHook {
   // and the key mask [B, T] (1 keep, 0 pad); prepend virtual tokens to both. Positions
   // are assigned after this hook, so virtual tokens take the first ones, as in PEFT.
   virtual void input_embeddings(const Site& site, Tensor& x, Tensor& key_mask, const Rows& rows) {}
+  // norm (ABI 2.1; last in the table, so hooks built against 2.0 keep their layout, and
+  // the host calls it only on hooks registered at norm sites): return call.y or a
+  // replacement, e.g. the norm recomputed with weights of the adapter's own.
+  virtual Tensor norm(const Site& site, const NormCall& call, const Rows& rows) { return call.y; }
 };
 
 // The hooks of one forward pass, as the host binds them from a selection: the backbone
