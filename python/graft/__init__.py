@@ -276,11 +276,15 @@ def load(path, dtype: str = "f32", plugin_dirs=None) -> Session:
 
 def compare(backbone, *, task: str, train_file=None, dev_file=None, methods: Sequence, output,
             epochs: int = 1, train_rows: int | None = None, dev_rows: int | None = None, dtype: str = "f32",
-            plugin_dirs=None, seed: int = 42, progress: bool = True, **train_options: Any) -> list[dict]:
+            plugin_dirs=None, seed: int = 42, seeds: Sequence[int] | None = None, progress: bool = True,
+            **train_options: Any) -> list[dict]:
     """Trains each method on one task in this process (one backbone, loaded once) and
-    returns one dict per method: method, trainable_parameters, trainable_percent,
-    metric, best_score, best_step, steps, seconds — rows for pandas.DataFrame(rows).
-    A method is a name ("lora") or (name, {config}); each runs in output/<name>."""
+    returns one dict per run: method, seed, trainable_parameters, trainable_percent,
+    metric, best_score, best_step, steps, early_stopped, seconds, output — rows for
+    pandas.DataFrame(rows). A method is a name ("lora") or (name, {config}); each runs
+    in output/<i>-<method> (with seeds=[1, 2, 3]: each method at every seed, in
+    output/<i>-<method>/seed-<s>, so df.groupby("method")["best_score"].agg(["mean",
+    "std"]) gives mean ± std). Calling it again with the same output resumes every run."""
     import os
 
     session = load(backbone, dtype=dtype, plugin_dirs=plugin_dirs)
@@ -288,27 +292,33 @@ def compare(backbone, *, task: str, train_file=None, dev_file=None, methods: Seq
     dev = read_task_data(task, dev_file, label_names=train.label_names, rows=dev_rows)
     total = session.info["parameter_count"]
     rows = []
-    for entry in methods:
+    for i, entry in enumerate(methods):
         method, config = (entry, {}) if isinstance(entry, str) else (entry[0], dict(entry[1]))
         label = method if not config else f"{method}:{json.dumps(config, sort_keys=True)}"
-        name = f"compare-{len(rows)}"
-        session.add_adapter(name, method, seed=seed, **config)
-        start = time.perf_counter()
-        try:
-            s = session.train(name, task=task, train=train, dev=dev, epochs=epochs, seed=seed,
-                              output=os.path.join(str(output), f"{len(rows)}-{method}"), progress=progress,
-                              label=method, **train_options)
-        finally:
-            wall = time.perf_counter() - start
-        rows.append({
-            "method": label,
-            "trainable_parameters": s["trainable_parameters"],
-            "trainable_percent": 100.0 * s["trainable_parameters"] / total,
-            "metric": s["headline"],
-            "best_score": s["best_score"],
-            "best_step": s["best_step"],
-            "steps": s["steps"],
-            "seconds": wall,
-        })
-        session.unload_adapter(name)
+        for s_ in (seeds if seeds is not None else [seed]):
+            name = f"compare-{len(rows)}"
+            folder = os.path.join(str(output), f"{i}-{method}")
+            if seeds is not None:
+                folder = os.path.join(folder, f"seed-{s_}")
+            session.add_adapter(name, method, seed=s_, **config)
+            start = time.perf_counter()
+            try:
+                s = session.train(name, task=task, train=train, dev=dev, epochs=epochs, seed=s_, output=folder,
+                                  progress=progress, label=method, **train_options)
+            finally:
+                wall = time.perf_counter() - start
+                session.unload_adapter(name)
+            rows.append({
+                "method": label,
+                "seed": s_,
+                "trainable_parameters": s["trainable_parameters"],
+                "trainable_percent": 100.0 * s["trainable_parameters"] / total,
+                "metric": s["headline"],
+                "best_score": s["best_score"],
+                "best_step": s["best_step"],
+                "steps": s["steps"],
+                "early_stopped": s["early_stopped"],
+                "seconds": wall,
+                "output": folder,
+            })
     return rows
