@@ -43,7 +43,7 @@ else
   echo "results.sh: no $BUILD/ia3-build/plugins/libgraft_ia3.so (make test builds it): ia3 is left out" >&2
 fi
 COMMON=(--backbone .cache/models/all-MiniLM-L6-v2 --configs "$HERE/results_configs.json" "${PLUGINS[@]}"
-        --batch-size 32 --max-length 128 --lr-scales 0.3,1,3 --no-progress)
+        --batch-size 32 --max-length 128 --lr-scales 0.3,1,3)  # progress: a line per 5% and per evaluation in results/TASK.compare.log
 
 budget() {  # per task: up to 20 epochs on the small tasks, one of SST-2 (eval each quarter)
   case "$1" in
