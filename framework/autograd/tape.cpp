@@ -1,7 +1,9 @@
 #include <fmt/format.h>
 
+#include <map>
 #include <unordered_map>
 #include <unordered_set>
+
 
 #include "graft/autograd.h"
 #include "graft/error.h"
@@ -40,13 +42,37 @@ std::vector<Node*> reverse_topological(Node* root) {
   return {order.rbegin(), order.rend()};
 }
 
-void accumulate(std::unordered_map<TensorImpl*, Tensor>& grads, const Tensor& target, Tensor g) {
+// Gradients in flight, by (producer, output index): an input kept as a stand-in is
+// another TensorImpl than the output it stands for, and the output itself may be gone.
+using GradKey = std::pair<const Node*, int>;
+using Grads = std::map<GradKey, Tensor>;
+
+void accumulate(Grads& grads, const GradKey& key, const Tensor& target, Tensor g) {
   if (g.shape() != target.shape())
     throw ShapeError("autograd", fmt::format("gradient of shape {} for a tensor of shape {}",
                                              shape_str(g.shape()), shape_str(target.shape())),
                      "an op's backward returned a gradient of the wrong shape");
-  auto [it, inserted] = grads.try_emplace(target.impl(), g);
+  auto [it, inserted] = grads.try_emplace(key, g);
   if (!inserted) it->second = ops::add(it->second, g);
+}
+
+// Which output of its producer `t` is.
+int slot_of(const Tensor& t) {
+  const Node* producer = t.node().get();
+  if (!producer) return -1;
+  for (std::size_t j = 0; j < producer->outputs.size(); ++j)
+    if (producer->outputs[j].lock().get() == t.impl()) return static_cast<int>(j);
+  throw Error("autograd", "a recorded tensor is not among its producer's outputs", "this is a bug in graft's tape");
+}
+
+// Shape, dtype and producer of `t`, without its values.
+Tensor stand_in(const Tensor& t) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = t.shape();
+  impl->dtype = t.dtype();
+  impl->requires_grad = t.requires_grad();
+  impl->node = t.node();
+  return Tensor(std::move(impl));
 }
 
 // Adds `g` into a leaf's .grad, which persists across backward calls (micro-batches).
@@ -96,6 +122,13 @@ std::vector<Tensor> apply(std::shared_ptr<Op> op, std::vector<Tensor> inputs) {
   if (!any) return outputs;
 
   auto node = std::make_shared<Node>();
+  const auto* saves = dynamic_cast<const SavesInputs*>(op.get());
+  node->input_slots.resize(inputs.size(), -1);
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].defined() || !inputs[i].node()) continue;  // leaves and constants stay as they are
+    node->input_slots[i] = slot_of(inputs[i]);
+    if (saves && !saves->reads_input(i, needs)) inputs[i] = stand_in(inputs[i]);
+  }
   node->op = std::move(op);
   node->inputs = std::move(inputs);
   node->needs_grad = std::move(needs);
@@ -106,6 +139,7 @@ std::vector<Tensor> apply(std::shared_ptr<Op> op, std::vector<Tensor> inputs) {
     out.impl()->node = node;
     out.impl()->requires_grad = true;
     node->outputs.push_back(out.impl_ptr());
+    node->output_shapes.push_back(out.shape());
   }
   return outputs;
 }
@@ -130,25 +164,22 @@ void backward(const Tensor& root, const Tensor& seed) {
     accumulate_leaf(root, start);
     return;
   }
-  std::unordered_map<TensorImpl*, Tensor> grads;
-  grads.emplace(root.impl(), start);
+  Grads grads;
+  grads.emplace(GradKey{root.node().get(), slot_of(root)}, start);
   for (Node* node : reverse_topological(root.node().get())) {
     std::vector<Tensor> outputs, grad_outputs;
     bool any_grad = false;
-    for (auto& weak : node->outputs) {
-      Tensor out(weak.lock());
+    for (std::size_t j = 0; j < node->outputs.size(); ++j) {
       Tensor g;
-      if (out.defined()) {
-        auto found = grads.find(out.impl());
-        if (found != grads.end()) {
-          g = found->second;
-          grads.erase(found);  // consumed: free it early
-          any_grad = true;
-        } else {
-          g = Tensor::zeros(out.shape());
-        }
+      auto found = grads.find(GradKey{node, static_cast<int>(j)});
+      if (found != grads.end()) {
+        g = found->second;
+        grads.erase(found);  // consumed: free it early
+        any_grad = true;
+      } else {
+        g = Tensor::zeros(node->output_shapes[j]);
       }
-      outputs.push_back(out);
+      outputs.push_back(Tensor(node->outputs[j].lock()));  // undefined once nothing holds it
       grad_outputs.push_back(g);
     }
     if (!any_grad) continue;
@@ -159,7 +190,7 @@ void backward(const Tensor& root, const Tensor& seed) {
         throw Error("autograd", fmt::format("op '{}' returned no gradient for input {}", node->op->name(), i),
                     "backward must return a gradient for every input whose needs_grad is true");
       const Tensor& input = node->inputs[i];
-      if (input.node()) accumulate(grads, input, input_grads[i]);
+      if (input.node()) accumulate(grads, GradKey{input.node().get(), node->input_slots[i]}, input, input_grads[i]);
       else {
         if (input_grads[i].shape() != input.shape())
           throw ShapeError("autograd", fmt::format("op '{}' returned a gradient of shape {} for an input of shape {}",

@@ -58,9 +58,13 @@ Tensor binary_forward(algorithm alg, Tensor a, Tensor b) {
   return out;
 }
 
-class BinaryOp : public Op {
+class BinaryOp : public Op, public SavesInputs {
  public:
   explicit BinaryOp(algorithm alg) : alg_(alg) {}
+  // add, sub: shapes only; mul and the others: each input's gradient reads the other.
+  bool reads_input(std::size_t i, const std::vector<bool>& needs) const override {
+    return alg_ != algorithm::binary_add && alg_ != algorithm::binary_sub && needs[1 - i];
+  }
   std::string_view name() const override { return alg_name(alg_); }
   std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
     return {binary_forward(alg_, in[0], in[1])};

@@ -17,8 +17,9 @@ std::uint64_t mix(std::uint64_t z) {  // splitmix64 finaliser
   return z ^ (z >> 31);
 }
 
-class DropoutOp : public Op {
+class DropoutOp : public Op, public SavesInputs {
  public:
+  bool reads_input(std::size_t, const std::vector<bool>&) const override { return false; }  // the mask is a hash
   explicit DropoutOp(float p) : p_(p), stream_(mix(g_seed.load() ^ mix(g_calls.fetch_add(1) + 1))) {}
   std::string_view name() const override { return "dropout"; }
   std::vector<Tensor> forward(const std::vector<Tensor>& in) override {

@@ -27,9 +27,11 @@ std::string spec_key(const char* role, const EltwiseSpec& s, const Tensor& x) {
   return fmt::format("{}|{}|{}|{}|{}", role, s.name, s.alpha, s.beta, key_of(x));
 }
 
-class EltwiseOp : public Op {
+class EltwiseOp : public Op, public SavesInputs {
  public:
   explicit EltwiseOp(EltwiseSpec spec) : spec_(spec) {}
+  // A linear map (scale) has the gradient alpha·g: it reads no input.
+  bool reads_input(std::size_t, const std::vector<bool>&) const override { return spec_.alg != algorithm::eltwise_linear; }
   std::string_view name() const override { return spec_.name; }
 
   std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
@@ -50,6 +52,7 @@ class EltwiseOp : public Op {
 
   std::vector<Tensor> backward(const std::vector<Tensor>& in, const std::vector<Tensor>&,
                                const std::vector<Tensor>& gout, const std::vector<bool>&) override {
+    if (spec_.alg == algorithm::eltwise_linear) return {scale(as_f32(gout[0]), spec_.alpha)};
     const Tensor x = as_f32(in[0]);
     const Tensor g = as_f32(gout[0]);
     const auto md = bridge::plain_desc(x.shape(), DType::f32);

@@ -99,9 +99,11 @@ Tensor mm(const char* role, Tensor a, Tensor b, bool ta, bool tb, Tensor bias = 
   return c;
 }
 
-class MatmulOp : public Op {
+class MatmulOp : public Op, public SavesInputs {
  public:
   MatmulOp(bool ta, bool tb) : ta_(ta), tb_(tb) {}
+  // dA reads B and dB reads A.
+  bool reads_input(std::size_t i, const std::vector<bool>& needs) const override { return needs[1 - i]; }
   std::string_view name() const override { return "matmul"; }
   std::vector<Tensor> forward(const std::vector<Tensor>& in) override { return {mm("matmul.fwd", in[0], in[1], ta_, tb_)}; }
   std::vector<Tensor> backward(const std::vector<Tensor>& in, const std::vector<Tensor>&, const std::vector<Tensor>& gout,
@@ -124,8 +126,12 @@ class MatmulOp : public Op {
   bool ta_, tb_;
 };
 
-class LinearOp : public Op {
+class LinearOp : public Op, public SavesInputs {
  public:
+  // dx reads W, dW reads x, db neither: a frozen W keeps no activation.
+  bool reads_input(std::size_t i, const std::vector<bool>& needs) const override {
+    return i == 0 ? needs[1] : i == 1 ? needs[0] : false;
+  }
   std::string_view name() const override { return "linear"; }
   std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
     const Tensor &x = in[0], &w = in[1], &bias = in[2];

@@ -75,8 +75,9 @@ memory::desc window_desc(const Shape& shape, DType dtype, int axis, std::int64_t
   return whole.submemory_desc(dims, offsets);
 }
 
-class ReshapeOp : public Op {
+class ReshapeOp : public Op, public SavesInputs {
  public:
+  bool reads_input(std::size_t, const std::vector<bool>&) const override { return false; }
   explicit ReshapeOp(Shape shape) : shape_(std::move(shape)) {}
   std::string_view name() const override { return "reshape"; }
   std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
@@ -106,8 +107,9 @@ class ReshapeOp : public Op {
   Shape shape_;
 };
 
-class PermuteOp : public Op {
+class PermuteOp : public Op, public SavesInputs {
  public:
+  bool reads_input(std::size_t, const std::vector<bool>&) const override { return false; }
   explicit PermuteOp(std::vector<int> order) : order_(std::move(order)) {}
   std::string_view name() const override { return "permute"; }
   std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
@@ -133,8 +135,9 @@ class PermuteOp : public Op {
   std::vector<int> order_;
 };
 
-class SliceOp : public Op {
+class SliceOp : public Op, public SavesInputs {
  public:
+  bool reads_input(std::size_t, const std::vector<bool>&) const override { return false; }
   SliceOp(int axis, std::int64_t start, std::int64_t length) : axis_(axis), start_(start), length_(length) {}
   std::string_view name() const override { return "slice"; }
   std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
@@ -166,8 +169,9 @@ class SliceOp : public Op {
   std::int64_t start_, length_;
 };
 
-class ConcatOp : public Op {
+class ConcatOp : public Op, public SavesInputs {
  public:
+  bool reads_input(std::size_t, const std::vector<bool>&) const override { return false; }
   explicit ConcatOp(int axis) : axis_(axis) {}
   std::string_view name() const override { return "concat"; }
   std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
@@ -215,8 +219,9 @@ class ConcatOp : public Op {
   int axis_;
 };
 
-class ToDtypeOp : public Op {
+class ToDtypeOp : public Op, public SavesInputs {
  public:
+  bool reads_input(std::size_t, const std::vector<bool>&) const override { return false; }
   explicit ToDtypeOp(DType dtype) : dtype_(dtype) {}
   std::string_view name() const override { return "to_dtype"; }
   std::vector<Tensor> forward(const std::vector<Tensor>& in) override {

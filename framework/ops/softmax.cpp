@@ -15,8 +15,11 @@ dnnl::softmax_forward::primitive_desc forward_pd(prop_kind prop, const dnnl::mem
   return dnnl::softmax_forward::primitive_desc(dnnl::softmax_forward::desc(prop, md, axis), primitive_attr(), bridge::engine());
 }
 
-class SoftmaxOp : public Op {
+class SoftmaxOp : public Op, public SavesInputs {
  public:
+  // Backward reads y only: it keeps its own handle on y's storage (a view, outside the
+  // tape), so neither the scores nor the mask are held.
+  bool reads_input(std::size_t, const std::vector<bool>&) const override { return false; }
   std::string_view name() const override { return "softmax"; }
   std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
     require_floating("softmax", in[0]);
@@ -38,11 +41,12 @@ class SoftmaxOp : public Op {
       cached.execute({{DNNL_ARG_SRC, bridge::memory(x, md)}, {DNNL_ARG_DST, bridge::memory(y, md)}});
       bridge::stream().wait();
     });
+    if (autograd::recording()) y_ = y.view(y.shape());
     return {y};
   }
   std::vector<Tensor> backward(const std::vector<Tensor>& in, const std::vector<Tensor>& out, const std::vector<Tensor>& gout,
                                const std::vector<bool>& needs) override {
-    const Tensor& y = out[0];
+    const Tensor& y = y_.defined() ? y_ : out[0];
     const Tensor g = as_f32(gout[0]);
     const auto md = bridge::plain_desc(y.ndim() ? y.shape() : Shape{1}, DType::f32);
     const int axis = std::max(y.ndim(), 1) - 1;
@@ -65,6 +69,9 @@ class SoftmaxOp : public Op {
     if (needs[1]) grads[1] = sum_to_shape(dx, in[1].shape());
     return grads;
   }
+
+ private:
+  Tensor y_;  // the output, when recorded
 };
 
 }  // namespace

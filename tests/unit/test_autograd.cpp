@@ -1,5 +1,6 @@
 // Tape properties: pruning of frozen branches, backward-data only for frozen weights,
-// inference primitives under no-grad, gradient accumulation, primitive reuse.
+// inference primitives under no-grad, gradient accumulation, primitive reuse, and
+// activations freed as soon as no backward reads them.
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -34,6 +35,35 @@ TEST(Autograd, FrozenWeightGetsNoGradientAndNoWeightGradientPrimitive) {
   ops::sum(ops::linear(ops::tanh(upstream), frozen_w, frozen_b)).backward();
   EXPECT_TRUE(frozen_w.grad().defined());
   EXPECT_EQ(ops::primitives_created("linear.bwd_weights"), weight_before + 1);
+}
+
+// An activation that no backward reads is freed once the caller lets go of it, though
+// the graph that routes its gradient lives on: scale and softmax read no input, a linear
+// with a frozen weight does not read x. What the backward does read stays: a trainable
+// weight's input, and what a nonlinearity's derivative needs. Gradients still reach x
+// through the freed ones (every op's are checked against finite differences in
+// test_gradcheck, and a training run's losses are bit-identical to keeping everything).
+TEST(Autograd, ActivationsNoBackwardReadsAreFreed) {
+  Tensor x = random_tensor({4, 6}, 21).set_requires_grad(true);
+  Tensor frozen_w = random_tensor({5, 6}, 22), trained_w = random_tensor({3, 5}, 23).set_requires_grad(true);
+  auto storage_of = [](const Tensor& t) { return std::weak_ptr<Storage>(t.impl()->storage); };
+
+  Tensor h = ops::scale(x, 2.f);  // read by no backward below: freed
+  const auto h_storage = storage_of(h);
+  Tensor a = ops::linear(h, frozen_w);  // the frozen weight's linear does not read h
+  const auto a_storage = storage_of(a);
+  Tensor t = ops::tanh(a);  // tanh's derivative reads a: kept
+  const auto t_storage = storage_of(t);
+  Tensor y = ops::softmax(ops::linear(t, trained_w), Tensor());  // the trained weight's linear reads t: kept
+  h = a = t = Tensor();
+  EXPECT_TRUE(h_storage.expired()) << "scale's input is read by no backward";
+  EXPECT_FALSE(a_storage.expired()) << "tanh's backward reads its input";
+  EXPECT_FALSE(t_storage.expired()) << "a trained weight's gradient reads the linear's input";
+
+  ops::sum(ops::mul(y, random_tensor({4, 3}, 24))).backward();
+  ASSERT_TRUE(x.grad().defined());
+  ASSERT_TRUE(trained_w.grad().defined());
+  EXPECT_FALSE(frozen_w.grad().defined());
 }
 
 TEST(Autograd, FrozenBranchIsNotRecorded) {

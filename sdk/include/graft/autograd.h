@@ -24,10 +24,26 @@ class Op {
                                        const std::vector<bool>& needs_grad) = 0;
 };
 
+// Which inputs an op's backward reads. An op that implements this beside Op lets the
+// tape keep only those inputs' values; every other input is kept as a stand-in (shape,
+// dtype, producer: enough to route its gradient) without its storage, so an activation
+// is freed as soon as nothing else holds it. An op without it keeps every input.
+class SavesInputs {
+ public:
+  virtual ~SavesInputs() = default;
+  // Whether backward reads the values of input i, given which inputs need a gradient.
+  virtual bool reads_input(std::size_t i, const std::vector<bool>& needs_grad) const = 0;
+};
+
 struct Node {
   std::shared_ptr<Op> op;
+  // What backward gets. An input whose values backward does not read (the op says so,
+  // see SavesInputs) is kept as a stand-in with its shape, dtype
+  // and producer but no storage, so the activation is freed once nothing else holds it.
   std::vector<Tensor> inputs;
+  std::vector<int> input_slots;  // which output of its producer each input is (-1: none)
   std::vector<std::weak_ptr<TensorImpl>> outputs;  // weak: outputs own the node
+  std::vector<Shape> output_shapes;
   std::vector<bool> needs_grad;
 };
 
