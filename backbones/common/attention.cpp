@@ -53,8 +53,8 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor
   Tensor qg = ops::reshape(q, {B, KV, group * T, D});  // reshape, not view: q needs its gradient
   Tensor scores = ops::scale(ops::matmul(qg, k, false, true), 1.f / std::sqrt(static_cast<float>(D)));
   Tensor probs = ops::softmax(ops::reshape(scores, {B, H, T, S}), mask);
-  probs = ops::dropout(probs, dropout_p, training);
-  Tensor context = ops::matmul(ops::reshape(probs, {B, KV, group * T, S}), v);  // [B, KV, group·T, D]
+  // Dropout on the probabilities, fused into the product so they are kept once.
+  Tensor context = ops::dropout_matmul(ops::reshape(probs, {B, KV, group * T, S}), v, dropout_p, training);  // [B, KV, group·T, D]
   return ops::reshape(ops::permute(ops::reshape(context, {B, H, T, D}), {0, 2, 1, 3}), {B, T, H * D});
 }
 

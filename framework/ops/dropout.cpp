@@ -17,28 +17,57 @@ std::uint64_t mix(std::uint64_t z) {  // splitmix64 finaliser
   return z ^ (z >> 31);
 }
 
+std::uint64_t next_stream() { return mix(g_seed.load() ^ mix(g_calls.fetch_add(1) + 1)); }
+
+// x with element i dropped where the hash of (stream, i) falls below p, the rest scaled.
+Tensor apply_mask(const Tensor& in, float p, std::uint64_t stream) {
+  require_floating("dropout", in);
+  const Tensor x = as_f32(in);
+  Tensor y = Tensor::empty(x.shape());
+  const float keep_scale = 1.f / (1.f - p);
+  const auto threshold = static_cast<std::uint64_t>(static_cast<double>(p) * 18446744073709551616.0);
+  const float* xp = x.data<float>();
+  float* yp = y.data<float>();
+  const std::int64_t n = x.numel();
+#pragma omp parallel for if (n > 65536)
+  for (std::int64_t i = 0; i < n; ++i) yp[i] = mix(stream + static_cast<std::uint64_t>(i)) >= threshold ? xp[i] * keep_scale : 0.f;
+  return y;
+}
+
 class DropoutOp : public Op, public SavesInputs {
  public:
   bool reads_input(std::size_t, const std::vector<bool>&) const override { return false; }  // the mask is a hash
-  explicit DropoutOp(float p) : p_(p), stream_(mix(g_seed.load() ^ mix(g_calls.fetch_add(1) + 1))) {}
+  explicit DropoutOp(float p) : p_(p), stream_(next_stream()) {}
   std::string_view name() const override { return "dropout"; }
-  std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
-    require_floating("dropout", in[0]);
-    const Tensor x = as_f32(in[0]);
-    Tensor y = Tensor::empty(x.shape());
-    const float keep_scale = 1.f / (1.f - p_);
-    const auto threshold = static_cast<std::uint64_t>(static_cast<double>(p_) * 18446744073709551616.0);
-    const float* xp = x.data<float>();
-    float* yp = y.data<float>();
-    const std::int64_t n = x.numel();
-#pragma omp parallel for if (n > 65536)
-    for (std::int64_t i = 0; i < n; ++i) yp[i] = mix(stream_ + static_cast<std::uint64_t>(i)) >= threshold ? xp[i] * keep_scale : 0.f;
-    return {y};
-  }
-  std::vector<Tensor> backward(const std::vector<Tensor>& in, const std::vector<Tensor>&, const std::vector<Tensor>& gout,
+  std::vector<Tensor> forward(const std::vector<Tensor>& in) override { return {apply_mask(in[0], p_, stream_)}; }
+  std::vector<Tensor> backward(const std::vector<Tensor>&, const std::vector<Tensor>&, const std::vector<Tensor>& gout,
                                const std::vector<bool>&) override {
     // The same hash regenerates the mask: nothing but the stream id was stored.
-    return forward({gout[0]});
+    return {apply_mask(gout[0], p_, stream_)};
+  }
+
+ private:
+  float p_;
+  std::uint64_t stream_;
+};
+
+// matmul(dropout(a), b) without keeping dropout(a): backward regenerates it from a
+// (attention keeps its probabilities once, not also dropped).
+class DropoutMatmulOp : public Op, public SavesInputs {
+ public:
+  explicit DropoutMatmulOp(float p) : p_(p), stream_(next_stream()) {}
+  std::string_view name() const override { return "dropout_matmul"; }
+  // d(a) reads b; d(b) reads dropout(a), regenerated from a.
+  bool reads_input(std::size_t i, const std::vector<bool>& needs) const override { return needs[1 - i]; }
+  std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
+    return {matmul(apply_mask(in[0], p_, stream_), in[1])};
+  }
+  std::vector<Tensor> backward(const std::vector<Tensor>& in, const std::vector<Tensor>&, const std::vector<Tensor>& gout,
+                               const std::vector<bool>& needs) override {
+    std::vector<Tensor> grads(2);
+    if (needs[0]) grads[0] = apply_mask(matmul(gout[0], in[1], false, true), p_, stream_);
+    if (needs[1]) grads[1] = matmul(apply_mask(in[0], p_, stream_), gout[0], true, false);
+    return grads;
   }
 
  private:
@@ -57,6 +86,13 @@ Tensor dropout(const Tensor& x, float p, bool training) {
   if (p < 0.f || p >= 1.f) throw ConfigError("dropout", fmt::format("probability {} is outside [0, 1)", p));
   if (!training || p == 0.f) return x;
   return autograd::apply1(make_op<DropoutOp>(p), {x});
+}
+
+Tensor dropout_matmul(const Tensor& a, const Tensor& b, float p, bool training) {
+  if (p < 0.f || p >= 1.f) throw ConfigError("dropout", fmt::format("probability {} is outside [0, 1)", p));
+  if (!training || p == 0.f) return matmul(a, b);
+  require_floating("matmul", b);
+  return autograd::apply1(make_op<DropoutMatmulOp>(p), {a, b});
 }
 
 }  // namespace graft::ops

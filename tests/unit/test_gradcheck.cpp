@@ -77,6 +77,11 @@ std::vector<Case> cases() {
          manual_seed(7);  // the same mask on every evaluation
          return dropout(in[0], 0.3f, true);
        }},
+      {"dropout_matmul", {{{2, 3, 4}}, {{2, 4, 5}}},
+       [](auto& in) {
+         manual_seed(7);
+         return dropout_matmul(in[0], in[1], 0.3f, true);
+       }},
       {"cross_entropy_ignore_index", {{{4, 5}, true, -2.f, 2.f}, {{4}, false, 0, 0, true, {2, -100, 0, 4}}},
        [](auto& in) { return cross_entropy(in[0], in[1]); }},
       {"mse", {{{3, 4}}, {{3, 4}}}, [](auto& in) { return mse(in[0], in[1]); }},

@@ -59,6 +59,10 @@ Tensor mean(const Tensor& x, const std::vector<int>& axes = {}, bool keepdim = f
 // Inverted dropout: kept values are scaled by 1/(1-p). Identity when !training or p == 0.
 // The mask is a pure function of (seed, call counter, element index): runs reproduce.
 Tensor dropout(const Tensor& x, float p, bool training);
+// matmul(dropout(a, p, training), b) (a [..., M, K], b [..., K, N], batched as matmul),
+// with the same mask dropout would draw, but backward regenerates dropout(a) from a
+// instead of keeping it: attention keeps its probabilities once.
+Tensor dropout_matmul(const Tensor& a, const Tensor& b, float p, bool training);
 void manual_seed(std::uint64_t seed);
 
 // Mean cross-entropy of logits [N, C] against integer targets [N]; rows whose target
