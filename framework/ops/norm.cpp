@@ -1,7 +1,8 @@
-// Layer norm on oneDNN's layer_normalization primitives; RMS norm (which oneDNN 2.6
-// lacks) as an OpenMP kernel. Both normalise over the last axis in f32.
-// When gamma/beta are frozen, layer norm's backward runs prop_kind::backward_data,
-// which builds no scale/shift-gradient computation.
+// Layer norm: forward on oneDNN's layer_normalization primitive, backward an OpenMP
+// kernel (oneDNN 2.6's is its non-JIT "simple" one below AVX512, ~10x slower here); it
+// computes gamma and beta's gradients only when they train. RMS norm (which oneDNN 2.6
+// lacks) is an OpenMP kernel both ways. Both normalise over the last axis in f32.
+#include <algorithm>
 #include <cmath>
 
 #include "graft/ops.h"
@@ -60,41 +61,49 @@ class LayerNormOp : public Op {
 
   std::vector<Tensor> backward(const std::vector<Tensor>& in, const std::vector<Tensor>&, const std::vector<Tensor>& gout,
                                const std::vector<bool>& needs) override {
-    const Tensor x = as_f32(in[0]), gamma = as_f32(in[1]);
+    const Tensor x = as_f32(in[0]), gamma = as_f32(in[1]), g = as_f32(gout[0]);
     const std::int64_t C = x.dim(-1), rows = x.numel() / C;
-    const auto md = bridge::plain_desc({rows, C}, DType::f32);
-    const bool affine = needs[1] || (in[2].defined() && needs[2]);
-    // oneDNN 2.6 offers backward_data only without scale/shift, so the frozen-affine
-    // path folds gamma into the incoming gradient: d(xhat) = g·gamma.
-    const Tensor g = affine ? as_f32(gout[0]) : mul(as_f32(gout[0]), gamma);
-    const normalization_flags used = affine ? flags() : normalization_flags::none;
-    const prop_kind prop = affine ? prop_kind::backward : prop_kind::backward_data;
-    const auto& cached = cached_primitive(
-        fmt::format("layer_norm.{}|{}|{}|{}", affine ? "bwd" : "bwd_data", rows, C, eps_), [&] {
-          return bridge::guarded("layer_norm", [&] {
-            auto hint = forward_pd(prop_kind::forward_training, md, used);
-            return make_cached<dnnl::layer_normalization_backward>(dnnl::layer_normalization_backward::primitive_desc(
-                dnnl::layer_normalization_backward::desc(prop, md, md, eps_, used), primitive_attr(), bridge::engine(), hint));
-          });
-        });
+    const float *xp = x.data<float>(), *gp = g.data<float>(), *wp = gamma.data<float>();
+    const float *mp = mean_.data<float>(), *vp = variance_.data<float>();
+    // xhat = (x − mean)·rstd; dx = rstd·(g·gamma − mean(g·gamma) − xhat·mean(g·gamma·xhat))
     Tensor dx = Tensor::empty(x.shape());
-    std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, bridge::memory(x, md)}, {DNNL_ARG_DIFF_DST, bridge::memory(g, md)},
-                                               {DNNL_ARG_MEAN, bridge::memory(mean_)}, {DNNL_ARG_VARIANCE, bridge::memory(variance_)},
-                                               {DNNL_ARG_DIFF_SRC, bridge::memory(dx, md)}};
-    Tensor dgamma, dbeta, beta;
-    if (affine) {
+    float* dxp = dx.data<float>();
+#pragma omp parallel for schedule(static) if (rows > 16)
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const float *xr = xp + r * C, *gr = gp + r * C;
+      const float mean = mp[r], rstd = 1.f / std::sqrt(vp[r] + eps_);
+      float sum = 0, dot = 0;
+#pragma omp simd reduction(+ : sum, dot)
+      for (std::int64_t c = 0; c < C; ++c) {
+        const float d = gr[c] * wp[c];
+        sum += d;
+        dot += d * (xr[c] - mean) * rstd;
+      }
+      sum /= static_cast<float>(C);
+      dot /= static_cast<float>(C);
+      float* dr = dxp + r * C;
+#pragma omp simd
+      for (std::int64_t c = 0; c < C; ++c) dr[c] = rstd * (gr[c] * wp[c] - sum - (xr[c] - mean) * rstd * dot);
+    }
+    Tensor dgamma, dbeta;
+    if (needs[1] || (in[2].defined() && needs[2])) {  // column sums, 16 columns a task
       dgamma = Tensor::empty({C});
       dbeta = Tensor::empty({C});
-      beta = in[2].defined() ? as_f32(in[2]) : Tensor::zeros({C});
-      args.emplace(DNNL_ARG_SCALE, bridge::memory(gamma));
-      args.emplace(DNNL_ARG_SHIFT, bridge::memory(beta));  // unused by the math, required by oneDNN 2.6
-      args.emplace(DNNL_ARG_DIFF_SCALE, bridge::memory(dgamma));
-      args.emplace(DNNL_ARG_DIFF_SHIFT, bridge::memory(dbeta));
+      float *dg = dgamma.data<float>(), *db = dbeta.data<float>();
+#pragma omp parallel for schedule(static)
+      for (std::int64_t c0 = 0; c0 < C; c0 += 16) {
+        const std::int64_t c1 = std::min(C, c0 + 16);
+        float ag[16] = {}, ab[16] = {};
+        for (std::int64_t r = 0; r < rows; ++r) {
+          const float mean = mp[r], rstd = 1.f / std::sqrt(vp[r] + eps_);
+          for (std::int64_t c = c0; c < c1; ++c) {
+            ag[c - c0] += gp[r * C + c] * (xp[r * C + c] - mean) * rstd;
+            ab[c - c0] += gp[r * C + c];
+          }
+        }
+        for (std::int64_t c = c0; c < c1; ++c) dg[c] = ag[c - c0], db[c] = ab[c - c0];
+      }
     }
-    bridge::guarded("layer_norm", [&] {
-      cached.execute(std::move(args));
-      bridge::stream().wait();
-    });
     std::vector<Tensor> grads(3);
     if (needs[0]) grads[0] = dx;
     if (needs[1]) grads[1] = dgamma;

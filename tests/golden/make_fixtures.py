@@ -9,7 +9,10 @@ inputs, the expected output, an upstream gradient and the expected input gradien
 
 bf16 cases round their inputs to bf16 and compute the reference in f32 on the rounded
 values: that is graft's contract (bf16 operands, f32 accumulation and f32 output for
-matmul; norms, softmax and GELU upcast to f32).
+matmul; norms, softmax and GELU upcast to f32). An f32 activation times a bf16 weight is
+rounded to bf16 where the CPU multiplies bf16 natively and widened otherwise: the two
+cases carry "bf16_compute" ("native" / "widened"), and test_golden.cpp runs the one
+that applies.
 """
 import json
 import math
@@ -111,10 +114,14 @@ def linear_cases():
         case("linear_bias_bf16", "linear",
              [("x", bf16(x), "bf16", False), ("weight", bf16(w), "bf16", False), ("bias", b, "f32", False)],
              F.linear, tol=BF16_TOL, grads=False),
-        # A frozen bf16 weight with f32 activations: graft rounds x to bf16 for the matmul.
-        case("linear_bf16_weight_f32_input", "linear",
-             [("x", x, "f32", False), ("weight", bf16(w), "bf16", False), ("bias", b, "f32", False)],
-             lambda x, w, b: F.linear(bf16(x), w, b), tol=BF16_TOL, grads=False),
+        # A frozen bf16 weight with f32 activations: graft rounds x to bf16 for the matmul
+        # on a CPU with native bf16, and widens the weight to f32 on one without.
+        dict(case("linear_bf16_weight_f32_input", "linear",
+                  [("x", x, "f32", False), ("weight", bf16(w), "bf16", False), ("bias", b, "f32", False)],
+                  lambda x, w, b: F.linear(bf16(x), w, b), tol=BF16_TOL, grads=False), bf16_compute="native"),
+        dict(case("linear_bf16_weight_f32_input_widened", "linear",
+                  [("x", x, "f32", False), ("weight", bf16(w), "bf16", False), ("bias", b, "f32", False)],
+                  F.linear, tol=BF16_TOL, grads=False), bf16_compute="widened"),
     ]
 
 

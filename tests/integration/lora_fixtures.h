@@ -137,7 +137,9 @@ inline void check_graft_saved(const std::filesystem::path& dir, const std::strin
   AdapterSet set(b);
   load_adapter(dir, set, "saved", plugins(), b, nullptr);
   const json recorded = load_fixture((dir / "graft_outputs.json").string());
-  expect_close(name + " graft-saved " + key, outputs_of(b, &set, batch), recorded.at(key), {1e-6, 0});
+  // 1e-5: the outputs were recorded on some CPU, and oneDNN's kernels for another ISA
+  // (AVX2 against AVX512) sum in another order (seen: 1.2e-6). A wrong load is off by far more.
+  expect_close(name + " graft-saved " + key, outputs_of(b, &set, batch), recorded.at(key), {1e-5, 0});
 }
 
 }  // namespace graft::testing

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -308,10 +309,18 @@ TEST(Lora, PerRowSelectionAdaptsOnlyItsRows) {
   const auto bare = floats(hidden(b, nullptr, batch));
   const Selection per_row = Selection::per_row({"task", ""});
   const auto mixed = floats(hidden(b, set.get(), batch, &per_row));
+  // Equal up to summation order: the adapter's row runs as a batch of one, which oneDNN
+  // may block differently from a batch of two (on AVX2 it does: ~1e-7).
   const std::size_t half = mixed.size() / 2;
-  EXPECT_EQ(std::vector<float>(mixed.begin(), mixed.begin() + half), std::vector<float>(adapted.begin(), adapted.begin() + half));
-  EXPECT_EQ(std::vector<float>(mixed.begin() + half, mixed.end()), std::vector<float>(bare.begin() + half, bare.end()));
-  EXPECT_NE(adapted, bare);
+  double to_adapted = 0, to_bare = 0, moved = 0;
+  for (std::size_t i = 0; i < half; ++i) {
+    to_adapted = std::max(to_adapted, static_cast<double>(std::fabs(mixed[i] - adapted[i])));
+    to_bare = std::max(to_bare, static_cast<double>(std::fabs(mixed[half + i] - bare[half + i])));
+    moved = std::max(moved, static_cast<double>(std::fabs(adapted[i] - bare[i])));
+  }
+  EXPECT_LT(to_adapted, 1e-5) << "the selected row differs from the adapter run alone";
+  EXPECT_LT(to_bare, 1e-5) << "the unselected row differs from the bare backbone";
+  EXPECT_GT(moved, 1e-2) << "the adapter changes nothing, so the test proves nothing";
 }
 
 // ---------------------------------------------------------------- PEFT interop

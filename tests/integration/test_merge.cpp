@@ -221,7 +221,8 @@ TEST(Merge, GraftMergedFoldersForPeft) {
     AdapterSet set(b);
     load_adapter(dir, set, "merged", plugins(), b, nullptr);
     const json recorded = load_fixture((dir / "graft_outputs.json").string());
-    expect_close(c.folder, outputs_of(b, &set, batch), recorded.at("last_hidden_state"), {1e-6, 0});
+    // 1e-5: recorded on some CPU; oneDNN's kernels for another ISA sum in another order.
+    expect_close(c.folder, outputs_of(b, &set, batch), recorded.at("last_hidden_state"), {1e-5, 0});
   }
 }
 

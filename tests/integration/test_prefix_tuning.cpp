@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -83,8 +85,15 @@ TEST(PrefixTuning, TrainableParametersMatchPeftClosedForm) {
 }
 
 // (ii) Not selected: the bare backbone, bit for bit. Selected for some rows: the other
-// rows see the prefix hidden (exp underflows to exactly 0) and equal the bare backbone.
+// rows see the prefix hidden (exp underflows to exactly 0) and equal the bare backbone up
+// to summation order (their products run over the prefixed key length, which oneDNN may
+// block differently: on AVX2 it does, ~1e-7).
 TEST(PrefixTuning, LeavesUnselectedRowsAsTheBareBackbone) {
+  auto diff = [](const std::vector<float>& a, const std::vector<float>& b) {
+    double d = a.size() == b.size() ? 0 : 1e9;
+    for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i) d = std::max(d, static_cast<double>(std::fabs(a[i] - b[i])));
+    return d;
+  };
   for (auto* model : {&minilm(), &stories260k()}) {
     const Backbone& bb = *model->model;
     const Batch batch = toy_batch(bb.info().vocab_size);
@@ -94,11 +103,11 @@ TEST(PrefixTuning, LeavesUnselectedRowsAsTheBareBackbone) {
     EXPECT_EQ(forward(bb, set.get(), batch, &none).to_floats(), bare.to_floats()) << bb.info().source;
 
     const Tensor mixed = forward(bb, set.get(), batch, &per_row);
-    EXPECT_EQ(row(mixed, 1), row(bare, 1)) << bb.info().source;
-    EXPECT_EQ(row(mixed, 2), row(bare, 2)) << bb.info().source << " (padded row)";
-    EXPECT_NE(row(mixed, 0), row(bare, 0)) << "the selected row must change";
+    EXPECT_LT(diff(row(mixed, 1), row(bare, 1)), 1e-5) << bb.info().source;
+    EXPECT_LT(diff(row(mixed, 2), row(bare, 2)), 1e-5) << bb.info().source << " (padded row)";
+    EXPECT_GT(diff(row(mixed, 0), row(bare, 0)), 1e-2) << "the selected row must change";
 
-    EXPECT_EQ(row(forward(bb, set.get(), batch), 0), row(mixed, 0)) << "per-row and whole-batch selection differ";
+    EXPECT_LT(diff(row(forward(bb, set.get(), batch), 0), row(mixed, 0)), 1e-5) << "per-row and whole-batch selection differ";
   }
 }
 

@@ -56,6 +56,9 @@ std::vector<Case> cases() {
       {"softmax_mask_gradient", {{{2, 3}}, {{1, 3}}}, [](auto& in) { return softmax(in[0], in[1]); }},
       {"layer_norm", {{{4, 6}, true, -2.f, 2.f}, {{6}, true, 0.5f, 1.5f}, {{6}}},
        [](auto& in) { return layer_norm(in[0], in[1], in[2], 1e-5f); }},
+      // 40 columns: the gamma/beta gradient kernel sums 16 columns a task, plus a remainder.
+      {"layer_norm_wide", {{{3, 40}, true, -2.f, 2.f}, {{40}, true, 0.5f, 1.5f}, {{40}, true}},
+       [](auto& in) { return layer_norm(in[0], in[1], in[2], 1e-5f); }},
       {"layer_norm_frozen_affine", {{{4, 6}, true, -2.f, 2.f}, {{6}, false, 0.5f, 1.5f}, {{6}, false}},
        [](auto& in) { return layer_norm(in[0], in[1], in[2], 1e-5f); }},
       {"rms_norm", {{{4, 6}, true, -2.f, 2.f}, {{6}, true, 0.5f, 1.5f}}, [](auto& in) { return rms_norm(in[0], in[1], 1e-5f); }},
