@@ -30,9 +30,9 @@ memory::desc operand_desc(std::int64_t batch, std::int64_t rows, std::int64_t co
 }  // namespace
 
 // bf16 operands multiply in bf16 only where the CPU has bf16 dot products (AVX512-BF16,
-// AMX). Elsewhere oneDNN still builds bf16 matmuls but emulates them, at under half its
-// f32 rate (AVX2: 26-42 against 64-75 GFLOP/s at MiniLM's shapes), so there they are
-// widened to f32: bf16 weights keep their memory saving and lose no speed.
+// AMX). Elsewhere oneDNN 2.6 either builds no bf16 matmul (AVX2) or emulates it with
+// conversions (AVX512 without BF16), so there they are widened to f32: bf16 weights keep
+// their memory saving and run at the f32 rate.
 bool bf16_matmul_native() {
   static const bool native = [] {
     const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());

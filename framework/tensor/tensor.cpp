@@ -4,13 +4,12 @@
 
 #include <cmath>
 
-#include <malloc.h>
-
 #include <cstdlib>
 #include <cstring>
 
 #include "graft/autograd.h"
 #include "graft/error.h"
+#include "tensor/block_cache.h"
 
 namespace graft {
 
@@ -61,15 +60,6 @@ float bf16_to_f32(std::uint16_t value) {
 
 namespace {
 
-// Activations are allocated and freed by the hundred per step. glibc serves large
-// blocks with fresh mmaps by default, so every step page-faulted and zeroed its memory
-// anew (~14% of a training step); keeping large blocks in the heap reuses them.
-const bool kHeapForLargeBlocks = [] {
-  ::mallopt(M_MMAP_THRESHOLD, 256 << 20);
-  ::mallopt(M_TRIM_THRESHOLD, 512 << 20);
-  return true;
-}();
-
 // What to do about a tensor too large to allocate: sizes come from files and options.
 constexpr const char* kTooLargeHint =
     "a size read from a file or an option is probably far too large: check the config.json, adapter_config.json or "
@@ -80,7 +70,8 @@ std::shared_ptr<Storage> allocate(std::size_t bytes, const Shape& shape, DType d
   auto storage = std::make_shared<Storage>();
   std::size_t rounded = ((bytes + 63) / 64) * 64;
   if (rounded == 0) rounded = 64;
-  void* p = rounded >= bytes ? std::aligned_alloc(64, rounded) : nullptr;
+  std::size_t capacity = 0;
+  void* p = rounded >= bytes ? block_cache::acquire(rounded, capacity) : nullptr;
   if (!p)
     throw Error("tensor",
                 fmt::format("out of memory allocating a {} tensor of shape {}: {} bytes ({:.1f} GiB)", dtype_name(dtype),
@@ -88,7 +79,7 @@ std::shared_ptr<Storage> allocate(std::size_t bytes, const Shape& shape, DType d
                 kTooLargeHint);
   storage->data = p;
   storage->bytes = bytes;
-  storage->owner = std::shared_ptr<void>(p, std::free);
+  storage->owner = std::shared_ptr<void>(p, [capacity](void* block) { block_cache::release(block, capacity); });
   return storage;
 }
 

@@ -25,6 +25,15 @@ std::string shape_str(const Shape& shape);
 std::uint16_t f32_to_bf16(float value);
 float bf16_to_f32(std::uint16_t value);
 
+// Tensor memory of this process: bytes held by live tensors, the most ever held at once,
+// and freed large blocks kept for reuse by the next step (at most the live peak).
+struct MemoryStats {
+  std::size_t live_bytes = 0, peak_live_bytes = 0, cached_bytes = 0;
+};
+MemoryStats memory_stats();
+// Gives the cached blocks back to the system (a server after a burst of long inputs).
+void release_cached_memory();
+
 // Bytes a tensor points into. Owned (aligned heap) or borrowed (an mmap'd file),
 // in which case `owner` keeps the mapping alive.
 struct Storage {
