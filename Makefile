@@ -14,7 +14,7 @@ export CCACHE_DIR ?= $(HOME)/.ccache
 # clean-room builds share cached objects.
 export CCACHE_BASEDIR ?= $(CURDIR)
 
-.PHONY: deps configure build models test demo bench clean python-venv python-test python-wheel-check
+.PHONY: deps configure build models test demo bench bench-venv clean python-venv python-test python-wheel-check
 
 deps:
 	@missing=$$(for p in $(PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -72,36 +72,18 @@ demo: build models
 	./scripts/demo.sh $(BUILD)
 
 # Ratios against references measured in the same run: framework overhead, mixed-adapter
-# batches (docs/serving.md), and a loopback load test of graft serve.
-bench: build models
+# batches (docs/serving.md), a loopback load test of graft serve, and graft against
+# PyTorch + PEFT and ONNX Runtime (docs/performance.md; the peers go into an ignored venv,
+# .venv-bench, from PyPI). VS_TORCH_ARGS narrows the last one, e.g. --only train,f32.
+BENCH_VENV ?= .venv-bench
+VS_TORCH_ARGS ?=
+bench-venv: deps
+	@test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	@$(BENCH_VENV)/bin/python -c "import torch, transformers, peft, onnxruntime, onnx" 2>/dev/null || \
+	  $(BENCH_VENV)/bin/pip install -q -r bench/requirements-torch.txt
+
+bench: build models bench-venv
 	./$(BUILD)/bench/bench_overhead
 	./$(BUILD)/bench/bench_mixed
 	./$(BUILD)/bench/bench_serve --backbone .cache/models/all-MiniLM-L6-v2 --make-adapters 8 --clients 4 --requests 400
-
-# The unit, golden and integration suites under AddressSanitizer + UndefinedBehaviorSanitizer
-# (clang-14, in SAN_BUILD, which `make fuzz` shares: GRAFT_BUILD_FUZZ instruments the
-# whole build). Left out: the long training runs (their code paths run in the short
-# tests too), valgrind's leak check (it cannot run under ASan) and the out-of-tree SDK
-# build (g++, uninstrumented).
-SAN_BUILD ?= build-san
-SLOW_TESTS := TrainsSst2|LearnsSst2|LowersHeldOutLoss|AdaptsStories|TrainsCausalLm|test_ia3_training|sdk_ia3|plugin_leak_check
-# allocator_may_return_null: a refused huge allocation reaches graft's own out-of-memory error.
-export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:allocator_may_return_null=1
-export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
-.PHONY: test-sanitize
-test-sanitize: deps models
-	cmake -S . -B $(SAN_BUILD) -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	      -DGRAFT_BUILD_FUZZ=ON -DGRAFT_BUILD_TESTS=ON -DGRAFT_BUILD_BENCH=OFF
-	cmake --build $(SAN_BUILD) -j$(JOBS)
-	@echo "== sanitizer run (ASan + UBSan): every suite but the slow training runs"
-	ctest --test-dir $(SAN_BUILD) --output-on-failure -j$(JOBS) -E '$(SLOW_TESTS)'
-
-# libFuzzer targets (clang-14, ASan + UBSan) built in build-fuzz, each run FUZZ_SECONDS
-# in turn; fails naming the target and the reproducer (docs/testing.md).
-FUZZ_SECONDS ?= 60
-.PHONY: fuzz
-fuzz: deps
-	JOBS=$(JOBS) ./scripts/fuzz.sh $(SAN_BUILD) $(FUZZ_SECONDS)
-
-clean:
-	rm -rf $(BUILD)
+	$(BENCH_VENV)/bin/python bench/vs_torch.py --graft $(BUILD)/bench/bench_step $(VS_TORCH_ARGS)
