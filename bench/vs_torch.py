@@ -76,13 +76,36 @@ def main():
     wanted = {k: keep & names for k, names in kinds.items()}  # each kind named narrows; unnamed kinds keep all
     common = ["--model", a.model, "--steps", str(a.steps), "--warmup", str(a.warmup)]
 
-    gemm = run([a.graft, "--workload", "gemm", "--steps", "20", "--warmup", "3"], env)
-    if "error" in gemm:
-        sys.exit("vs_torch: the GEMM peak run failed: " + gemm["error"])
+    def gemm_peak():
+        g = run([a.graft, "--workload", "gemm", "--steps", "20", "--warmup", "3"], env)
+        if "error" in g:
+            sys.exit("vs_torch: the GEMM peak run failed: " + g["error"])
+        return g
+
+    # The peak is measured before and after the runs, the higher one kept: a burst of other
+    # work on the machine during one measurement would otherwise inflate every fraction.
+    records, rows = [gemm_peak()], []
+    for workload, method, dtype, batch, seq, peers in configs(a.quick):
+        if any(w and v not in w for w, v in ((wanted["workload"], workload), (wanted["method"], method), (wanted["dtype"], dtype))):
+            continue
+        print(f"measuring {workload} {method} {dtype} {batch}x{seq} ...", file=sys.stderr, flush=True)
+        shape = ["--workload", workload, "--method", method, "--dtype", dtype, "--batch", str(batch), "--seq", str(seq)]
+        g = run([a.graft] + shape + common, env)
+        g.update(workload=workload, method=method, dtype=dtype)
+        records.append(g)
+        flops = model_flops(a.model, workload, method, seq) * batch * seq
+        for peer in peers:
+            t = run([sys.executable, str(HERE / "torch_reference.py"), "--engine", peer, "--threads", str(a.threads)] + shape + common, env)
+            t.update(workload=workload, method=method, dtype=dtype, peer=peer)
+            records.append(t)
+            rows.append((workload, method, dtype, seq, peer, g, t, flops))
+    records.append(gemm_peak())
+    gemms = [r["gemm_flops"] for r in (records[0], records[-1])]
+    f32_peak = max(g["f32"]["peak"] for g in gemms)
+    bf16_peak = max(g["bf16"]["peak"] or 0 for g in gemms)
     # A bf16 run's ceiling is the faster of the two: without native bf16, f32 (graft widens).
-    f32_peak, bf16_peak = gemm["gemm_flops"]["f32"]["peak"], gemm["gemm_flops"]["bf16"]["peak"] or 0
     peak = {"f32": f32_peak, "bf16": max(f32_peak, bf16_peak)}
-    native = gemm["gemm_flops"]["bf16_native"]
+    native = gemms[0]["bf16_native"]
     bf16_text = f"{bf16_peak / 1e9:.0f} GFLOP/s" if bf16_peak else "none (oneDNN builds no bf16 matmul here)"
     print(f"GEMM peak (oneDNN, {a.threads} threads, this run): f32 {f32_peak / 1e9:.0f} GFLOP/s, bf16 {bf16_text}"
           f"{'' if native else '; no native bf16 (AVX512-BF16/AMX): graft widens bf16 weights to f32'}\n")
@@ -90,36 +113,21 @@ def main():
               f"{'graft %pk':>9} {'peer %pk':>8} {'graft MiB':>9} {'peer MiB':>8} {'mem':>5}")
     print(header)
     print("-" * len(header))
-    records = [gemm]
-    for workload, method, dtype, batch, seq, peers in configs(a.quick):
-        if any(w and v not in w for w, v in ((wanted["workload"], workload), (wanted["method"], method), (wanted["dtype"], dtype))):
-            continue
-        shape = ["--workload", workload, "--method", method, "--dtype", dtype, "--batch", str(batch), "--seq", str(seq)]
-        g = run([a.graft] + shape + common, env)
-        g.update(workload=workload, method=method, dtype=dtype)
-        records.append(g)
-        flops = model_flops(a.model, workload, method, seq) * batch * seq
-        for peer in peers:
-            if peer == "onnxruntime" and dtype != "f32":
-                continue
-            t = run([sys.executable, str(HERE / "torch_reference.py"), "--engine", peer, "--threads", str(a.threads)] + shape + common, env)
-            t.update(workload=workload, method=method, dtype=dtype, peer=peer)
-            records.append(t)
+    for workload, method, dtype, seq, peer, g, t, flops in rows:
+        def pct(r):
+            return f"{100 * flops / r['median_s'] / peak[dtype]:.0f}%" if r.get("median_s") else "-"
 
-            def pct(r):
-                return f"{100 * flops / r['median_s'] / peak[dtype]:.0f}%" if r.get("median_s") else "-"
+        def ms(r):
+            return f"{1e3 * r['median_s']:.1f}" if r.get("median_s") else "error"
 
-            def ms(r):
-                return f"{1e3 * r['median_s']:.1f}" if r.get("median_s") else "error"
-
-            speed = f"{t['median_s'] / g['median_s']:.2f}" if g.get("median_s") and t.get("median_s") else "-"
-            mem = f"{g['peak_rss_mib'] / t['peak_rss_mib']:.2f}" if g.get("peak_rss_mib") and t.get("peak_rss_mib") else "-"
-            label = workload if workload != "latency" else f"lat{seq}"
-            print(f"{label:<9} {method:<14} {dtype:<5} {peer:<11} {ms(g):>9} {ms(t):>9} {speed:>6} {pct(g):>9} {pct(t):>8} "
-                  f"{g.get('peak_rss_mib', 0):>9.0f} {t.get('peak_rss_mib', 0):>8.0f} {mem:>5}", flush=True)
-            for side, r in (("graft", g), (peer, t)):
-                if "error" in r:
-                    print(f"    {side}: {r['error']}")
+        speed = f"{t['median_s'] / g['median_s']:.2f}" if g.get("median_s") and t.get("median_s") else "-"
+        mem = f"{g['peak_rss_mib'] / t['peak_rss_mib']:.2f}" if g.get("peak_rss_mib") and t.get("peak_rss_mib") else "-"
+        label = workload if workload != "latency" else f"lat{seq}"
+        print(f"{label:<9} {method:<14} {dtype:<5} {peer:<11} {ms(g):>9} {ms(t):>9} {speed:>6} {pct(g):>9} {pct(t):>8} "
+              f"{g.get('peak_rss_mib', 0):>9.0f} {t.get('peak_rss_mib', 0):>8.0f} {mem:>5}")
+        for side, r in (("graft", g), (peer, t)):
+            if "error" in r:
+                print(f"    {side}: {r['error']}")
     if a.json:
         Path(a.json).write_text(json.dumps(records, indent=1))
     print("\nspeed: peer ms / graft ms (> 1: graft faster); mem: graft MiB / peer MiB (< 1: graft smaller); "
