@@ -87,3 +87,31 @@ bench: build models bench-venv
 	./$(BUILD)/bench/bench_mixed
 	./$(BUILD)/bench/bench_serve --backbone .cache/models/all-MiniLM-L6-v2 --make-adapters 8 --clients 4 --requests 400
 	$(BENCH_VENV)/bin/python bench/vs_torch.py --graft $(BUILD)/bench/bench_step $(VS_TORCH_ARGS)
+
+# The unit, golden and integration suites under AddressSanitizer + UndefinedBehaviorSanitizer
+# (clang-14, in SAN_BUILD, which `make fuzz` shares: GRAFT_BUILD_FUZZ instruments the
+# whole build). Left out: the long training runs (their code paths run in the short
+# tests too), valgrind's leak check (it cannot run under ASan) and the out-of-tree SDK
+# build (g++, uninstrumented).
+SAN_BUILD ?= build-san
+SLOW_TESTS := TrainsSst2|LearnsSst2|LowersHeldOutLoss|AdaptsStories|TrainsCausalLm|test_ia3_training|sdk_ia3|plugin_leak_check
+# allocator_may_return_null: a refused huge allocation reaches graft's own out-of-memory error.
+export ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:allocator_may_return_null=1
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+.PHONY: test-sanitize
+test-sanitize: deps models
+	cmake -S . -B $(SAN_BUILD) -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	      -DGRAFT_BUILD_FUZZ=ON -DGRAFT_BUILD_TESTS=ON -DGRAFT_BUILD_BENCH=OFF
+	cmake --build $(SAN_BUILD) -j$(JOBS)
+	@echo "== sanitizer run (ASan + UBSan): every suite but the slow training runs"
+	ctest --test-dir $(SAN_BUILD) --output-on-failure -j$(JOBS) -E '$(SLOW_TESTS)'
+
+# libFuzzer targets (clang-14, ASan + UBSan) built in build-fuzz, each run FUZZ_SECONDS
+# in turn; fails naming the target and the reproducer (docs/testing.md).
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz
+fuzz: deps
+	JOBS=$(JOBS) ./scripts/fuzz.sh $(SAN_BUILD) $(FUZZ_SECONDS)
+
+clean:
+	rm -rf $(BUILD)

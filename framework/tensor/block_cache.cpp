@@ -13,6 +13,18 @@
 namespace graft::block_cache {
 namespace {
 
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+#else
+constexpr bool kSanitized = false;
+#endif
+
 constexpr std::size_t kLarge = 256 << 10;  // below: aligned_alloc (the heap serves small blocks well)
 constexpr std::size_t kPage = 4096;
 
@@ -41,10 +53,12 @@ void unmap(void* block, std::size_t capacity) { ::munmap(block, capacity); }
 
 }  // namespace
 
+bool caching() { return !kSanitized; }
+
 void* acquire(std::size_t bytes, std::size_t& capacity) {
   if (bytes > (std::size_t{1} << 48)) return nullptr;  // no machine has it (and class_of would overflow)
   Cache& c = cache();
-  if (bytes < kLarge) {
+  if (bytes < kLarge || kSanitized) {
     capacity = std::max<std::size_t>(64, (bytes + 63) / 64 * 64);
     void* p = std::aligned_alloc(64, capacity);
     if (p) {
@@ -90,7 +104,7 @@ void* acquire(std::size_t bytes, std::size_t& capacity) {
 
 void release(void* block, std::size_t capacity) {
   Cache& c = cache();
-  if (capacity < kLarge) {
+  if (capacity < kLarge || kSanitized) {
     std::free(block);
     std::lock_guard lock(c.mutex);
     c.stats.live_bytes -= capacity;

@@ -10,6 +10,10 @@
 
 namespace graft::block_cache {
 
+// False in AddressSanitizer builds: every block then comes from aligned_alloc and goes
+// back to free, so ASan sees each tensor's bounds and every use after free.
+bool caching();
+
 // A block of at least `bytes`, 64-byte aligned, or nullptr when memory is exhausted.
 // `capacity` receives what release() must be given back.
 void* acquire(std::size_t bytes, std::size_t& capacity);
