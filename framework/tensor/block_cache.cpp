@@ -83,16 +83,7 @@ void* acquire(std::size_t bytes, std::size_t& capacity) {
   }
   void* p = ::mmap(nullptr, capacity, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) {
-    // Give the cached blocks back and try once more before calling memory exhausted.
-    std::vector<std::pair<void*, std::size_t>> drop;
-    {
-      std::lock_guard lock(c.mutex);
-      for (auto& [size, blocks] : c.free)
-        for (void* b : blocks) drop.emplace_back(b, size);
-      c.free.clear();
-      c.stats.cached_bytes = 0;
-    }
-    for (auto [b, size] : drop) unmap(b, size);
+    release_cached_memory();  // give the cached blocks back and try once more
     p = ::mmap(nullptr, capacity, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return nullptr;
   }
