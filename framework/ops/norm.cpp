@@ -4,6 +4,7 @@
 // lacks) is an OpenMP kernel both ways. Both normalise over the last axis in f32.
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "graft/ops.h"
 #include "ops/op_util.h"
@@ -65,25 +66,27 @@ class LayerNormOp : public Op {
     const std::int64_t C = x.dim(-1), rows = x.numel() / C;
     const float *xp = x.data<float>(), *gp = g.data<float>(), *wp = gamma.data<float>();
     const float *mp = mean_.data<float>(), *vp = variance_.data<float>();
+    std::vector<float> rstd(static_cast<std::size_t>(rows));
+    for (std::int64_t r = 0; r < rows; ++r) rstd[r] = 1.f / std::sqrt(vp[r] + eps_);
     // xhat = (x − mean)·rstd; dx = rstd·(g·gamma − mean(g·gamma) − xhat·mean(g·gamma·xhat))
     Tensor dx = Tensor::empty(x.shape());
     float* dxp = dx.data<float>();
 #pragma omp parallel for schedule(static) if (rows > 16)
     for (std::int64_t r = 0; r < rows; ++r) {
       const float *xr = xp + r * C, *gr = gp + r * C;
-      const float mean = mp[r], rstd = 1.f / std::sqrt(vp[r] + eps_);
+      const float mean = mp[r], rs = rstd[r];
       float sum = 0, dot = 0;
 #pragma omp simd reduction(+ : sum, dot)
       for (std::int64_t c = 0; c < C; ++c) {
         const float d = gr[c] * wp[c];
         sum += d;
-        dot += d * (xr[c] - mean) * rstd;
+        dot += d * (xr[c] - mean) * rs;
       }
       sum /= static_cast<float>(C);
       dot /= static_cast<float>(C);
       float* dr = dxp + r * C;
 #pragma omp simd
-      for (std::int64_t c = 0; c < C; ++c) dr[c] = rstd * (gr[c] * wp[c] - sum - (xr[c] - mean) * rstd * dot);
+      for (std::int64_t c = 0; c < C; ++c) dr[c] = rs * (gr[c] * wp[c] - sum - (xr[c] - mean) * rs * dot);
     }
     Tensor dgamma, dbeta;
     if (needs[1] || (in[2].defined() && needs[2])) {  // column sums, 16 columns a task
@@ -95,9 +98,8 @@ class LayerNormOp : public Op {
         const std::int64_t c1 = std::min(C, c0 + 16);
         float ag[16] = {}, ab[16] = {};
         for (std::int64_t r = 0; r < rows; ++r) {
-          const float mean = mp[r], rstd = 1.f / std::sqrt(vp[r] + eps_);
           for (std::int64_t c = c0; c < c1; ++c) {
-            ag[c - c0] += gp[r * C + c] * (xp[r * C + c] - mean) * rstd;
+            ag[c - c0] += gp[r * C + c] * (xp[r * C + c] - mp[r]) * rstd[r];
             ab[c - c0] += gp[r * C + c];
           }
         }
@@ -112,9 +114,8 @@ class LayerNormOp : public Op {
   }
 
  private:
-  static normalization_flags flags() { return normalization_flags::use_scale | normalization_flags::use_shift; }
-  dnnl::layer_normalization_forward::primitive_desc forward_pd(prop_kind prop, const dnnl::memory::desc& md,
-                                                               normalization_flags used = flags()) const {
+  dnnl::layer_normalization_forward::primitive_desc forward_pd(prop_kind prop, const dnnl::memory::desc& md) const {
+    const auto used = normalization_flags::use_scale | normalization_flags::use_shift;
     return dnnl::layer_normalization_forward::primitive_desc(
         dnnl::layer_normalization_forward::desc(prop, md, eps_, used), primitive_attr(), bridge::engine());
   }

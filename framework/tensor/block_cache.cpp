@@ -51,6 +51,12 @@ Cache& cache() {
 
 void unmap(void* block, std::size_t capacity) { ::munmap(block, capacity); }
 
+// A block handed out; the caller holds c.mutex.
+void count_live(Cache& c, std::size_t capacity) {
+  c.stats.live_bytes += capacity;
+  c.stats.peak_live_bytes = std::max(c.stats.peak_live_bytes, c.stats.live_bytes);
+}
+
 }  // namespace
 
 bool caching() { return !kSanitized; }
@@ -63,8 +69,7 @@ void* acquire(std::size_t bytes, std::size_t& capacity) {
     void* p = std::aligned_alloc(64, capacity);
     if (p) {
       std::lock_guard lock(c.mutex);
-      c.stats.live_bytes += capacity;
-      c.stats.peak_live_bytes = std::max(c.stats.peak_live_bytes, c.stats.live_bytes);
+      count_live(c, capacity);
     }
     return p;
   }
@@ -76,8 +81,7 @@ void* acquire(std::size_t bytes, std::size_t& capacity) {
       void* p = it->second.back();
       it->second.pop_back();
       c.stats.cached_bytes -= capacity;
-      c.stats.live_bytes += capacity;
-      c.stats.peak_live_bytes = std::max(c.stats.peak_live_bytes, c.stats.live_bytes);
+      count_live(c, capacity);
       return p;
     }
   }
@@ -88,8 +92,7 @@ void* acquire(std::size_t bytes, std::size_t& capacity) {
     if (p == MAP_FAILED) return nullptr;
   }
   std::lock_guard lock(c.mutex);
-  c.stats.live_bytes += capacity;
-  c.stats.peak_live_bytes = std::max(c.stats.peak_live_bytes, c.stats.live_bytes);
+  count_live(c, capacity);
   return p;
 }
 
