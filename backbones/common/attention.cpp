@@ -50,8 +50,9 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor
   const std::int64_t group = H / KV;
   // Query heads of one group are consecutive: view them as one longer sequence so each
   // group multiplies its own key/value head without copying k or v.
-  Tensor qg = ops::reshape(q, {B, KV, group * T, D});  // reshape, not view: q needs its gradient
-  Tensor scores = ops::scale(ops::matmul(qg, k, false, true), 1.f / std::sqrt(static_cast<float>(D)));
+  // The 1/√d scale goes on q, not on the scores: S/D times fewer elements to scale.
+  Tensor qg = ops::reshape(ops::scale(q, 1.f / std::sqrt(static_cast<float>(D))), {B, KV, group * T, D});
+  Tensor scores = ops::matmul(qg, k, false, true);
   Tensor probs = ops::softmax(ops::reshape(scores, {B, H, T, S}), mask);
   // Dropout on the probabilities, fused into the product so they are kept once.
   Tensor context = ops::dropout_matmul(ops::reshape(probs, {B, KV, group * T, S}), v, dropout_p, training);  // [B, KV, group·T, D]

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "graft/error.h"
+#include "tensor/bf16_rounding.h"
 
 namespace graft::nn {
 namespace {
@@ -30,6 +31,15 @@ Tensor f32_grad(const Tensor& param) {
 
 Tensor scalar_i64(std::int64_t v) { return Tensor::from_ints({v}, {}); }
 
+// Writes f32 `master` into the bf16 tensor `param` of the same shape, rounded to nearest even.
+void round_into(const Tensor& master, Tensor& param) {
+  const float* src = master.data<float>();
+  std::uint16_t* dst = param.data<std::uint16_t>();
+  const std::int64_t n = master.numel();
+#pragma omp parallel for simd if (n > 32768)
+  for (std::int64_t k = 0; k < n; ++k) dst[k] = round_to_bf16(src[k]);
+}
+
 }  // namespace
 
 void validate(const AdamWConfig& c) {
@@ -45,12 +55,14 @@ AdamW::AdamW(std::vector<NamedParameter> parameters, AdamWConfig config)
   validate(config_);
   std::set<std::string> names;
   for (const auto& p : parameters_) {
-    if (!p.tensor.defined() || p.tensor.dtype() != DType::f32)
+    if (!p.tensor.defined() || (p.tensor.dtype() != DType::f32 && p.tensor.dtype() != DType::bf16))
       throw ShapeError("adamw", fmt::format("parameter '{}' is {}", p.name, p.tensor.defined() ? dtype_name(p.tensor.dtype()) : "undefined"),
-                       "optimise the f32 master copy of a parameter");
+                       "AdamW optimises f32 and bf16 parameters");
     if (!names.insert(p.name).second)
       throw ConfigError("adamw", fmt::format("parameter name '{}' appears twice", p.name), "names key the optimiser state");
-    moments_.push_back({Tensor::zeros(p.tensor.shape()), Tensor::zeros(p.tensor.shape()), 0});
+    const bool bf16 = p.tensor.dtype() == DType::bf16;
+    moments_.push_back({Tensor::zeros(p.tensor.shape()), Tensor::zeros(p.tensor.shape()), 0,
+                        bf16 ? Tensor::from_floats(p.tensor.to_floats(), p.tensor.shape()) : Tensor()});
   }
 }
 
@@ -75,7 +87,8 @@ void AdamW::step() {
     const auto t = static_cast<double>(++m.steps);
     const float step_size = static_cast<float>(-lr / (1.0 - std::pow(beta1, t)));
     const float bc2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(beta2, t)));
-    float* p = parameters_[i].tensor.data<float>();
+    // A bf16 parameter steps its f32 master copy, then takes the master's rounding.
+    float* p = m.master.defined() ? m.master.data<float>() : parameters_[i].tensor.data<float>();
     float *ea = m.exp_avg.data<float>(), *eas = m.exp_avg_sq.data<float>();
     const float* gp = g.data<float>();
     const std::int64_t n = g.numel();
@@ -87,6 +100,7 @@ void AdamW::step() {
       const float denom = std::sqrt(eas[k]) / bc2_sqrt + eps;
       p[k] += step_size * (ea[k] / denom);
     }
+    if (m.master.defined()) round_into(m.master, parameters_[i].tensor);
   }
 }
 
@@ -101,6 +115,7 @@ std::vector<NamedParameter> AdamW::state() const {
     out.push_back({name + ".exp_avg", moments_[i].exp_avg.clone()});
     out.push_back({name + ".exp_avg_sq", moments_[i].exp_avg_sq.clone()});
     out.push_back({name + ".step", scalar_i64(moments_[i].steps)});
+    if (moments_[i].master.defined()) out.push_back({name + ".master", moments_[i].master.clone()});
   }
   return out;
 }
@@ -128,10 +143,13 @@ void AdamW::load_state(const std::vector<NamedParameter>& state) {
   for (const auto& p : parameters_) {
     const Shape& shape = p.tensor.shape();
     auto copy = [&](const std::string& name) { return Tensor::from_floats(find(name, shape).to_floats(), shape); };
-    loaded.push_back({copy(p.name + ".exp_avg"), copy(p.name + ".exp_avg_sq"), count(p.name + ".step")});
+    loaded.push_back({copy(p.name + ".exp_avg"), copy(p.name + ".exp_avg_sq"), count(p.name + ".step"),
+                      p.tensor.dtype() == DType::bf16 ? copy(p.name + ".master") : Tensor()});
   }
   steps_ = count("step");
   moments_ = std::move(loaded);
+  for (std::size_t i = 0; i < parameters_.size(); ++i)
+    if (moments_[i].master.defined()) round_into(moments_[i].master, parameters_[i].tensor);
 }
 
 void validate(const ScheduleConfig& c) {

@@ -25,7 +25,9 @@ void validate(const AdamWConfig& config);
 // does not advance.
 class AdamW {
  public:
-  // Parameters must be f32 with distinct names; moments start at zero.
+  // Parameters are f32 or bf16, with distinct names; moments start at zero. A bf16
+  // parameter trains through an f32 master copy (its values widened): each step updates
+  // the master and writes it back rounded, so updates below bf16's resolution add up.
   explicit AdamW(std::vector<NamedParameter> parameters, AdamWConfig config = {});
 
   void step();
@@ -41,7 +43,8 @@ class AdamW {
 
   // Copies of the optimiser state as named tensors, for a checkpoint:
   //   "step" (i64 scalar), and per parameter "<name>.exp_avg", "<name>.exp_avg_sq"
-  //   (f32, the parameter's shape) and "<name>.step" (i64 scalar).
+  //   (f32, the parameter's shape), "<name>.step" (i64 scalar) and, for a bf16
+  //   parameter, "<name>.master" (f32).
   std::vector<NamedParameter> state() const;
   // Restores what state() produced; every entry must be present with its shape, or
   // FormatError (a checkpoint that does not match these parameters).
@@ -51,6 +54,7 @@ class AdamW {
   struct Moments {
     Tensor exp_avg, exp_avg_sq;
     std::int64_t steps = 0;
+    Tensor master;  // f32 copy of a bf16 parameter; undefined for f32 ones
   };
   std::vector<NamedParameter> parameters_;
   std::vector<Moments> moments_;

@@ -4,6 +4,7 @@
 
 #include "graft/ops.h"
 #include "ops/op_util.h"
+#include "ops/simd_clones.h"
 
 namespace graft::ops {
 namespace {
@@ -11,13 +12,21 @@ namespace {
 std::atomic<std::uint64_t> g_seed{0x5eed};
 std::atomic<std::uint64_t> g_calls{0};
 
-std::uint64_t mix(std::uint64_t z) {  // splitmix64 finaliser
+inline std::uint64_t mix(std::uint64_t z) {  // splitmix64 finaliser
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
 }
 
 std::uint64_t next_stream() { return mix(g_seed.load() ^ mix(g_calls.fetch_add(1) + 1)); }
+
+// The hash's 64-bit multiplies and compares vectorise only from AVX2 on (AVX-512 has
+// them natively): hence the clones.
+GRAFT_SIMD_CLONES void mask_scale(const float* xp, float* yp, std::int64_t n, std::uint64_t stream, std::uint64_t threshold,
+                                  float keep_scale) {
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+  for (std::int64_t i = 0; i < n; ++i) yp[i] = mix(stream + static_cast<std::uint64_t>(i)) >= threshold ? xp[i] * keep_scale : 0.f;
+}
 
 // x with element i dropped where the hash of (stream, i) falls below p, the rest scaled.
 Tensor apply_mask(const Tensor& in, float p, std::uint64_t stream) {
@@ -26,11 +35,7 @@ Tensor apply_mask(const Tensor& in, float p, std::uint64_t stream) {
   Tensor y = Tensor::empty(x.shape());
   const float keep_scale = 1.f / (1.f - p);
   const auto threshold = static_cast<std::uint64_t>(static_cast<double>(p) * 18446744073709551616.0);
-  const float* xp = x.data<float>();
-  float* yp = y.data<float>();
-  const std::int64_t n = x.numel();
-#pragma omp parallel for if (n > 65536)
-  for (std::int64_t i = 0; i < n; ++i) yp[i] = mix(stream + static_cast<std::uint64_t>(i)) >= threshold ? xp[i] * keep_scale : 0.f;
+  mask_scale(x.data<float>(), y.data<float>(), x.numel(), stream, threshold, keep_scale);
   return y;
 }
 

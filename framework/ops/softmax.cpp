@@ -1,6 +1,8 @@
 // softmax(x + mask) over the last axis: forward on oneDNN's softmax primitive, backward
 // a plain loop (see below). The additive mask (padding, causal) broadcasts onto x
-// through the binary primitive first.
+// through the binary primitive first, unless it hides nothing.
+#include <algorithm>
+
 #include "graft/ops.h"
 #include "ops/op_util.h"
 #include "ops/primitive_cache.h"
@@ -16,6 +18,12 @@ dnnl::softmax_forward::primitive_desc forward_pd(prop_kind prop, const dnnl::mem
   return dnnl::softmax_forward::primitive_desc(dnnl::softmax_forward::desc(prop, md, axis), primitive_attr(), bridge::engine());
 }
 
+bool hides_something(const Tensor& mask) {
+  const Tensor m = as_f32(mask);
+  const float* p = m.data<float>();
+  return std::any_of(p, p + m.numel(), [](float v) { return v != 0.f; });
+}
+
 class SoftmaxOp : public Op, public SavesInputs {
  public:
   // Backward reads y only: it keeps its own handle on y's storage (a view, outside the
@@ -26,10 +34,13 @@ class SoftmaxOp : public Op, public SavesInputs {
     require_floating("softmax", in[0]);
     Tensor x = as_f32(in[0]);
     if (x.ndim() == 0) x = x.view({1});
-    if (in[1].defined()) x = add(x, in[1]);
-    if (x.shape() != in[0].shape() && in[0].ndim() > 0)
+    // A mask that hides nothing (rows without padding) is not added: at MiniLM's shapes
+    // the add is a pass over [B, H, T, S], the check one over [B, 1, 1, S].
+    if (in[1].defined() && hides_something(in[1])) x = add(x, in[1]);
+    const Shape full = in[1].defined() ? broadcast_shapes("softmax", x.shape(), in[1].shape()) : x.shape();
+    if (full != in[0].shape() && in[0].ndim() > 0)
       throw ShapeError("softmax", fmt::format("mask {} broadcasts {} up to {}", shape_str(in[1].shape()),
-                                              shape_str(in[0].shape()), shape_str(x.shape())),
+                                              shape_str(in[0].shape()), shape_str(full)),
                        "the mask must broadcast onto the scores, not enlarge them");
     const prop_kind prop = autograd::recording() ? prop_kind::forward_training : prop_kind::forward_inference;
     const auto md = bridge::plain_desc(x.shape(), DType::f32);

@@ -21,12 +21,11 @@ class HeadOnly : public PeftMethod {
 };
 
 // Every frozen weight becomes trainable. The backbone is shared: the session keeps a
-// "full" adapter alone on its backbone.
+// "full" adapter alone on its backbone. bf16 weights train in mixed precision: their
+// products in bf16, gradients in f32, and AdamW stepping f32 master copies.
 class FullFineTuning : public PeftMethod {
  public:
   void attach(AttachContext& context) override {
-    if (context.backbone().info().dtype != DType::f32)
-      throw ConfigError("train", "full fine-tuning needs f32 weights", "drop --dtype bf16 for the full baseline");
     for (const auto& p : context.backbone().parameters()) {
       Tensor t = p.tensor;
       t.set_requires_grad(true);

@@ -9,6 +9,7 @@
 
 #include "graft/autograd.h"
 #include "graft/error.h"
+#include "tensor/bf16_rounding.h"
 #include "tensor/block_cache.h"
 
 namespace graft {
@@ -43,13 +44,7 @@ std::int64_t shape_numel(const Shape& shape) {
 
 std::string shape_str(const Shape& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
 
-std::uint16_t f32_to_bf16(float value) {
-  std::uint32_t bits;
-  std::memcpy(&bits, &value, 4);
-  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((bits >> 16) | 0x40);  // NaN stays NaN
-  bits += 0x7fffu + ((bits >> 16) & 1u);  // round to nearest even
-  return static_cast<std::uint16_t>(bits >> 16);
-}
+std::uint16_t f32_to_bf16(float value) { return round_to_bf16(value); }
 
 float bf16_to_f32(std::uint16_t value) {
   std::uint32_t bits = static_cast<std::uint32_t>(value) << 16;

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <thread>
+#include <tuple>
 
 #include "cli_harness.h"
 #include "graft/error.h"
@@ -206,6 +207,37 @@ TEST(Session, BuiltInBaselinesAreMethodsLikeAnyOther) {
   reloaded.load_adapter("all", r.best_folder);
   EXPECT_EQ(reloaded.adapter("all").method, "full");
   ASSERT_TRUE(reloaded.adapter("all").head.has_value());
+}
+
+// Full fine-tuning of bf16 weights: the weights stay bf16 (their products run in bf16),
+// AdamW steps f32 master copies, and the run tracks the f32 one; the saved weights load
+// into an f32 session.
+TEST(Session, FullFineTuningInBf16TrainsThroughF32MasterCopies) {
+  const fs::path tiny = fs::path(GRAFT_SOURCE_DIR) / "tests" / "golden" / "backbones" / "tiny_bert";
+  TempFolder dir("session_full_bf16");
+  const data::Dataset train = sst2_rows("train", 0, 32), dev = sst2_rows("dev", 0, 16);
+  TrainOptions options;
+  options.max_steps = 4;
+  options.batch_size = 8;
+  options.lr = 1e-2f;
+  options.progress_line = false;
+  auto trained = [&](DType dtype, const std::string& name) {
+    Session s(tiny, {.dtype = dtype});
+    s.add_adapter("all", "full");
+    const auto bare = s.embed(kTexts);
+    options.output = dir.path / name;
+    const TrainSummary r = s.train("all", train, dev, options);
+    EXPECT_EQ(s.backbone_info().dtype, dtype);
+    return std::make_tuple(bare, s.embed(kTexts), r.best_folder);
+  };
+  const auto [bare32, after32, folder32] = trained(DType::f32, "f32");
+  const auto [bare16, after16, folder16] = trained(DType::bf16, "bf16");
+  const double moved = max_diff(after32, bare32), apart = max_diff(after16, after32);
+  EXPECT_GT(max_diff(after16, bare16), 0.5 * moved) << "the bf16 weights were trained";
+  EXPECT_LT(apart, 0.05 * moved) << "the bf16 run strays from the f32 one: moved " << moved << ", apart " << apart;
+  Session reloaded(tiny);
+  reloaded.load_adapter("all", folder16);
+  EXPECT_LT(max_diff(reloaded.embed(kTexts), after16), 0.05 * moved) << "the bf16-trained weights load into f32";
 }
 
 // TrainOptions::should_stop (the Python module's Ctrl-C): asked at each step boundary,

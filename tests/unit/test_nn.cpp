@@ -138,6 +138,49 @@ TEST(AdamW, ResumingFromSavedStateReproducesTheRun) {
     EXPECT_EQ(fresh.params[i].tensor.to_floats(), straight.params[i].tensor.to_floats()) << fresh.params[i].name;
 }
 
+TEST(AdamW, Bf16ParametersStepTheirF32MasterCopyAndTakeItsRounding) {
+  // Steps far below bf16's resolution at 1.0 (2^-7): a bf16 weight updated in place
+  // would never move; its master accumulates them as an f32 weight does.
+  const std::vector<float> start{1.f, -1.f, 0.5f, 2.f};
+  Tensor f32 = Tensor::from_floats(start, {4});
+  Tensor bf16 = ops::to_dtype(Tensor::from_floats(start, {4}), DType::bf16);  // exact in bf16
+  f32.set_requires_grad(true);
+  bf16.set_requires_grad(true);
+  AdamW a({{"p", f32}}, {.lr = 2e-4f, .weight_decay = 0.f}), b({{"p", bf16}}, {.lr = 2e-4f, .weight_decay = 0.f});
+  const Tensor g = Tensor::from_floats({1.f, -1.f, 0.25f, 0.f}, {4});
+  for (int i = 0; i < 40; ++i) {
+    f32.set_grad(g.clone());
+    bf16.set_grad(g.clone());
+    a.step();
+    b.step();
+  }
+  ASSERT_EQ(bf16.dtype(), DType::bf16);
+  const auto exact = f32.to_floats(), rounded = bf16.to_floats();
+  std::vector<float> master;
+  for (const auto& e : b.state())
+    if (e.name == "p.master") master = e.tensor.to_floats();
+  EXPECT_EQ(master, exact) << "the master follows the f32 run bit for bit";
+  for (std::size_t k = 0; k < exact.size(); ++k) EXPECT_EQ(rounded[k], bf16_to_f32(f32_to_bf16(exact[k])));
+  EXPECT_NE(rounded[0], 1.f) << "40 steps of 2e-4 moved the weight past half a bf16 step";
+  EXPECT_EQ(rounded[3], 2.f);  // no gradient, no decay: unchanged
+
+  // The master travels with the optimiser state: a resumed run continues from it.
+  Tensor resumed = ops::to_dtype(Tensor::from_floats(rounded, {4}), DType::bf16);
+  resumed.set_requires_grad(true);
+  AdamW c({{"p", resumed}}, {.lr = 2e-4f, .weight_decay = 0.f});
+  c.load_state(b.state());
+  f32.set_grad(g.clone());
+  bf16.set_grad(g.clone());
+  resumed.set_grad(g.clone());
+  a.step();
+  b.step();
+  c.step();
+  EXPECT_EQ(resumed.to_floats(), bf16.to_floats());
+  auto state = b.state();
+  std::erase_if(state, [](const NamedParameter& e) { return e.name == "p.master"; });
+  EXPECT_THROW(c.load_state(state), FormatError) << "a bf16 parameter's state needs its master";
+}
+
 TEST(AdamW, LoadStateRejectsMismatchedCheckpoints) {
   Problem pr;
   AdamW opt(pr.params);
