@@ -104,6 +104,48 @@ Tensor mm(const char* role, Tensor a, Tensor b, bool ta, bool tb, Tensor bias = 
   return c;
 }
 
+// Up to this many rows (decoding: a token per sequence), linear's forward runs on
+// oneDNN's inner product, which reads W [out, in] as stored. The matmul primitive wants
+// W transposed and repacks the whole weight on every call, which at a few rows costs
+// more than the product: 1.5-3x slower at 1-8 rows, and faster from 16 on
+// (docs/performance.md).
+constexpr std::int64_t kFewRows = 8;
+
+// y [M, N] = x [M, K] · W [N, K]ᵀ (+ bias) for M <= kFewRows; dtypes as mm.
+Tensor few_rows_linear(Tensor x, Tensor w, const Tensor& bias) {
+  const bool wants_bf16 = x.dtype() == DType::bf16 || w.dtype() == DType::bf16;
+  const DType compute = wants_bf16 && bf16_matmul_native() ? DType::bf16 : DType::f32;
+  if (x.dtype() != compute) x = to_dtype(x, compute);
+  if (w.dtype() != compute) w = to_dtype(w, compute);
+  const std::int64_t M = x.dim(0), K = x.dim(1), N = w.dim(0);
+  const memory::desc x_md = bridge::plain_desc({M, K}, compute), w_md = bridge::plain_desc({N, K}, compute);
+  const memory::desc y_md = bridge::plain_desc({M, N}, DType::f32);
+  const memory::desc b_md = bias.defined() ? bridge::plain_desc({N}, DType::f32) : memory::desc();
+  const std::string key = fmt::format("linear.fwd_rows|{}|{}|bias{}", key_of(x), key_of(w), bias.defined());
+  const auto& cached = cached_primitive(key, [&] {
+    return bridge::guarded("linear", [&] {
+      using IP = dnnl::inner_product_forward;
+      const auto prop = dnnl::prop_kind::forward_inference;
+      return make_cached<IP>(IP::primitive_desc(bias.defined() ? IP::desc(prop, x_md, w_md, b_md, y_md) : IP::desc(prop, x_md, w_md, y_md),
+                                                primitive_attr(), bridge::engine()));
+    });
+  });
+  Tensor y = Tensor::empty({M, N});
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, bridge::memory(x, x_md)},
+                                       {DNNL_ARG_WEIGHTS, bridge::memory(w, w_md)},
+                                       {DNNL_ARG_DST, bridge::memory(y, y_md)}};
+  Tensor bias32;
+  if (bias.defined()) {
+    bias32 = as_f32(bias);
+    args.emplace(DNNL_ARG_BIAS, bridge::memory(bias32, b_md));
+  }
+  bridge::guarded("linear", [&] {
+    cached.execute(std::move(args));
+    bridge::stream().wait();
+  });
+  return y;
+}
+
 class MatmulOp : public Op, public SavesInputs {
  public:
   MatmulOp(bool ta, bool tb) : ta_(ta), tb_(tb) {}
@@ -147,7 +189,9 @@ class LinearOp : public Op, public SavesInputs {
       throw ShapeError("linear", fmt::format("bias {} does not fit weight {}", shape_str(bias.shape()), shape_str(w.shape())));
     Shape out_shape = x.shape();
     out_shape.back() = w.dim(0);
-    return {mm("linear.fwd", x.view({x.numel() / x.dim(-1), x.dim(-1)}), w, false, true, bias).view(out_shape)};
+    const Tensor rows = x.view({x.numel() / x.dim(-1), x.dim(-1)});
+    if (rows.dim(0) > 0 && rows.dim(0) <= kFewRows) return {few_rows_linear(rows, w, bias).view(out_shape)};
+    return {mm("linear.fwd", rows, w, false, true, bias).view(out_shape)};
   }
   std::vector<Tensor> backward(const std::vector<Tensor>& in, const std::vector<Tensor>&, const std::vector<Tensor>& gout,
                                const std::vector<bool>& needs) override {

@@ -1,4 +1,5 @@
-// f32 <-> bf16 conversion (ops::to_dtype) and where bf16 matmuls compute.
+// f32 <-> bf16 conversion (ops::to_dtype), where bf16 matmuls compute, and the
+// inner-product path of linears over a few rows.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,6 +10,7 @@
 #include "graft/autograd.h"
 #include "graft/ops.h"
 #include "ops/op_util.h"
+#include "ops/primitive_cache.h"
 
 namespace graft {
 namespace {
@@ -73,6 +75,47 @@ TEST(Dtype, Bf16MatmulWithoutNativeBf16IsTheWidenedF32Product) {
     EXPECT_GT(to_widened, 1e-4) << "the activations were not rounded";
   } else {
     EXPECT_EQ(to_widened, 0.0) << "without native bf16 the product is f32's on the widened weight";
+  }
+}
+
+// Up to 8 rows (decoding) a linear runs on the inner product instead of the matmul; each
+// row gives what it gives inside a larger batch, in f32 and with bf16 weights, with and
+// without a bias, and the backward (matmuls) still matches.
+TEST(Linear, FewRowsTakeTheInnerProductAndAgreeWithTheBatchedProduct) {
+  std::vector<float> xv(40 * 48), wv(24 * 48), bv(24);
+  for (std::size_t i = 0; i < xv.size(); ++i) xv[i] = std::sin(0.37f * static_cast<float>(i));
+  for (std::size_t i = 0; i < wv.size(); ++i) wv[i] = std::cos(0.11f * static_cast<float>(i));
+  for (std::size_t i = 0; i < bv.size(); ++i) bv[i] = 0.1f * static_cast<float>(i);
+  const Tensor batch = Tensor::from_floats(xv, {40, 48}), bias = Tensor::from_floats(bv, {24});
+  for (DType dtype : {DType::f32, DType::bf16}) {
+    const Tensor w = ops::to_dtype(Tensor::from_floats(wv, {24, 48}), dtype);
+    for (const Tensor& b : {bias, Tensor()}) {
+      NoGradGuard no_grad;
+      const std::vector<float> all = ops::linear(batch, w, b).to_floats();
+      const std::size_t before = ops::primitives_created("linear.fwd_rows");
+      for (std::int64_t rows : {1, 3, 8}) {
+        const Tensor x = Tensor::from_floats(std::vector<float>(xv.begin(), xv.begin() + rows * 48), {1, rows, 48});
+        const std::vector<float> few = ops::linear(x, w, b).to_floats();
+        ASSERT_EQ(few.size(), static_cast<std::size_t>(rows * 24));
+        for (std::size_t i = 0; i < few.size(); ++i) ASSERT_NEAR(few[i], all[i], 1e-5) << dtype_name(dtype) << " rows " << rows << " i " << i;
+      }
+      // Widened bf16 weights (no native bf16) run f32's inner products, built already.
+      const std::size_t built = dtype == DType::bf16 && !ops::bf16_matmul_native() ? 0 : 3;
+      EXPECT_EQ(ops::primitives_created("linear.fwd_rows"), before + built) << "each row count builds its inner product once";
+    }
+  }
+  // The backward of a few-row forward: dx = g·W and dW = gᵀ·x as for any batch.
+  Tensor x = Tensor::from_floats(std::vector<float>(xv.begin(), xv.begin() + 2 * 48), {2, 48});
+  Tensor w = Tensor::from_floats(wv, {24, 48});
+  x.set_requires_grad(true);
+  w.set_requires_grad(true);
+  ops::sum(ops::linear(x, w, bias)).backward();
+  const auto dx = x.grad().to_floats(), dw = w.grad().to_floats();
+  for (std::int64_t k = 0; k < 48; ++k) {
+    double col = 0;
+    for (std::int64_t n = 0; n < 24; ++n) col += wv[n * 48 + k];
+    EXPECT_NEAR(dx[k], col, 1e-4);
+    EXPECT_NEAR(dw[5 * 48 + k], xv[k] + xv[48 + k], 1e-5);
   }
 }
 
