@@ -167,9 +167,32 @@ int cmd_compare(const std::vector<std::string>& argv) {
   }
 
 
+  // A run that finished in an earlier sitting may keep only its results.json (results/
+  // commits those; the checkpoint, with the weights, stays on the machine that ran it).
+  // When it is the run asked for (task, method, seed, budget), it is read back, not rerun.
+  auto finished_before = [&](const std::string& method, std::optional<std::uint64_t> seed, const fs::path& run_dir) {
+    if (!fs::exists(run_dir / "results.json") || fs::exists(run_dir / "checkpoint")) return false;
+    const json r = io::load_json(run_dir / "results.json");
+    const json budget = r.value("budget", json::object());
+    auto asked = [&](const char* option) {
+      const std::string v = args.get(option);
+      return v.empty() ? std::int64_t{0} : std::stoll(v);
+    };
+    const std::pair<const char*, const char*> keys[] = {{"epochs", "epochs"},         {"max_steps", "max-steps"},
+                                                        {"batch_size", "batch-size"}, {"grad_accumulation", "grad-accum"},
+                                                        {"max_length", "max-length"}, {"eval_every", "eval-every"},
+                                                        {"patience", "patience"}};
+    bool same = r.value("task", "") == args.get("task") && r.value("method", "") == method && r.contains("best") &&
+                (!seed || r.value("seed", std::uint64_t{0}) == *seed);
+    for (const auto& [key, option] : keys) same = same && budget.value(key, std::int64_t{-1}) == asked(option);
+    if (same) fmt::print(stderr, "{}: finished in an earlier sitting: {}/results.json read back\n", method, run_dir.string());
+    return same;
+  };
+
   // One `graft train` of a method; its results.json, or {"error"} when it failed.
   auto train_run = [&](const std::string& label, const std::string& method, double scale, std::optional<std::uint64_t> seed,
                        const fs::path& run_dir) -> json {
+    if (finished_before(method, seed, run_dir)) return io::load_json(run_dir / "results.json");
     std::vector<std::string> args_for = shared;
     args_for.insert(args_for.end(), {"--method", method, "--output", run_dir.string(), "--lr-scale", fmt::format("{:.9g}", scale)});
     if (seed) args_for.insert(args_for.end(), {"--seed", std::to_string(*seed)});

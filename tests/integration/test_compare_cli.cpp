@@ -190,7 +190,45 @@ TEST(CompareCli, SeedsReportMeanAndStdAndKeepEveryRun) {
   fs::remove(out.string() + ".log");
 }
 
-// --patience: a run whose dev score stops improving ends after that many evaluations,
+// results/ in git keeps each run's results.json and graft's folder markers, not its
+// checkpoint: in a fresh checkout a compare started again reads those runs back instead
+// of training them again, but only when they are the runs asked for.
+TEST(CompareCli, RunsWhoseCheckpointStayedBehindAreReadBackWhenTheyAreTheRunsAskedFor) {
+  const fs::path out = fs::temp_directory_path() / "graft_compare_sittings";
+  fs::remove_all(out);
+  const std::string args = "--max-steps 4 --methods head,lora --seeds 11,12 --seeds-for lora";
+  const auto [status, log] = run_compare(out, args, "");
+  ASSERT_EQ(status, 0) << log;
+  const auto runs = nlohmann::json::parse(read_file(out / "results.json"));
+  // What a clone holds: every results.json and .graft, nothing else (git keeps no
+  // folder without a file).
+  std::vector<fs::path> stale;
+  for (const auto& e : fs::recursive_directory_iterator(out)) {
+    const std::string name = e.path().filename().string();
+    if (e.is_directory() ? name == "checkpoint" || name == "best" : name != "results.json" && name != ".graft") stale.push_back(e.path());
+  }
+  for (const auto& f : stale) fs::remove_all(f);
+  ASSERT_FALSE(fs::exists(out / "lora" / "seed-12" / "checkpoint"));
+  ASSERT_FALSE(fs::exists(out / "lora" / "seed-12" / "log.jsonl"));
+
+  const auto [again, again_log] = run_compare(out, args, "");
+  ASSERT_EQ(again, 0) << again_log;
+  std::size_t read_back = 0;
+  for (std::size_t at = 0; (at = again_log.find("finished in an earlier sitting", at)) != std::string::npos; ++at) ++read_back;
+  EXPECT_EQ(read_back, 3u) << again_log;  // head at seed 11, lora at 11 and 12
+  EXPECT_FALSE(fs::exists(out / "lora" / "seed-12" / "log.jsonl")) << "a run read back was trained again";
+  EXPECT_EQ(nlohmann::json::parse(read_file(out / "results.json")), runs);
+
+  // Another budget is another run: trained, not read back.
+  const auto [longer, longer_log] = run_compare(out, "--max-steps 5 --methods head --seeds 11", "");
+  ASSERT_EQ(longer, 0) << longer_log;
+  EXPECT_EQ(longer_log.find("finished in an earlier sitting"), std::string::npos) << longer_log;
+  EXPECT_EQ(nlohmann::json::parse(read_file(out / "head" / "seed-11" / "results.json")).at("steps").get<int>(), 5);
+  fs::remove_all(out);
+  fs::remove(out.string() + ".log");
+}
+
+
 // keeps its best, and is finished when asked again; a larger patience resumes it.
 TEST(CompareCli, PatienceStopsARunThatNoLongerImproves) {
   const fs::path out = fs::temp_directory_path() / "graft_train_patience";
