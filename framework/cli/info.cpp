@@ -9,6 +9,7 @@
 #include "cli/task_options.h"
 #include "graft/error.h"
 #include "graft/session.h"
+#include "ops/op_util.h"
 
 namespace graft::cli {
 
@@ -30,8 +31,12 @@ int cmd_info(const std::vector<std::string>& argv) {
   fmt::print("ffn size      {}\n", info.intermediate_size);
   fmt::print("vocabulary    {}\n", info.vocab_size);
   fmt::print("positions     {}\n", info.max_positions);
-  fmt::print("parameters    {} ({:.2f} M), frozen weights in {}\n", info.parameter_count, info.parameter_count / 1e6,
-             dtype_name(info.dtype));
+  // Whether bf16 pays here: the CPU multiplies bf16 natively, or each product widens.
+  const char* bf16_note = info.dtype != DType::bf16      ? ""
+                          : ops::bf16_matmul_native() ? " (products in bf16: this CPU multiplies bf16 natively)"
+                                                      : " (widened to f32 for each product: this CPU has no native bf16)";
+  fmt::print("parameters    {} ({:.2f} M), frozen weights in {}{}\n", info.parameter_count, info.parameter_count / 1e6,
+             dtype_name(info.dtype), bf16_note);
   fmt::print("tokenizer     {}\n", session.has_tokenizer() ? session.tokenizer_summary() : "none found");
 
   // Sites, grouped: one line per module, with the layers it appears in.

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "integration/cli_harness.h"
+#include "ops/op_util.h"
 
 namespace {
 
@@ -106,6 +107,8 @@ TEST_F(CliHelp, DefaultsShownAreTheOnesUsed) {
   const auto r = graft(fmt::format("info --backbone={} --dtype=bf16", kTinyBert));
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_HAS(r.output, "frozen weights in bf16");
+  EXPECT_HAS(r.output, graft::ops::bf16_matmul_native() ? "products in bf16" : "widened to f32 for each product");
+  EXPECT_EQ(graft(fmt::format("info --backbone={}", kTinyBert)).output.find("products in"), std::string::npos);
 }
 
 TEST_F(CliHelp, TopLevelHelpListsEveryCommand) {
