@@ -44,6 +44,30 @@ bool bf16_matmul_native() {
 
 namespace {
 
+// bf16 when either operand is bf16 and the CPU multiplies bf16 natively, else f32.
+DType product_dtype(const Tensor& a, const Tensor& b) {
+  const bool wants_bf16 = a.dtype() == DType::bf16 || b.dtype() == DType::bf16;
+  return wants_bf16 && bf16_matmul_native() ? DType::bf16 : DType::f32;
+}
+
+// Runs a cached product primitive (matmul or inner product) on src · weights (+ bias) into dst.
+void execute_product(const char* role, const CachedPrimitive& product, const Tensor& src, const memory::desc& src_md,
+                     const Tensor& weights, const memory::desc& weights_md, const Tensor& dst, const memory::desc& dst_md,
+                     const Tensor& bias, const memory::desc& bias_md) {
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, bridge::memory(src, src_md)},
+                                       {DNNL_ARG_WEIGHTS, bridge::memory(weights, weights_md)},
+                                       {DNNL_ARG_DST, bridge::memory(dst, dst_md)}};
+  Tensor bias32;
+  if (bias.defined()) {
+    bias32 = as_f32(bias);
+    args.emplace(DNNL_ARG_BIAS, bridge::memory(bias32, bias_md));
+  }
+  bridge::guarded(role, [&] {
+    product.execute(std::move(args));
+    bridge::stream().wait();
+  });
+}
+
 // C = op(A)·op(B) (+ bias [N]) for A [..., *, *], B [..., *, *]; batch axes equal or
 // one side 2-D. Runs bf16 when either operand is bf16 and the CPU multiplies bf16
 // natively, else f32.
@@ -61,7 +85,7 @@ Tensor mm(const char* role, Tensor a, Tensor b, bool ta, bool tb, Tensor bias = 
     throw ShapeError(role, fmt::format("batch axes differ: {} vs {}", shape_str(a.shape()), shape_str(b.shape())),
                      "batch axes must be equal, or one operand 2-D");
 
-  DType compute = (a.dtype() == DType::bf16 || b.dtype() == DType::bf16) && bf16_matmul_native() ? DType::bf16 : DType::f32;
+  const DType compute = product_dtype(a, b);
   if (a.dtype() != compute) a = to_dtype(a, compute);
   if (b.dtype() != compute) b = to_dtype(b, compute);
 
@@ -89,18 +113,7 @@ Tensor mm(const char* role, Tensor a, Tensor b, bool ta, bool tb, Tensor bias = 
   out_shape.push_back(M);
   out_shape.push_back(N);
   Tensor c = Tensor::empty(out_shape);
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, bridge::memory(a, a_md)},
-                                       {DNNL_ARG_WEIGHTS, bridge::memory(b, b_md)},
-                                       {DNNL_ARG_DST, bridge::memory(c, c_md)}};
-  Tensor bias32;
-  if (bias.defined()) {
-    bias32 = as_f32(bias);
-    args.emplace(DNNL_ARG_BIAS, bridge::memory(bias32, bias_md));
-  }
-  bridge::guarded(role, [&] {
-    cached.execute(std::move(args));
-    bridge::stream().wait();
-  });
+  execute_product(role, cached, a, a_md, b, b_md, c, c_md, bias, bias_md);
   return c;
 }
 
@@ -113,8 +126,7 @@ constexpr std::int64_t kFewRows = 8;
 
 // y [M, N] = x [M, K] · W [N, K]ᵀ (+ bias) for M <= kFewRows; dtypes as mm.
 Tensor few_rows_linear(Tensor x, Tensor w, const Tensor& bias) {
-  const bool wants_bf16 = x.dtype() == DType::bf16 || w.dtype() == DType::bf16;
-  const DType compute = wants_bf16 && bf16_matmul_native() ? DType::bf16 : DType::f32;
+  const DType compute = product_dtype(x, w);
   if (x.dtype() != compute) x = to_dtype(x, compute);
   if (w.dtype() != compute) w = to_dtype(w, compute);
   const std::int64_t M = x.dim(0), K = x.dim(1), N = w.dim(0);
@@ -131,18 +143,7 @@ Tensor few_rows_linear(Tensor x, Tensor w, const Tensor& bias) {
     });
   });
   Tensor y = Tensor::empty({M, N});
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, bridge::memory(x, x_md)},
-                                       {DNNL_ARG_WEIGHTS, bridge::memory(w, w_md)},
-                                       {DNNL_ARG_DST, bridge::memory(y, y_md)}};
-  Tensor bias32;
-  if (bias.defined()) {
-    bias32 = as_f32(bias);
-    args.emplace(DNNL_ARG_BIAS, bridge::memory(bias32, b_md));
-  }
-  bridge::guarded("linear", [&] {
-    cached.execute(std::move(args));
-    bridge::stream().wait();
-  });
+  execute_product("linear", cached, x, x_md, w, w_md, y, y_md, bias, b_md);
   return y;
 }
 
