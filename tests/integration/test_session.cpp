@@ -38,6 +38,17 @@ Session& minilm_session() {
   return session;
 }
 
+fs::path tiny_bert() { return fs::path(GRAFT_SOURCE_DIR) / "tests" / "golden" / "backbones" / "tiny_bert"; }
+
+// A few steps of 8 rows, no progress line: a training run sized for the tiny backbone.
+TrainOptions tiny_run(std::int64_t steps) {
+  TrainOptions options;
+  options.max_steps = steps;
+  options.batch_size = 8;
+  options.progress_line = false;
+  return options;
+}
+
 double max_diff(const std::vector<std::vector<float>>& x, const std::vector<std::vector<float>>& y) {
   double m = 0;
   for (std::size_t i = 0; i < x.size(); ++i)
@@ -175,13 +186,10 @@ TEST(Session, BadSelectionsAndNamesAreClearErrors) {
 // "head" and "full" are methods behind the same interface as a plugin's: described,
 // counted, trained, saved and loaded through the same calls.
 TEST(Session, BuiltInBaselinesAreMethodsLikeAnyOther) {
-  const fs::path tiny = fs::path(GRAFT_SOURCE_DIR) / "tests" / "golden" / "backbones" / "tiny_bert";
+  const fs::path tiny = tiny_bert();
   TempFolder dir("session_builtins");
   const data::Dataset train = sst2_rows("train", 0, 32), dev = sst2_rows("dev", 0, 16);
-  TrainOptions options;
-  options.max_steps = 3;
-  options.batch_size = 8;
-  options.progress_line = false;
+  TrainOptions options = tiny_run(3);
 
   Session probe(tiny);
   probe.add_adapter("probe", "head");
@@ -213,14 +221,11 @@ TEST(Session, BuiltInBaselinesAreMethodsLikeAnyOther) {
 // AdamW steps f32 master copies, and the run tracks the f32 one; the saved weights load
 // into an f32 session.
 TEST(Session, FullFineTuningInBf16TrainsThroughF32MasterCopies) {
-  const fs::path tiny = fs::path(GRAFT_SOURCE_DIR) / "tests" / "golden" / "backbones" / "tiny_bert";
+  const fs::path tiny = tiny_bert();
   TempFolder dir("session_full_bf16");
   const data::Dataset train = sst2_rows("train", 0, 32), dev = sst2_rows("dev", 0, 16);
-  TrainOptions options;
-  options.max_steps = 4;
-  options.batch_size = 8;
+  TrainOptions options = tiny_run(4);
   options.lr = 1e-2f;
-  options.progress_line = false;
   auto trained = [&](DType dtype, const std::string& name) {
     Session s(tiny, {.dtype = dtype});
     s.add_adapter("all", "full");
@@ -243,16 +248,13 @@ TEST(Session, FullFineTuningInBf16TrainsThroughF32MasterCopies) {
 // TrainOptions::should_stop (the Python module's Ctrl-C): asked at each step boundary,
 // true writes the resumable checkpoint and ends the run there; the same call resumes.
 TEST(Session, ShouldStopEndsTheRunAtAStepWithTheCheckpointWritten) {
-  const fs::path tiny = fs::path(GRAFT_SOURCE_DIR) / "tests" / "golden" / "backbones" / "tiny_bert";
+  const fs::path tiny = tiny_bert();
   TempFolder dir("session_stop");
   const data::Dataset train = sst2_rows("train", 0, 32), dev = sst2_rows("dev", 0, 8);
   Session s(tiny);
   s.add_adapter("t", "lora", R"({"r": 2})");
-  TrainOptions options;
-  options.max_steps = 4;
-  options.batch_size = 8;
+  TrainOptions options = tiny_run(4);
   options.eval_every = 100;
-  options.progress_line = false;
   options.output = dir.path / "run";
   std::int64_t last = 0;
   options.on_progress = [&](const TrainProgress& p) { last = p.step; };
