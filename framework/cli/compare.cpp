@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cctype>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
@@ -174,9 +175,8 @@ int cmd_compare(const std::vector<std::string>& argv) {
     if (!fs::exists(run_dir / "results.json") || fs::exists(run_dir / "checkpoint")) return false;
     const json r = io::load_json(run_dir / "results.json");
     const json budget = r.value("budget", json::object());
-    auto asked = [&](const char* option) {
-      const std::string v = args.get(option);
-      return v.empty() ? std::int64_t{0} : std::stoll(v);
+    auto asked = [&](const char* option) {  // 0 for an option without a value (none given, no default)
+      return args.get(option).empty() ? std::int64_t{0} : args.integer(option, 0, std::numeric_limits<std::int64_t>::max());
     };
     const std::pair<const char*, const char*> keys[] = {{"epochs", "epochs"},         {"max_steps", "max-steps"},
                                                         {"batch_size", "batch-size"}, {"grad_accumulation", "grad-accum"},

@@ -33,11 +33,7 @@ Tensor scalar_i64(std::int64_t v) { return Tensor::from_ints({v}, {}); }
 
 // Writes f32 `master` into the bf16 tensor `param` of the same shape, rounded to nearest even.
 void round_into(const Tensor& master, Tensor& param) {
-  const float* src = master.data<float>();
-  std::uint16_t* dst = param.data<std::uint16_t>();
-  const std::int64_t n = master.numel();
-#pragma omp parallel for simd if (n > 32768)
-  for (std::int64_t k = 0; k < n; ++k) dst[k] = round_to_bf16(src[k]);
+  narrow_to_bf16(master.data<float>(), param.data<std::uint16_t>(), master.numel());
 }
 
 }  // namespace

@@ -4,7 +4,7 @@
 
 #include "graft/ops.h"
 #include "ops/op_util.h"
-#include "ops/simd_clones.h"
+#include "tensor/simd_clones.h"
 
 namespace graft::ops {
 namespace {

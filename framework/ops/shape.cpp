@@ -7,7 +7,6 @@
 #include "graft/ops.h"
 #include "ops/op_util.h"
 #include "ops/primitive_cache.h"
-#include "ops/simd_clones.h"
 #include "tensor/bf16_rounding.h"
 #include "tensor/dnnl_bridge.h"
 
@@ -223,20 +222,8 @@ class ConcatOp : public Op, public SavesInputs {
   int axis_;
 };
 
-// out <- x, f32 <-> bf16, as vector loops (oneDNN 2.6's f32<->bf16 reorder is its scalar
-// reference kernel). Widening (a bf16 weight before each product on CPUs without native
-// bf16) is the bit shift that defines it; narrowing (each activation entering a bf16
-// product) rounds as f32_to_bf16 does, through the same inline rule.
-GRAFT_SIMD_CLONES void widen_bf16(const std::uint16_t* src, std::uint32_t* dst, std::int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n > (1 << 16))
-  for (std::int64_t i = 0; i < n; ++i) dst[i] = static_cast<std::uint32_t>(src[i]) << 16;
-}
-
-GRAFT_SIMD_CLONES void narrow_to_bf16(const float* src, std::uint16_t* dst, std::int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n > (1 << 16))
-  for (std::int64_t i = 0; i < n; ++i) dst[i] = round_to_bf16(src[i]);
-}
-
+// out <- x, f32 <-> bf16 (tensor/bf16_rounding.h: vector loops, where oneDNN 2.6's
+// reorder is its scalar reference kernel).
 void convert_floats(const Tensor& x, Tensor& out) {
   if (x.dtype() == DType::bf16)
     widen_bf16(x.data<std::uint16_t>(), out.data<std::uint32_t>(), x.numel());
