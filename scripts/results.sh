@@ -2,7 +2,8 @@
 # Builds the fidelity table of docs/results.md (issue #14's protocol): every method on
 # all-MiniLM-L6-v2 for five GLUE tasks, full training sets, budgets that reach
 # convergence (up to 20 epochs with early stopping on dev), the same learning-rate search
-# for every method (its default x {0.3, 1, 3}, seed 1), then 3 seeds at the chosen rate
+# for every method (its default x {0.3, 1, 3}, seed 1, and up to two more steps of x0.3
+# or x3 past an edge of that grid while the edge wins), then 3 seeds at the chosen rate
 # for full fine-tuning and the best adapters under 3% and under 1% of the parameters.
 #
 #   scripts/results.sh [BUILD [PHASE...]]
@@ -44,7 +45,7 @@ else
   echo "results.sh: no $BUILD/ia3-build/plugins/libgraft_ia3.so (make test builds it): ia3 is left out" >&2
 fi
 COMMON=(--backbone .cache/models/all-MiniLM-L6-v2 --configs "$HERE/results_configs.json" "${PLUGINS[@]}"
-        --batch-size 32 --max-length 128 --lr-scales 0.3,1,3)  # progress: a line per 5% and per evaluation in results/TASK.compare.log
+        --batch-size 32 --max-length 128 --lr-scales 0.3,1,3 --lr-extend 2)  # progress: a line per 5% and per evaluation in results/TASK.compare.log
 
 budget() {  # per task: up to 20 epochs on the small tasks, one of SST-2 (eval each quarter)
   case "$1" in
@@ -68,7 +69,16 @@ compare() {  # METHODS SEEDS [SEEDS_FOR]: one graft compare per task
 }
 
 mkdir -p results
-RAN=$(python3 "$HERE/results_table.py" --labels)  # the methods already in the reports, in order
+# The --methods entries already in the reports, in their order. A report keeps only the
+# label, and an alias (pfeiffer) records its plugin, so the entry comes from the lists
+# above: "pfeiffer" must stay "pfeiffer", not become "pfeiffer=houlsby".
+KNOWN=$SHIPPED,$VARIANTS
+RAN=
+for label in $(python3 "$HERE/results_table.py" --labels | tr ',' ' '); do
+  entry=
+  for known in ${KNOWN//,/ }; do [ "${known%%=*}" = "$label" ] && entry=$known && break; done
+  [ -n "$entry" ] && RAN=${RAN:+$RAN,}$entry || echo "results.sh: '$label' in results/ is not in this script's lists: left out" >&2
+done
 with() {  # LIST: RAN plus LIST's labels it lacks
   local out=$RAN item
   for item in ${1//,/ }; do

@@ -9,7 +9,7 @@ scripts/results.sh writes (results/<task>/results.json, one row per method label
                                       by five-task average of the seed-1 runs, and those
                                       that ran 3 seeds already (comma-separated)
   results_table.py --choose --kept    only those that ran 3 seeds already
-  results_table.py --labels           the --methods entries in the reports (LABEL=METHOD)
+  results_table.py --labels           the labels in the reports, in order
 """
 import argparse
 import json
@@ -84,14 +84,6 @@ def choose(runs):
     return picks + [label for label in kept(runs) if label not in picks]
 
 
-def entries(runs):
-    out = []
-    for label in labels_in_order(runs):
-        row = next(runs[t][label] for t in runs if label in runs[t])
-        out.append(label if row.get("plugin", label) == label else f"{label}={row['plugin']}")
-    return out
-
-
 def epochs(row, steps):
     b = row.get("budget", {})
     per_epoch = math.ceil(math.ceil(row["train_rows"] / b.get("batch_size", 32)) / b.get("grad_accumulation", 1))
@@ -135,11 +127,12 @@ def tables(runs):
         if task not in runs:
             continue
         lines += [f"### {name}", "",
-                  "| method | lr chosen | lr × 0.3 / 1 / 3 (dev, seed 1) | best at epoch | epochs run | stopped early | train time |",
+                  "| method | lr chosen | dev at lr × scale (seed 1) | best at epoch | epochs run | stopped early | train time |",
                   "|---|---|---|---|---|---|---|"]
         for label, row in runs[task].items():
-            sweep = {t["lr_scale"]: t for t in row.get("lr_sweep", [])}
-            tried = " / ".join(f"{100 * sweep[s]['score']:.1f}" if s in sweep and "score" in sweep[s] else "-" for s in (0.3, 1, 3))
+            # Every scale tried, lowest first (--lr-extend adds steps past a winning edge).
+            sweep = sorted(row.get("lr_sweep", []), key=lambda t: t["lr_scale"])
+            tried = " · ".join(f"×{t['lr_scale']:.3g} " + (f"{100 * t['score']:.1f}" if "score" in t else "failed") for t in sweep)
             early = "yes" if row.get("early_stopped") else "no"
             lines.append(f"| {label} | {row['lr']:.3g} | {tried} | {epochs(row, row['best_step']):.2f} | "
                          f"{epochs(row, row['steps']):.2f} | {early} | {row['train_seconds'] / 60:.0f} min |")
@@ -153,14 +146,14 @@ def main():
     parser.add_argument("--write", metavar="FILE", help="replace FILE's generated block")
     parser.add_argument("--choose", action="store_true", help="print the labels that get 3 seeds")
     parser.add_argument("--kept", action="store_true", help="with --choose: only the labels that ran 3 seeds already")
-    parser.add_argument("--labels", action="store_true", help="print the reports' --methods entries")
+    parser.add_argument("--labels", action="store_true", help="print the labels in the reports, in order")
     args = parser.parse_args()
     runs = load(args.results)
     if args.choose:
         print(",".join(kept(runs) if args.kept else choose(runs)))
         return 0
     if args.labels:
-        print(",".join(entries(runs)))
+        print(",".join(labels_in_order(runs)))
         return 0
     text = tables(runs)
     if not args.write:

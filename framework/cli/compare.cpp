@@ -4,7 +4,8 @@
 // touch the weights the others use — then writes DIR/results.json, DIR/results.md and
 // DIR/chart.svg and prints the table. With --lr-scales each method is trained at its
 // learning rate times each scale and reported at the one that scores best on dev (as
-// Houlsby et al. chose theirs); every run is kept under DIR/METHOD/lr-X. With --seeds the
+// Houlsby et al. chose theirs), and --lr-extend steps past an edge of that grid while the
+// edge wins; every run is kept under DIR/METHOD/lr-X. With --seeds the
 // search runs at the first seed, then the chosen rate at every seed (DIR/METHOD/seed-N),
 // and the row reports their mean and standard deviation. Every run is a `graft train`
 // folder, so a compare started again resumes: finished runs are read, not rerun.
@@ -97,6 +98,8 @@ int cmd_compare(const std::vector<std::string>& argv) {
   specs.push_back({.name = "output", .help = "report folder", .example = "results/sst2", .default_note = "results/compare-TASK"});
   specs.push_back({.name = "lr-scales", .help = "multiples of each method's lr to try; the best on dev is reported", .value = "1",
                    .example = "0.3,1,3"});
+  specs.push_back({.name = "lr-extend", .help = "while the best scale is the lowest or highest tried, try up to N more steps that way",
+                   .value = "0", .example = "2"});
   specs.push_back({.name = "seeds", .help = "train each method at each seed (the lr search at the first); report mean ± std",
                    .example = "1,2,3", .default_note = "--seed alone"});
   specs.push_back({.name = "seeds-for", .help = "only these labels run every seed; the others run the first one (--seeds)",
@@ -130,6 +133,15 @@ int cmd_compare(const std::vector<std::string>& argv) {
       throw ConfigError("compare", fmt::format("--lr-scales: '{}' is not a positive number", item), "e.g. --lr-scales 0.3,1,3");
   }
   const bool sweep = args.has("lr-scales");
+  const auto extend = static_cast<int>(args.integer("lr-extend", 0, 10));
+  // A step past an edge repeats the grid's outermost ratio on that side (0.3,1,3: x0.3 below, x3 above).
+  std::vector<double> sorted_scales = scales;
+  std::sort(sorted_scales.begin(), sorted_scales.end());
+  if (extend > 0 && (sorted_scales.size() < 2 || sorted_scales.front() == sorted_scales[1] || sorted_scales.back() == sorted_scales.end()[-2]))
+    throw ConfigError("compare", "--lr-extend needs at least two different --lr-scales at each end of the grid",
+                      "the step past an edge is the ratio of the two outermost scales: e.g. --lr-scales 0.3,1,3 --lr-extend 2");
+  const double step_down = sorted_scales.size() > 1 ? sorted_scales[0] / sorted_scales[1] : 1;
+  const double step_up = sorted_scales.size() > 1 ? sorted_scales.end()[-1] / sorted_scales.end()[-2] : 1;
   std::vector<std::uint64_t> seeds;
   for (const auto& item : split_commas(args.get("seeds"))) {
     const bool digits = !item.empty() && item.size() <= 18 && std::all_of(item.begin(), item.end(), [](unsigned char c) { return std::isdigit(c); });
@@ -158,7 +170,8 @@ int cmd_compare(const std::vector<std::string>& argv) {
     const bool inline_value = name.find('=') != std::string::npos;
     name = name.substr(0, name.find('='));
     const bool takes_value = std::any_of(specs.begin(), specs.end(), [&](auto& s) { return s.name == name && s.takes_value; });
-    if (name == "methods" || name == "configs" || name == "output" || name == "lr-scales" || name == "seeds" ||
+    if (name == "methods" || name == "configs" || name == "output" || name == "lr-scales" || name == "lr-extend" ||
+        name == "seeds" ||
         name == "seeds-for") {
       if (takes_value && !inline_value) ++i;
       continue;
@@ -214,24 +227,40 @@ int cmd_compare(const std::vector<std::string>& argv) {
     fmt::print(stderr, "\n== {} ({}/{})\n", entry, &entry - &methods[0] + 1, methods.size());
     const std::optional<std::uint64_t> first_seed = multi_seed ? std::optional(seeds[0]) : std::nullopt;
     const fs::path method_dir = output / label;
-    // The rate: the best on dev of the scales tried, at the first seed.
+    // The rate: the best on dev of the scales tried, at the first seed. A best rate at an
+    // edge of the grid was never bracketed, so --lr-extend steps past that edge (the
+    // outermost ratio again) while the edge keeps winning.
     json best, tried = json::array();
     double best_scale = 1;
-    for (const double scale : scales) {
+    std::vector<double> grid = scales;
+    int extended_down = 0, extended_up = 0;
+    for (std::size_t next = 0; next < grid.size(); ++next) {
+      const double scale = grid[next];
       fs::path run_dir = sweep ? method_dir / fmt::format("lr-x{:.3g}", scale) : method_dir;
       if (multi_seed) run_dir /= fmt::format("seed-{}", seeds[0]);
       if (sweep) fmt::print(stderr, "-- lr x{:.3g}\n", scale);
       json run = train_run(label, method, scale, first_seed, run_dir);
       if (run.contains("error")) {
         tried.push_back({{"lr_scale", scale}, {"error", run.at("error")}});
-        continue;
+      } else {
+        const double score = score_of(run);
+        tried.push_back({{"lr", run.at("lr")}, {"lr_scale", scale}, {"score", score}, {"output", run_dir.string()}});
+        const bool lower_is_better = run.at("headline") == "perplexity";  // as train::Scores ranks
+        if (best.is_null() || (lower_is_better ? score < score_of(best) : score > score_of(best))) {
+          best = std::move(run);
+          best_scale = scale;
+        }
       }
-      const double score = score_of(run);
-      tried.push_back({{"lr", run.at("lr")}, {"lr_scale", scale}, {"score", score}, {"output", run_dir.string()}});
-      const bool lower_is_better = run.at("headline") == "perplexity";  // as train::Scores ranks
-      if (best.is_null() || (lower_is_better ? score < score_of(best) : score > score_of(best))) {
-        best = std::move(run);
-        best_scale = scale;
+      // A failed step past an edge is now that edge, so the grid stops growing there.
+      if (next + 1 == grid.size() && !best.is_null()) {
+        const auto [lowest, highest] = std::minmax_element(grid.begin(), grid.end());
+        if (best_scale == *lowest && extended_down < extend) {
+          grid.push_back(*lowest * step_down);
+          ++extended_down;
+        } else if (best_scale == *highest && extended_up < extend) {
+          grid.push_back(*highest * step_up);
+          ++extended_up;
+        }
       }
     }
     if (best.is_null()) {

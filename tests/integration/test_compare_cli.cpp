@@ -1,8 +1,8 @@
 // `graft compare` end to end on a tiny backbone: every method trains in its own
 // process, a method that fails becomes a "failed" row (the others still report), the
 // command exits non-zero, and results.json / results.md / chart.svg are all written;
-// --lr-scales and --seeds keep every run, a compare started again resumes, and --patience
-// stops a run that no longer improves.
+// --lr-scales and --seeds keep every run, --lr-extend grows the grid past a winning edge,
+// a compare started again resumes, and --patience stops a run that no longer improves.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -107,6 +107,43 @@ TEST(CompareCli, LrSweepReportsEachMethodAtItsBestRate) {
                                         GRAFT_CLI, out.string());
   EXPECT_NE(WEXITSTATUS(std::system(twice.c_str())), 0);
   EXPECT_NE(read_file(out.string() + ".log").find("'lora' appears twice"), std::string::npos) << read_file(out.string() + ".log");
+  fs::remove(out.string() + ".log");
+}
+
+// --lr-extend: with two scales the best is always at an edge, so the grid grows past it,
+// one step at a time (the ratio of the two), for as long as the new edge wins.
+TEST(CompareCli, LrExtendStepsPastTheEdgeWhileTheEdgeWins) {
+  const fs::path out = fs::temp_directory_path() / "graft_compare_extend";
+  fs::remove_all(out);
+  const auto [status, log] = run_compare(out, "--max-steps 4 --methods head --lr-scales 0.1,1 --lr-extend 2");
+  ASSERT_EQ(status, 0) << log;
+  const auto runs = nlohmann::json::parse(read_file(out / "results.json"));
+  ASSERT_EQ(runs.size(), 1u);
+  const auto& sweep = runs[0].at("lr_sweep");
+  ASSERT_GE(sweep.size(), 3u) << sweep;
+  ASSERT_LE(sweep.size(), 4u) << sweep;
+  auto scale = [&](std::size_t i) { return sweep[i].at("lr_scale").get<double>(); };
+  auto score = [&](std::size_t i) { return sweep[i].at("score").get<double>(); };
+  // The first step goes past whichever of 0.1 and 1 won (ties keep the first tried, 0.1).
+  const bool up = score(1) > score(0);
+  EXPECT_NEAR(scale(2), up ? 10.0 : 0.01, 1e-12) << sweep;
+  // A second step exactly when the first one won, in the same direction.
+  EXPECT_EQ(sweep.size() == 4, score(2) > std::max(score(0), score(1))) << sweep;
+  if (sweep.size() == 4) EXPECT_NEAR(scale(3), up ? 100.0 : 0.001, 1e-12) << sweep;
+  double best = -1;
+  for (const auto& tried : sweep) {
+    EXPECT_TRUE(fs::exists(fs::path(tried.at("output").get<std::string>()) / "results.json")) << tried;
+    best = std::max(best, tried.at("score").get<double>());
+  }
+  EXPECT_DOUBLE_EQ(runs[0].at("best").at("accuracy").get<double>(), best);
+  fs::remove_all(out);
+  fs::remove(out.string() + ".log");
+
+  const std::string bad = fmt::format("\"{}\" compare --backbone x --task sst2 --lr-scales 1 --lr-extend 1 > \"{}.log\" 2>&1",
+                                      GRAFT_CLI, out.string());
+  EXPECT_NE(WEXITSTATUS(std::system(bad.c_str())), 0);
+  EXPECT_NE(read_file(out.string() + ".log").find("--lr-extend needs at least two"), std::string::npos)
+      << read_file(out.string() + ".log");
   fs::remove(out.string() + ".log");
 }
 
