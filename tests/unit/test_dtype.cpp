@@ -78,10 +78,10 @@ TEST(Dtype, Bf16MatmulWithoutNativeBf16IsTheWidenedF32Product) {
   }
 }
 
-// Up to 8 rows (decoding) a linear runs on the inner product instead of the matmul; each
-// row gives what it gives inside a larger batch, in f32 and with bf16 weights, with and
-// without a bias, and the backward (matmuls) still matches.
-TEST(Linear, FewRowsTakeTheInnerProductAndAgreeWithTheBatchedProduct) {
+// Up to 8 rows (decoding) a linear runs on the inner product, from 9 to 16 rows (a short
+// request) as yᵀ = W·xᵀ; each row gives what it gives inside a larger batch, in f32 and
+// with bf16 weights, with and without a bias, and the backward (matmuls) still matches.
+TEST(Linear, FewAndShortRowRunsAgreeWithTheBatchedProduct) {
   std::vector<float> xv(40 * 48), wv(24 * 48), bv(24);
   for (std::size_t i = 0; i < xv.size(); ++i) xv[i] = std::sin(0.37f * static_cast<float>(i));
   for (std::size_t i = 0; i < wv.size(); ++i) wv[i] = std::cos(0.11f * static_cast<float>(i));
@@ -92,16 +92,20 @@ TEST(Linear, FewRowsTakeTheInnerProductAndAgreeWithTheBatchedProduct) {
     for (const Tensor& b : {bias, Tensor()}) {
       NoGradGuard no_grad;
       const std::vector<float> all = ops::linear(batch, w, b).to_floats();
-      const std::size_t before = ops::primitives_created("linear.fwd_rows");
-      for (std::int64_t rows : {1, 3, 8}) {
+      const std::size_t few_before = ops::primitives_created("linear.fwd_rows");
+      const std::size_t short_before = ops::primitives_created("linear.fwd_short");
+      for (std::int64_t rows : {1, 3, 8, 9, 13, 16}) {
         const Tensor x = Tensor::from_floats(std::vector<float>(xv.begin(), xv.begin() + rows * 48), {1, rows, 48});
         const std::vector<float> few = ops::linear(x, w, b).to_floats();
         ASSERT_EQ(few.size(), static_cast<std::size_t>(rows * 24));
         for (std::size_t i = 0; i < few.size(); ++i) ASSERT_NEAR(few[i], all[i], 1e-5) << dtype_name(dtype) << " rows " << rows << " i " << i;
       }
-      // Widened bf16 weights (no native bf16) run f32's inner products, built already.
+      // Widened bf16 weights (no native bf16) run f32's products, built already.
       const std::size_t built = dtype == DType::bf16 && !ops::bf16_matmul_native() ? 0 : 3;
-      EXPECT_EQ(ops::primitives_created("linear.fwd_rows"), before + built) << "each row count builds its inner product once";
+      EXPECT_EQ(ops::primitives_created("linear.fwd_rows"), few_before + built) << "each row count builds its inner product once";
+      // The short product carries no bias (it is added in the transpose): built once per row count.
+      const std::size_t short_built = b.defined() ? built : 0;
+      EXPECT_EQ(ops::primitives_created("linear.fwd_short"), short_before + short_built) << "each row count builds W·xᵀ once";
     }
   }
   // The backward of a few-row forward: dx = g·W and dW = gᵀ·x as for any batch.
