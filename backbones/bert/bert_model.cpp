@@ -152,7 +152,7 @@ Tensor BertModel::forward(const Batch& batch, ForwardHooks* hooks, Tensor* mask_
     Tensor v = heads_first(site_linear(s[kValue], hooks, h, p.wv, p.bv));
     Tensor layer_mask = mask;
     if (hooks) hooks->attention_kv(s[kKv], k, v, layer_mask, Rows{});
-    Tensor context = attention(q, k, v, layer_mask, config_.attention_dropout, training);
+    Tensor context = attention(q, k, v, layer_mask, config_.attention_dropout, training, p.wq.dtype());
     Tensor attn = ops::dropout(site_linear(s[kOutput], hooks, context, p.wo, p.bo), config_.dropout, training);
     h = site_norm(s[kAttentionNorm], hooks, ops::add(site_sublayer(s[kAttention], hooks, h, attn), h), p.attn_ln_g, p.attn_ln_b,
                   config_.layer_norm_eps);

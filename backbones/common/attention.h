@@ -25,9 +25,13 @@ Tensor site_norm(const Site& site, ForwardHooks* hooks, const Tensor& x, const T
 Tensor additive_mask(const Tensor& key_mask, std::int64_t queries, bool causal);
 
 // softmax(q·kᵀ/√d + mask)·v for q [B, H, T, d], k and v [B, KV, S, d] with H a
-// multiple of KV (query head h reads key/value head h / (H/KV)); returns [B, T, H·d].
+// multiple of KV (query head h reads key/value head h / (H/KV)); returns [B, T, H·d] f32.
+// `products` bf16 (a model with bf16 weights), on a CPU that multiplies bf16 natively,
+// while gradients are recorded (training): q, k and v are rounded to bf16 and the scores
+// and probabilities are bf16, as under torch.autocast; softmax's arithmetic and the
+// context stay f32. Otherwise attention is f32.
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, float dropout_p = 0.f,
-                 bool training = false);
+                 bool training = false, DType products = DType::f32);
 
 // A key mask of ones [B, T] (i64) for inputs without padding.
 Tensor ones_mask(std::int64_t batch, std::int64_t length);

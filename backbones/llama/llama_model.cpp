@@ -170,7 +170,7 @@ Tensor LlamaModel::run(const Tensor& ids, const Tensor& key_mask, std::int64_t p
     }
     Tensor layer_mask = mask;
     if (hooks) hooks->attention_kv(site(l, kKv), k, v, layer_mask, Rows{});
-    Tensor attn = attention(q, k, v, layer_mask);
+    Tensor attn = attention(q, k, v, layer_mask, 0.f, false, w.wq.dtype());
     attn = site_linear(site(l, kOutput), hooks, attn, w.wo);
     h = ops::add(h, site_sublayer(site(l, kAttention), hooks, h, attn));
 

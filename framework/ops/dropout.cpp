@@ -1,9 +1,11 @@
 // Inverted dropout as an OpenMP kernel. Each element's keep/drop decision is a hash of
 // (seed, call number, element index), so masks are reproducible and thread-independent.
 #include <atomic>
+#include <cstring>
 
 #include "graft/ops.h"
 #include "ops/op_util.h"
+#include "tensor/bf16_rounding.h"
 #include "tensor/simd_clones.h"
 
 namespace graft::ops {
@@ -28,14 +30,29 @@ GRAFT_SIMD_CLONES void mask_scale(const float* xp, float* yp, std::int64_t n, st
   for (std::int64_t i = 0; i < n; ++i) yp[i] = mix(stream + static_cast<std::uint64_t>(i)) >= threshold ? xp[i] * keep_scale : 0.f;
 }
 
-// x with element i dropped where the hash of (stream, i) falls below p, the rest scaled.
-Tensor apply_mask(const Tensor& in, float p, std::uint64_t stream) {
-  require_floating("dropout", in);
-  const Tensor x = as_f32(in);
-  Tensor y = Tensor::empty(x.shape());
+// The same mask on bf16 values: widened, scaled in f32, rounded once.
+GRAFT_SIMD_CLONES void mask_scale_bf16(const std::uint16_t* xp, std::uint16_t* yp, std::int64_t n, std::uint64_t stream,
+                                       std::uint64_t threshold, float keep_scale) {
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::uint32_t bits = static_cast<std::uint32_t>(xp[i]) << 16;
+    float x;
+    std::memcpy(&x, &bits, 4);
+    yp[i] = mix(stream + static_cast<std::uint64_t>(i)) >= threshold ? round_to_bf16(x * keep_scale) : std::uint16_t{0};
+  }
+}
+
+// x with element i dropped where the hash of (stream, i) falls below p, the rest scaled;
+// in x's dtype.
+Tensor apply_mask(const Tensor& x, float p, std::uint64_t stream) {
+  require_floating("dropout", x);
+  Tensor y = Tensor::empty(x.shape(), x.dtype());
   const float keep_scale = 1.f / (1.f - p);
   const auto threshold = static_cast<std::uint64_t>(static_cast<double>(p) * 18446744073709551616.0);
-  mask_scale(x.data<float>(), y.data<float>(), x.numel(), stream, threshold, keep_scale);
+  if (x.dtype() == DType::bf16)
+    mask_scale_bf16(x.data<std::uint16_t>(), y.data<std::uint16_t>(), x.numel(), stream, threshold, keep_scale);
+  else
+    mask_scale(x.data<float>(), y.data<float>(), x.numel(), stream, threshold, keep_scale);
   return y;
 }
 
@@ -70,7 +87,7 @@ class DropoutMatmulOp : public Op, public SavesInputs {
   std::vector<Tensor> backward(const std::vector<Tensor>& in, const std::vector<Tensor>&, const std::vector<Tensor>& gout,
                                const std::vector<bool>& needs) override {
     std::vector<Tensor> grads(2);
-    if (needs[0]) grads[0] = apply_mask(matmul(gout[0], in[1], false, true), p_, stream_);
+    if (needs[0]) grads[0] = apply_mask(matmul(gout[0], in[1], false, true, in[0].dtype()), p_, stream_);
     if (needs[1]) grads[1] = matmul(apply_mask(in[0], p_, stream_), gout[0], true, false);
     return grads;
   }

@@ -70,8 +70,8 @@ void execute_product(const char* role, const CachedPrimitive& product, const Ten
 
 // C = op(A)·op(B) (+ bias [N]) for A [..., *, *], B [..., *, *]; batch axes equal or
 // one side 2-D. Runs bf16 when either operand is bf16 and the CPU multiplies bf16
-// natively, else f32.
-Tensor mm(const char* role, Tensor a, Tensor b, bool ta, bool tb, Tensor bias = Tensor()) {
+// natively, else f32. C is f32, or bf16 when asked (rounded once from f32 accumulators).
+Tensor mm(const char* role, Tensor a, Tensor b, bool ta, bool tb, Tensor bias = Tensor(), DType result = DType::f32) {
   if (a.ndim() < 2 || b.ndim() < 2)
     throw ShapeError(role, fmt::format("matmul needs at least 2-D operands, got {} and {}", shape_str(a.shape()), shape_str(b.shape())));
   const std::int64_t M = ta ? a.dim(-1) : a.dim(-2), Ka = ta ? a.dim(-2) : a.dim(-1);
@@ -88,6 +88,9 @@ Tensor mm(const char* role, Tensor a, Tensor b, bool ta, bool tb, Tensor bias = 
   const DType compute = product_dtype(a, b);
   if (a.dtype() != compute) a = to_dtype(a, compute);
   if (b.dtype() != compute) b = to_dtype(b, compute);
+  // A bf16 result straight from the product where it runs in bf16; an f32 product
+  // (no native bf16) is rounded after.
+  const DType written = compute == DType::bf16 ? result : DType::f32;
 
   // A batch of rows times one shared matrix is a single 2-D product.
   std::int64_t rows = M, batch = std::max(batch_a, batch_b);
@@ -98,11 +101,11 @@ Tensor mm(const char* role, Tensor a, Tensor b, bool ta, bool tb, Tensor bias = 
   const std::int64_t K = Ka;
   const memory::desc a_md = operand_desc(batch_a, ta ? K : rows, ta ? rows : K, ta, compute);
   const memory::desc b_md = operand_desc(batch_b, tb ? N : K, tb ? K : N, tb, compute);
-  const memory::desc c_md = bridge::plain_desc({batch, rows, N}, DType::f32);
+  const memory::desc c_md = bridge::plain_desc({batch, rows, N}, written);
   const memory::desc bias_md = bias.defined() ? bridge::plain_desc({1, 1, N}, DType::f32) : memory::desc();
 
-  const std::string key = fmt::format("{}|{}{}|{}{}|{}x{}x{}x{}|bias{}", role, key_of(a), ta ? "T" : "", key_of(b), tb ? "T" : "",
-                                      batch, rows, K, N, bias.defined());
+  const std::string key = fmt::format("{}|{}{}|{}{}|{}x{}x{}x{}|bias{}|{}", role, key_of(a), ta ? "T" : "", key_of(b), tb ? "T" : "",
+                                      batch, rows, K, N, bias.defined(), dtype_name(written));
   const auto& cached = cached_primitive(key, [&] {
     return bridge::guarded(role, [&] {
       return make_cached<dnnl::matmul>(dnnl::matmul::primitive_desc(
@@ -112,9 +115,9 @@ Tensor mm(const char* role, Tensor a, Tensor b, bool ta, bool tb, Tensor bias = 
   Shape out_shape = out_batch;
   out_shape.push_back(M);
   out_shape.push_back(N);
-  Tensor c = Tensor::empty(out_shape);
+  Tensor c = Tensor::empty(out_shape, written);
   execute_product(role, cached, a, a_md, b, b_md, c, c_md, bias, bias_md);
-  return c;
+  return written == result ? c : to_dtype(c, result);
 }
 
 // Up to this many rows (decoding: a token per sequence), linear's forward runs on
@@ -170,22 +173,24 @@ Tensor short_rows_linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
 
 class MatmulOp : public Op, public SavesInputs {
  public:
-  MatmulOp(bool ta, bool tb) : ta_(ta), tb_(tb) {}
+  MatmulOp(bool ta, bool tb, DType result) : ta_(ta), tb_(tb), result_(result) {}
   // dA reads B and dB reads A.
   bool reads_input(std::size_t i, const std::vector<bool>& needs) const override { return needs[1 - i]; }
   std::string_view name() const override { return "matmul"; }
-  std::vector<Tensor> forward(const std::vector<Tensor>& in) override { return {mm("matmul.fwd", in[0], in[1], ta_, tb_)}; }
+  std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
+    return {mm("matmul.fwd", in[0], in[1], ta_, tb_, Tensor(), result_)};
+  }
   std::vector<Tensor> backward(const std::vector<Tensor>& in, const std::vector<Tensor>&, const std::vector<Tensor>& gout,
                                const std::vector<bool>& needs) override {
     const Tensor &a = in[0], &b = in[1], &g = gout[0];
     std::vector<Tensor> grads(2);
-    // With C = A'B' (A' = op(A), B' = op(B)): dA' = dC B'ᵀ and dB' = A'ᵀ dC.
+    // With C = A'B' (A' = op(A), B' = op(B)): dA' = dC B'ᵀ and dB' = A'ᵀ dC, in C's dtype.
     if (needs[0]) {
-      Tensor da = ta_ ? mm("matmul.bwd", b, g, tb_, true) : mm("matmul.bwd", g, b, false, !tb_);
+      Tensor da = ta_ ? mm("matmul.bwd", b, g, tb_, true, Tensor(), result_) : mm("matmul.bwd", g, b, false, !tb_, Tensor(), result_);
       grads[0] = sum_to_shape(da, a.shape());
     }
     if (needs[1]) {
-      Tensor db = tb_ ? mm("matmul.bwd", g, a, true, ta_) : mm("matmul.bwd", a, g, !ta_, false);
+      Tensor db = tb_ ? mm("matmul.bwd", g, a, true, ta_, Tensor(), result_) : mm("matmul.bwd", a, g, !ta_, false, Tensor(), result_);
       grads[1] = sum_to_shape(db, b.shape());
     }
     return grads;
@@ -193,6 +198,7 @@ class MatmulOp : public Op, public SavesInputs {
 
  private:
   bool ta_, tb_;
+  DType result_;
 };
 
 class LinearOp : public Op, public SavesInputs {
@@ -231,9 +237,15 @@ class LinearOp : public Op, public SavesInputs {
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b) {
+  return matmul(a, b, transpose_a, transpose_b, DType::f32);
+}
+
+Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b, DType result) {
   require_floating("matmul", a);
   require_floating("matmul", b);
-  return autograd::apply1(make_op<MatmulOp>(transpose_a, transpose_b), {a, b});
+  if (result != DType::f32 && result != DType::bf16)
+    throw ConfigError("matmul", fmt::format("a product's result is f32 or bf16, not {}", dtype_name(result)));
+  return autograd::apply1(make_op<MatmulOp>(transpose_a, transpose_b, result), {a, b});
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {

@@ -8,6 +8,7 @@
 
 #include "graft/autograd.h"
 #include "graft/error.h"
+#include "graft/ops.h"
 #include "graft/tensor.h"
 
 namespace graft::ops {
@@ -28,11 +29,6 @@ void require_defined(const char* op, const Tensor& x, const char* what);
 Tensor sum_to_shape(const Tensor& g, const Shape& shape);
 // Copies `x` broadcast up to `shape`.
 Tensor broadcast_to(const Tensor& x, const Shape& shape);
-
-// True where the CPU multiplies bf16 natively (AVX512-BF16 or AMX, as oneDNN sees it;
-// ONEDNN_MAX_CPU_ISA lowers it): matmuls with a bf16 operand then run in bf16, else in
-// f32 on widened operands (the same values as f32 weights that were rounded to bf16).
-bool bf16_matmul_native();
 
 // Cache key fragment for a tensor's shape and dtype: "f32[2,3]".
 std::string key_of(const Tensor& t);

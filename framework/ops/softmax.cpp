@@ -1,11 +1,13 @@
 // softmax(x + mask) over the last axis: forward on oneDNN's softmax primitive, backward
-// a plain loop (see below). The additive mask (padding, causal) broadcasts onto x
+// a plain loop (see below); f32 arithmetic, the result in x's dtype. The additive mask (padding, causal) broadcasts onto x
 // through the binary primitive first, unless it hides nothing.
 #include <algorithm>
+#include <cstring>
 
 #include "graft/ops.h"
 #include "ops/op_util.h"
 #include "ops/primitive_cache.h"
+#include "tensor/bf16_rounding.h"
 #include "tensor/dnnl_bridge.h"
 
 namespace graft::ops {
@@ -14,8 +16,35 @@ namespace {
 namespace bridge = dnnl_bridge;
 using dnnl::prop_kind;
 
-dnnl::softmax_forward::primitive_desc forward_pd(prop_kind prop, const dnnl::memory::desc& md, int axis) {
-  return dnnl::softmax_forward::primitive_desc(dnnl::softmax_forward::desc(prop, md, axis), primitive_attr(), bridge::engine());
+// v2: the source (f32 after a mask add) and the result (x's dtype) may differ.
+dnnl::softmax_v2_forward::primitive_desc forward_pd(prop_kind prop, const dnnl::memory::desc& src, const dnnl::memory::desc& dst,
+                                                    int axis) {
+  return dnnl::softmax_v2_forward::primitive_desc(
+      dnnl::softmax_v2_forward::desc(prop, dnnl::algorithm::softmax_accurate, src, dst, axis), primitive_attr(), bridge::engine());
+}
+
+inline float widen(std::uint16_t v) {
+  const std::uint32_t bits = static_cast<std::uint32_t>(v) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+inline float widen(float v) { return v; }
+
+// dx = y ⊙ (g − Σ g⊙y) per row for bf16 y (and dx), g bf16 or f32; f32 arithmetic.
+template <class G>
+void softmax_backward_bf16(const std::uint16_t* Y, const G* Gr, std::uint16_t* D, std::int64_t rows, std::int64_t cols) {
+#pragma omp parallel for schedule(static) if (rows * cols > (1 << 14))
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const std::uint16_t* yr = Y + r * cols;
+    const G* gr = Gr + r * cols;
+    std::uint16_t* dr = D + r * cols;
+    float dot = 0;
+#pragma omp simd reduction(+ : dot)
+    for (std::int64_t c = 0; c < cols; ++c) dot += widen(yr[c]) * widen(gr[c]);
+#pragma omp simd
+    for (std::int64_t c = 0; c < cols; ++c) dr[c] = round_to_bf16(widen(yr[c]) * (widen(gr[c]) - dot));
+  }
 }
 
 bool hides_something(const Tensor& mask) {
@@ -32,7 +61,13 @@ class SoftmaxOp : public Op, public SavesInputs {
   std::string_view name() const override { return "softmax"; }
   std::vector<Tensor> forward(const std::vector<Tensor>& in) override {
     require_floating("softmax", in[0]);
-    Tensor x = as_f32(in[0]);
+    const DType result = in[0].dtype();
+    // bf16 in and out on oneDNN's kernel where the CPU has bf16 (oneDNN 2.6 builds none
+    // on AVX2). That kernel keeps exp(x − max) in the bf16 result before scaling it, so a
+    // probability is rounded twice: within 1.5 bf16 spacings of f32's, not 0.5.
+    // Elsewhere f32, rounded after.
+    const bool direct = result == DType::f32 || bf16_matmul_native();
+    Tensor x = direct ? in[0] : as_f32(in[0]);
     if (x.ndim() == 0) x = x.view({1});
     // A mask that hides nothing (rows without padding) is not added: at MiniLM's shapes
     // the add is a pass over [B, H, T, S], the check one over [B, 1, 1, S].
@@ -43,27 +78,43 @@ class SoftmaxOp : public Op, public SavesInputs {
                                               shape_str(in[0].shape()), shape_str(full)),
                        "the mask must broadcast onto the scores, not enlarge them");
     const prop_kind prop = autograd::recording() ? prop_kind::forward_training : prop_kind::forward_inference;
-    const auto md = bridge::plain_desc(x.shape(), DType::f32);
+    const DType written = direct ? result : DType::f32;
+    const auto src_md = bridge::plain_desc(x.shape(), x.dtype()), dst_md = bridge::plain_desc(x.shape(), written);
     const int axis = x.ndim() - 1;
     const auto& cached = cached_primitive(
-        fmt::format("softmax.{}|{}", prop == prop_kind::forward_training ? "fwd_training" : "fwd_inference", key_of(x)),
-        [&] { return bridge::guarded("softmax", [&] { return make_cached<dnnl::softmax_forward>(forward_pd(prop, md, axis)); }); });
-    Tensor y = Tensor::empty(in[0].shape());
+        fmt::format("softmax.{}|{}|{}", prop == prop_kind::forward_training ? "fwd_training" : "fwd_inference", key_of(x),
+                    dtype_name(written)),
+        [&] {
+          return bridge::guarded("softmax", [&] { return make_cached<dnnl::softmax_v2_forward>(forward_pd(prop, src_md, dst_md, axis)); });
+        });
+    Tensor y = Tensor::empty(in[0].shape(), written);
     bridge::guarded("softmax", [&] {
-      cached.execute({{DNNL_ARG_SRC, bridge::memory(x, md)}, {DNNL_ARG_DST, bridge::memory(y, md)}});
+      cached.execute({{DNNL_ARG_SRC, bridge::memory(x, src_md)}, {DNNL_ARG_DST, bridge::memory(y, dst_md)}});
       bridge::stream().wait();
     });
+    if (written != result) y = to_dtype(y, result);
     if (autograd::recording()) y_ = y.view(y.shape());
     return {y};
   }
   std::vector<Tensor> backward(const std::vector<Tensor>& in, const std::vector<Tensor>& out, const std::vector<Tensor>& gout,
                                const std::vector<bool>& needs) override {
     const Tensor& y = y_.defined() ? y_ : out[0];
-    const Tensor g = as_f32(gout[0]);
     // dx = y ⊙ (g − Σ g⊙y) per row, as a plain loop: oneDNN 2.6's softmax backward is
     // its reference kernel below AVX512 (about 60 ms for MiniLM's attention at batch 32).
     const std::int64_t cols = y.ndim() ? y.dim(-1) : 1, rows = cols ? y.numel() / cols : 0;
-    Tensor dx = Tensor::empty(y.shape());
+    Tensor dx = Tensor::empty(y.shape(), y.dtype());
+    std::vector<Tensor> grads(2);
+    if (y.dtype() == DType::bf16) {
+      const Tensor& g = gout[0];
+      if (g.dtype() == DType::bf16)
+        softmax_backward_bf16(y.data<std::uint16_t>(), g.data<std::uint16_t>(), dx.data<std::uint16_t>(), rows, cols);
+      else
+        softmax_backward_bf16(y.data<std::uint16_t>(), as_f32(g).data<float>(), dx.data<std::uint16_t>(), rows, cols);
+      if (needs[0]) grads[0] = dx;
+      if (needs[1]) grads[1] = sum_to_shape(as_f32(dx), in[1].shape());
+      return grads;
+    }
+    const Tensor g = as_f32(gout[0]);
     const float *Y = y.data<float>(), *G = g.data<float>();
     float* D = dx.data<float>();
 #pragma omp parallel for schedule(static) if (rows * cols > (1 << 14))
@@ -76,7 +127,6 @@ class SoftmaxOp : public Op, public SavesInputs {
 #pragma omp simd
       for (std::int64_t c = 0; c < cols; ++c) dr[c] = yr[c] * (gr[c] - dot);
     }
-    std::vector<Tensor> grads(2);
     if (needs[0]) grads[0] = dx;
     if (needs[1]) grads[1] = sum_to_shape(dx, in[1].shape());
     return grads;

@@ -1,7 +1,8 @@
-// f32 <-> bf16 conversion (ops::to_dtype), where bf16 matmuls compute, and the
-// inner-product path of linears over a few rows.
+// f32 <-> bf16 conversion (ops::to_dtype), where bf16 matmuls compute, the bf16 path of
+// attention's scores, softmax and dropout, and the paths of linears over a few rows.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -75,6 +76,83 @@ TEST(Dtype, Bf16MatmulWithoutNativeBf16IsTheWidenedF32Product) {
     EXPECT_GT(to_widened, 1e-4) << "the activations were not rounded";
   } else {
     EXPECT_EQ(to_widened, 0.0) << "without native bf16 the product is f32's on the widened weight";
+  }
+}
+
+std::vector<float> wave(std::size_t n, float step, float phase = 0.f) {
+  std::vector<float> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = std::sin(step * static_cast<float>(i) + phase);
+  return v;
+}
+
+// |a − b| in units of the bf16 spacing at the larger of the two.
+double bf16_ulps(float a, float b) {
+  const float spacing = std::ldexp(1.f, std::ilogb(std::max({std::fabs(a), std::fabs(b), 1e-30f})) - 7);
+  return std::fabs(a - b) / spacing;
+}
+
+// The bf16 attention path (scores, probabilities and their dropout in bf16, as under
+// torch.autocast): each op keeps bf16 and gives its f32 computation rounded once, and
+// the gradients reaching f32 q, k, v follow the f32 path's.
+TEST(Dtype, Bf16ScoresSoftmaxAndDropoutStayBf16AndFollowTheF32Path) {
+  const Shape qs{2, 3, 5, 8}, ks{2, 3, 7, 8};
+  const Tensor q = Tensor::from_floats(wave(2 * 3 * 5 * 8, 0.37f), qs), k = Tensor::from_floats(wave(2 * 3 * 7 * 8, 0.11f, 1.f), ks);
+  const Tensor v = Tensor::from_floats(wave(2 * 3 * 7 * 8, 0.23f, 2.f), ks);
+  {
+    NoGradGuard no_grad;
+    const Tensor qb = ops::to_dtype(q, DType::bf16), kb = ops::to_dtype(k, DType::bf16);
+    const Tensor scores = ops::matmul(qb, kb, false, true, DType::bf16);
+    ASSERT_EQ(scores.dtype(), DType::bf16);
+    const auto want = ops::matmul(ops::to_dtype(qb, DType::f32), ops::to_dtype(kb, DType::f32), false, true).to_floats();
+    const auto got = scores.to_floats();
+    for (std::size_t i = 0; i < got.size(); ++i) ASSERT_LE(bf16_ulps(got[i], want[i]), 1.0) << "score " << i;
+
+    const Tensor probs = ops::softmax(scores);
+    ASSERT_EQ(probs.dtype(), DType::bf16);
+    const auto p32 = ops::softmax(ops::to_dtype(scores, DType::f32)).to_floats(), pb = probs.to_floats();
+    // oneDNN's bf16 softmax rounds exp(x − max) before scaling it: twice, not once.
+    for (std::size_t i = 0; i < pb.size(); ++i)
+      ASSERT_LE(bf16_ulps(pb[i], p32[i]), ops::bf16_matmul_native() ? 1.5 : 0.5) << "probability " << i << ": " << pb[i] << " vs " << p32[i];
+
+    ops::manual_seed(7);
+    const Tensor dropped = ops::dropout(probs, 0.3f, true);
+    ops::manual_seed(7);
+    const auto dropped32 = ops::dropout(ops::to_dtype(probs, DType::f32), 0.3f, true).to_floats();
+    ASSERT_EQ(dropped.dtype(), DType::bf16);
+    const auto db = dropped.to_floats();
+    std::size_t zeros = 0;
+    for (std::size_t i = 0; i < db.size(); ++i) {
+      ASSERT_EQ(db[i] == 0.f, dropped32[i] == 0.f) << "the same mask in both dtypes, element " << i;
+      zeros += db[i] == 0.f;
+      ASSERT_EQ(db[i], bf16_to_f32(f32_to_bf16(dropped32[i]))) << "scaled in f32, rounded once: element " << i;
+    }
+    EXPECT_GT(zeros, db.size() / 6);
+    EXPECT_LT(zeros, db.size() / 2);
+  }
+  // Gradients: the bf16 path's reach f32 q, k, v within bf16's precision of the f32 path's.
+  auto grads = [&](bool bf16) {
+    Tensor a = q.clone(), b = k.clone(), c = v.clone();
+    for (Tensor* t : {&a, &b, &c}) t->set_requires_grad(true);
+    auto in = [&](const Tensor& t) { return bf16 ? ops::to_dtype(t, DType::bf16) : t; };
+    ops::manual_seed(3);
+    const Tensor scores = ops::matmul(in(a), in(b), false, true, bf16 ? DType::bf16 : DType::f32);
+    const Tensor context = ops::dropout_matmul(ops::softmax(scores), in(c), 0.2f, true);
+    EXPECT_EQ(context.dtype(), DType::f32);
+    ops::sum(ops::mul(context, context)).backward();
+    std::vector<std::vector<float>> out;
+    for (const Tensor* t : {&a, &b, &c}) out.push_back(t->grad().to_floats());
+    return out;
+  };
+  const auto f32 = grads(false), bf16 = grads(true);
+  for (int t = 0; t < 3; ++t) {
+    double largest = 0, error = 0;
+    for (std::size_t i = 0; i < f32[t].size(); ++i) {
+      largest = std::max(largest, static_cast<double>(std::fabs(f32[t][i])));
+      error = std::max(error, static_cast<double>(std::fabs(f32[t][i] - bf16[t][i])));
+    }
+    EXPECT_GT(largest, 0.1) << "input " << t;
+    EXPECT_LT(error, 0.03 * largest) << "input " << t << ": the bf16 path's gradient strays from the f32 one";
+    EXPECT_GT(error, 0.0) << "input " << t << ": the bf16 path did not round anything";
   }
 }
 

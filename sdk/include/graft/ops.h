@@ -14,6 +14,13 @@ namespace graft::ops {
 // with f32 accumulation; the result is f32.
 Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false,
               bool transpose_b = false);
+// The same with the result in `result`, f32 or bf16 (rounded once from the f32
+// accumulators, as torch.autocast's products are; the gradients then come in bf16 too).
+Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b, DType result);
+// True where the CPU multiplies bf16 natively (AVX512-BF16 or AMX, as oneDNN sees it;
+// ONEDNN_MAX_CPU_ISA lowers it): matmuls with a bf16 operand then run in bf16, else in
+// f32 on widened operands (the same values as f32 weights that were rounded to bf16).
+bool bf16_matmul_native();
 // y = x Wᵀ + b with W [out, in]; x [..., in]. `bias` may be undefined.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 
@@ -30,7 +37,8 @@ Tensor silu(const Tensor& x);
 Tensor tanh(const Tensor& x);
 
 // softmax(x + mask) over the last axis; `mask` (additive, e.g. 0 / -inf-ish) broadcasts
-// onto x and may be undefined.
+// onto x and may be undefined. Computed in f32; the result (and x's gradient) has x's
+// dtype, so bf16 scores give bf16 probabilities.
 Tensor softmax(const Tensor& x, const Tensor& mask = Tensor());
 
 // Normalise over the last axis. gamma/beta (layer norm) and weight (RMS norm) have the
@@ -58,6 +66,7 @@ Tensor mean(const Tensor& x, const std::vector<int>& axes = {}, bool keepdim = f
 
 // Inverted dropout: kept values are scaled by 1/(1-p). Identity when !training or p == 0.
 // The mask is a pure function of (seed, call counter, element index): runs reproduce.
+// The result has x's dtype (bf16 values are scaled in f32 and rounded once).
 Tensor dropout(const Tensor& x, float p, bool training);
 // matmul(dropout(a, p, training), b) (a [..., M, K], b [..., K, N], batched as matmul),
 // with the same mask dropout would draw, but backward regenerates dropout(a) from a
