@@ -29,7 +29,8 @@ def load(root):
     for task, _ in TASKS:
         path = os.path.join(root, task, "results.json")
         if os.path.exists(path):
-            out[task] = {r["method"]: r for r in json.load(open(path)) if "error" not in r}
+            with open(path) as f:
+                out[task] = {r["method"]: r for r in json.load(f) if "error" not in r}
     return out
 
 
@@ -90,6 +91,15 @@ def epochs(row, steps):
     return steps / per_epoch
 
 
+def edge_mark(row, sweep):
+    """' (edge)' when the chosen rate is the lowest or highest of the rates that ran."""
+    ran = [t for t in sweep if "score" in t]
+    if len(ran) < 2:
+        return ""
+    chosen = min(ran, key=lambda t: abs(t["lr"] - row["lr"]))
+    return " (edge)" if chosen is ran[0] or chosen is ran[-1] else ""
+
+
 def tables(runs):
     lines = []
     avg = averages(runs)
@@ -134,9 +144,12 @@ def tables(runs):
             sweep = sorted(row.get("lr_sweep", []), key=lambda t: t["lr_scale"])
             tried = " · ".join(f"×{t['lr_scale']:.3g} " + (f"{100 * t['score']:.1f}" if "score" in t else "failed") for t in sweep)
             early = "yes" if row.get("early_stopped") else "no"
-            lines.append(f"| {label} | {row['lr']:.3g} | {tried} | {epochs(row, row['best_step']):.2f} | "
+            lines.append(f"| {label} | {row['lr']:.3g}{edge_mark(row, sweep)} | {tried} | {epochs(row, row['best_step']):.2f} | "
                          f"{epochs(row, row['steps']):.2f} | {early} | {row['train_seconds'] / 60:.0f} min |")
         lines.append("")
+    if any(edge_mark(row, sorted(row.get("lr_sweep", []), key=lambda t: t["lr_scale"])) for t in runs.values() for row in t.values()):
+        lines += ["A rate marked *edge* won at an end of its grid: the search did not bracket it, and a "
+                  "rate beyond may score higher.", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
