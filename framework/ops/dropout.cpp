@@ -1,7 +1,6 @@
 // Inverted dropout as an OpenMP kernel. Each element's keep/drop decision is a hash of
 // (seed, call number, element index), so masks are reproducible and thread-independent.
 #include <atomic>
-#include <cstring>
 
 #include "graft/ops.h"
 #include "ops/op_util.h"
@@ -34,12 +33,9 @@ GRAFT_SIMD_CLONES void mask_scale(const float* xp, float* yp, std::int64_t n, st
 GRAFT_SIMD_CLONES void mask_scale_bf16(const std::uint16_t* xp, std::uint16_t* yp, std::int64_t n, std::uint64_t stream,
                                        std::uint64_t threshold, float keep_scale) {
 #pragma omp parallel for simd schedule(static) if (n > 65536)
-  for (std::int64_t i = 0; i < n; ++i) {
-    const std::uint32_t bits = static_cast<std::uint32_t>(xp[i]) << 16;
-    float x;
-    std::memcpy(&x, &bits, 4);
-    yp[i] = mix(stream + static_cast<std::uint64_t>(i)) >= threshold ? round_to_bf16(x * keep_scale) : std::uint16_t{0};
-  }
+  for (std::int64_t i = 0; i < n; ++i)
+    yp[i] = mix(stream + static_cast<std::uint64_t>(i)) >= threshold ? round_to_bf16(bf16_bits_to_f32(xp[i]) * keep_scale)
+                                                                     : std::uint16_t{0};
 }
 
 // x with element i dropped where the hash of (stream, i) falls below p, the rest scaled;

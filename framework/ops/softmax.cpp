@@ -2,7 +2,6 @@
 // a plain loop (see below); f32 arithmetic, the result in x's dtype. The additive mask (padding, causal) broadcasts onto x
 // through the binary primitive first, unless it hides nothing.
 #include <algorithm>
-#include <cstring>
 
 #include "graft/ops.h"
 #include "ops/op_util.h"
@@ -23,27 +22,26 @@ dnnl::softmax_v2_forward::primitive_desc forward_pd(prop_kind prop, const dnnl::
       dnnl::softmax_v2_forward::desc(prop, dnnl::algorithm::softmax_accurate, src, dst, axis), primitive_attr(), bridge::engine());
 }
 
-inline float widen(std::uint16_t v) {
-  const std::uint32_t bits = static_cast<std::uint32_t>(v) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-inline float widen(float v) { return v; }
+// Loads and stores of f32 or bf16 values, for the one backward loop over both.
+inline float load(float v) { return v; }
+inline float load(std::uint16_t v) { return bf16_bits_to_f32(v); }
+inline void store(float& out, float v) { out = v; }
+inline void store(std::uint16_t& out, float v) { out = round_to_bf16(v); }
 
-// dx = y ⊙ (g − Σ g⊙y) per row for bf16 y (and dx), g bf16 or f32; f32 arithmetic.
-template <class G>
-void softmax_backward_bf16(const std::uint16_t* Y, const G* Gr, std::uint16_t* D, std::int64_t rows, std::int64_t cols) {
+// dx = y ⊙ (g − Σ g⊙y) per row, in f32 arithmetic; Y and dx share a dtype (x's), g may
+// be the other one.
+template <class Y, class G>
+void softmax_backward_rows(const Y* y, const G* g, Y* dx, std::int64_t rows, std::int64_t cols) {
 #pragma omp parallel for schedule(static) if (rows * cols > (1 << 14))
   for (std::int64_t r = 0; r < rows; ++r) {
-    const std::uint16_t* yr = Y + r * cols;
-    const G* gr = Gr + r * cols;
-    std::uint16_t* dr = D + r * cols;
+    const Y* yr = y + r * cols;
+    const G* gr = g + r * cols;
+    Y* dr = dx + r * cols;
     float dot = 0;
 #pragma omp simd reduction(+ : dot)
-    for (std::int64_t c = 0; c < cols; ++c) dot += widen(yr[c]) * widen(gr[c]);
+    for (std::int64_t c = 0; c < cols; ++c) dot += load(yr[c]) * load(gr[c]);
 #pragma omp simd
-    for (std::int64_t c = 0; c < cols; ++c) dr[c] = round_to_bf16(widen(yr[c]) * (widen(gr[c]) - dot));
+    for (std::int64_t c = 0; c < cols; ++c) store(dr[c], load(yr[c]) * (load(gr[c]) - dot));
   }
 }
 
@@ -103,32 +101,16 @@ class SoftmaxOp : public Op, public SavesInputs {
     // its reference kernel below AVX512 (about 60 ms for MiniLM's attention at batch 32).
     const std::int64_t cols = y.ndim() ? y.dim(-1) : 1, rows = cols ? y.numel() / cols : 0;
     Tensor dx = Tensor::empty(y.shape(), y.dtype());
+    const Tensor& g = gout[0];
+    if (y.dtype() == DType::f32)
+      softmax_backward_rows(y.data<float>(), as_f32(g).data<float>(), dx.data<float>(), rows, cols);
+    else if (g.dtype() == DType::bf16)
+      softmax_backward_rows(y.data<std::uint16_t>(), g.data<std::uint16_t>(), dx.data<std::uint16_t>(), rows, cols);
+    else
+      softmax_backward_rows(y.data<std::uint16_t>(), as_f32(g).data<float>(), dx.data<std::uint16_t>(), rows, cols);
     std::vector<Tensor> grads(2);
-    if (y.dtype() == DType::bf16) {
-      const Tensor& g = gout[0];
-      if (g.dtype() == DType::bf16)
-        softmax_backward_bf16(y.data<std::uint16_t>(), g.data<std::uint16_t>(), dx.data<std::uint16_t>(), rows, cols);
-      else
-        softmax_backward_bf16(y.data<std::uint16_t>(), as_f32(g).data<float>(), dx.data<std::uint16_t>(), rows, cols);
-      if (needs[0]) grads[0] = dx;
-      if (needs[1]) grads[1] = sum_to_shape(as_f32(dx), in[1].shape());
-      return grads;
-    }
-    const Tensor g = as_f32(gout[0]);
-    const float *Y = y.data<float>(), *G = g.data<float>();
-    float* D = dx.data<float>();
-#pragma omp parallel for schedule(static) if (rows * cols > (1 << 14))
-    for (std::int64_t r = 0; r < rows; ++r) {
-      const float *yr = Y + r * cols, *gr = G + r * cols;
-      float* dr = D + r * cols;
-      float dot = 0;
-#pragma omp simd reduction(+ : dot)
-      for (std::int64_t c = 0; c < cols; ++c) dot += yr[c] * gr[c];
-#pragma omp simd
-      for (std::int64_t c = 0; c < cols; ++c) dr[c] = yr[c] * (gr[c] - dot);
-    }
     if (needs[0]) grads[0] = dx;
-    if (needs[1]) grads[1] = sum_to_shape(dx, in[1].shape());
+    if (needs[1]) grads[1] = sum_to_shape(as_f32(dx), in[1].shape());
     return grads;
   }
 

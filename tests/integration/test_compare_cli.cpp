@@ -139,11 +139,9 @@ TEST(CompareCli, LrExtendStepsPastTheEdgeWhileTheEdgeWins) {
   fs::remove_all(out);
   fs::remove(out.string() + ".log");
 
-  const std::string bad = fmt::format("\"{}\" compare --backbone x --task sst2 --lr-scales 1 --lr-extend 1 > \"{}.log\" 2>&1",
-                                      GRAFT_CLI, out.string());
-  EXPECT_NE(WEXITSTATUS(std::system(bad.c_str())), 0);
-  EXPECT_NE(read_file(out.string() + ".log").find("--lr-extend needs at least two"), std::string::npos)
-      << read_file(out.string() + ".log");
+  const auto refused = graft::testing::run_graft("compare --backbone x --task sst2 --lr-scales 1 --lr-extend 1", out.string() + ".log");
+  EXPECT_NE(refused.status, 0);
+  EXPECT_NE(refused.output.find("--lr-extend needs at least two"), std::string::npos) << refused.output;
   fs::remove(out.string() + ".log");
 }
 
