@@ -142,6 +142,9 @@ TEST(CompareCli, LrExtendStepsPastTheEdgeWhileTheEdgeWins) {
   const auto refused = graft::testing::run_graft("compare --backbone x --task sst2 --lr-scales 1 --lr-extend 1", out.string() + ".log");
   EXPECT_NE(refused.status, 0);
   EXPECT_NE(refused.output.find("--lr-extend needs at least two"), std::string::npos) << refused.output;
+  const auto too_far = graft::testing::run_graft("compare --backbone x --task sst2 --lr-scales 1,3 --lr-extend 11", out.string() + ".log");
+  EXPECT_NE(too_far.status, 0);
+  EXPECT_NE(too_far.output.find("--lr-extend"), std::string::npos) << too_far.output;
   fs::remove(out.string() + ".log");
 }
 

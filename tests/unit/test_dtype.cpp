@@ -156,6 +156,17 @@ TEST(Dtype, Bf16ScoresSoftmaxAndDropoutStayBf16AndFollowTheF32Path) {
   }
 }
 
+// A product's result is f32 or bf16: an integer dtype is refused with the op named.
+TEST(Dtype, AProductResultInAnIntegerDtypeIsRefused) {
+  const Tensor a = Tensor::from_floats(wave(6, 0.3f), {2, 3}), b = Tensor::from_floats(wave(6, 0.7f), {3, 2});
+  try {
+    ops::matmul(a, b, false, false, DType::i64);
+    FAIL() << "an i64 result was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("f32 or bf16, not i64"), std::string::npos) << e.what();
+  }
+}
+
 // Up to 8 rows (decoding) a linear runs on the inner product, from 9 to 16 rows (a short
 // request) as yᵀ = W·xᵀ; each row gives what it gives inside a larger batch, in f32 and
 // with bf16 weights, with and without a bias, and the backward (matmuls) still matches.
