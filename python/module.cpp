@@ -489,6 +489,15 @@ PYBIND11_MODULE(_graft, m) {
         py::dict d;
         d["best"] = scores_dict(r.best);
         d["last"] = scores_dict(r.last);
+        py::list evals;
+        for (const graft::EvalPoint& e : r.evals) {
+          py::dict point;
+          point["step"] = e.step;
+          point["train_loss"] = e.train_loss;
+          point["scores"] = scores_dict(e.scores);
+          evals.append(point);
+        }
+        d["evals"] = evals;
         d["headline"] = r.best.headline;
         d["best_score"] = r.best.headline.empty() ? py::object(py::none()) : py::object(py::float_(r.best.score()));
         d["best_step"] = r.best_step;

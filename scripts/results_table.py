@@ -91,6 +91,14 @@ def epochs(row, steps):
     return steps / per_epoch
 
 
+def train_loss_at_best(row):
+    """The mean training loss over the epoch (evaluation interval) that ended at the best
+    step: near zero where the run fits its training set, high where it underfits. '-' for
+    runs from before results.json kept the learning curve."""
+    at = [e["train_loss"] for e in row.get("evals", []) if e["step"] == row["best_step"]]
+    return f"{at[0]:.3f}" if at else "-"
+
+
 def edge_mark(row, sweep):
     """' (edge)' when the chosen rate is the lowest or highest of the rates that ran."""
     ran = [t for t in sweep if "score" in t]
@@ -137,16 +145,20 @@ def tables(runs):
         if task not in runs:
             continue
         lines += [f"### {name}", "",
-                  "| method | lr chosen | dev at lr × scale (seed 1) | best at epoch | epochs run | stopped early | train time |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| method | lr chosen | dev at lr × scale (seed 1) | best at epoch | train loss there | epochs run | stopped early | train time |",
+                  "|---|---|---|---|---|---|---|---|"]
         for label, row in runs[task].items():
             # Every scale tried, lowest first (--lr-extend adds steps past a winning edge).
             sweep = sorted(row.get("lr_sweep", []), key=lambda t: t["lr_scale"])
             tried = " · ".join(f"×{t['lr_scale']:.3g} " + (f"{100 * t['score']:.1f}" if "score" in t else "failed") for t in sweep)
             early = "yes" if row.get("early_stopped") else "no"
             lines.append(f"| {label} | {row['lr']:.3g}{edge_mark(row, sweep)} | {tried} | {epochs(row, row['best_step']):.2f} | "
-                         f"{epochs(row, row['steps']):.2f} | {early} | {row['train_seconds'] / 60:.0f} min |")
+                         f"{train_loss_at_best(row)} | {epochs(row, row['steps']):.2f} | {early} | {row['train_seconds'] / 60:.0f} min |")
         lines.append("")
+    if any(task in runs for task, _ in TASKS):
+        lines += ["*Train loss there*: the mean training loss over the evaluation interval that ended at the best "
+                  "evaluation — near 0 where a method fits its training set, high where it underfits; '-' where the "
+                  "run predates results.json keeping the learning curve.", ""]
     if any(edge_mark(row, sorted(row.get("lr_sweep", []), key=lambda t: t["lr_scale"])) for t in runs.values() for row in t.values()):
         lines += ["A rate marked *edge* won at an end of its grid: the search did not bracket it, and a "
                   "rate beyond may score higher.", ""]

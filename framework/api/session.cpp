@@ -632,6 +632,7 @@ TrainSummary Session::train(const std::string& name, const data::Dataset& train_
   TrainSummary out;
   out.best = r.best;
   out.last = r.last;
+  out.evals = r.evals;
   out.best_step = r.best_step;
   out.steps = r.steps;
   out.seconds = r.seconds;

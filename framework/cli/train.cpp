@@ -160,6 +160,8 @@ int cmd_train(const std::vector<std::string>& argv) {
       {"peak_memory_mib", r.peak_memory_mib},
       {"adapter_bytes", folder_bytes(r.best_folder)},
       {"resumed", r.resumed}};
+  for (const EvalPoint& e : r.evals)  // the learning curve: docs/results.md reads the train loss at the best step
+    results["evals"].push_back({{"step", e.step}, {"train_loss", e.train_loss}, {"dev", e.scores.values}});
   if (!through.empty()) results["compose"] = through.to_string();
   io::write_file_atomic(output / "results.json", results.dump(2) + "\n");
   fmt::print("{}: best dev {} {:.4f} at step {} ({} steps, {:.0f} s); saved to {}\n", method, r.best.headline, r.best.score(),

@@ -48,6 +48,18 @@ Scores scores_from_json(const json& j) {
   return s;
 }
 
+json evals_json(const std::vector<EvalPoint>& evals) {
+  json out = json::array();
+  for (const EvalPoint& e : evals) out.push_back({{"step", e.step}, {"train_loss", e.train_loss}, {"scores", scores_json(e.scores)}});
+  return out;
+}
+
+std::vector<EvalPoint> evals_from_json(const json& j) {
+  std::vector<EvalPoint> out;
+  for (const json& e : j) out.push_back({e.at("step"), e.at("train_loss"), scores_from_json(e.at("scores"))});
+  return out;
+}
+
 // What identifies a run: a checkpoint is resumed only into the same run.
 json run_fingerprint(const TrainConfig& c, const TrainTarget& t, std::size_t train_rows) {
   std::int64_t count = 0;
@@ -161,6 +173,8 @@ TrainResult train_model(const TrainConfig& config, TrainTarget& target, const da
   double tokens_seen = 0, seconds_before = 0;
   bool have_best = false;
   std::int64_t evals_since_best = 0;
+  double window_loss = 0;  // training loss summed since the last evaluation, over window_steps
+  std::int64_t window_steps = 0;
   const Checkpoint checkpoint{config.output / "checkpoint"};
   const json fingerprint = run_fingerprint(config, target, train_data.examples.size());
   Log log(config.output / "log.jsonl");
@@ -179,6 +193,10 @@ TrainResult train_model(const TrainConfig& config, TrainTarget& target, const da
       have_best = true;
     }
     if (state.contains("last")) result.last = scores_from_json(state.at("last"));
+    // Checkpoints written before graft kept the curve have none: the curve starts here.
+    if (state.contains("evals")) result.evals = evals_from_json(state.at("evals"));
+    window_loss = state.value("window_loss", 0.0);
+    window_steps = state.value("window_steps", std::int64_t{0});
     evals_since_best = state.value("evals_since_best", std::int64_t{0});
     result.resumed = true;
     // A finished run (its budget or, at this patience, its patience spent) is not run or
@@ -209,6 +227,8 @@ TrainResult train_model(const TrainConfig& config, TrainTarget& target, const da
     if (have_best) state["best"] = scores_json(result.best), state["best_step"] = result.best_step;
     if (!result.last.headline.empty()) state["last"] = scores_json(result.last);
     state["evals_since_best"] = evals_since_best;
+    state["evals"] = evals_json(result.evals);
+    state["window_loss"] = window_loss, state["window_steps"] = window_steps;
     checkpoint.save(target, optimizer, state);
   };
 
@@ -239,6 +259,7 @@ TrainResult train_model(const TrainConfig& config, TrainTarget& target, const da
     optimizer.step();
     optimizer.zero_grad();
     ++step;
+    window_loss += step_loss, ++window_steps;
     // A step can overflow the weights while its loss was still finite: stop before such
     // weights are evaluated, kept as "best" or checkpointed.
     if (const std::string bad = first_non_finite(target.parameters); !bad.empty())
@@ -261,6 +282,8 @@ TrainResult train_model(const TrainConfig& config, TrainTarget& target, const da
       progress.note(fmt::format("{}: step {} dev {} {:.4f}{}", config.label, step, result.last.headline, result.last.score(),
                                 best ? " (best)" : ""));
       log.write({{"event", "eval"}, {"step", step}, {"scores", scores_json(result.last)}, {"best", best}});
+      result.evals.push_back({step, window_loss / static_cast<double>(window_steps), result.last});
+      window_loss = 0, window_steps = 0;
       report.evaluation = &result.last;
       if (config.on_progress) config.on_progress(report);
       if (best) {

@@ -60,6 +60,7 @@ std::uint64_t memory_limit_bytes();
 
 struct TrainResult {
   Scores best, last;
+  std::vector<EvalPoint> evals;  // checkpointed, so a resumed run reports its whole curve
   std::int64_t best_step = 0, steps = 0;
   double seconds = 0, tokens_per_second = 0;
   bool resumed = false;

@@ -38,6 +38,9 @@ def test_training_beats_the_untrained_adapter(minilm, sst2, trained):
     train, dev = sst2
     summary, out = trained
     assert summary["steps"] == 25 and summary["headline"] == "accuracy"
+    [point] = summary["evals"]  # one epoch: one evaluation, at its end
+    assert point["step"] == 25 and point["scores"] == summary["last"]
+    assert 0 < point["train_loss"] < 5
     assert (out / "best" / "adapter_config.json").exists()
     untrained, _ = minilm.predict(dev.inputs(), adapter="untrained", max_length=64)
     labels, probs = minilm.predict(dev.inputs(), adapter="sst2", max_length=64)

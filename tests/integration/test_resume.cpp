@@ -73,6 +73,13 @@ TEST(Resume, KilledRunResumesToTheSameResult) {
   EXPECT_EQ(a.at("best_step"), b.at("best_step"));
   EXPECT_EQ(a.at("best"), b.at("best")) << a.at("best").dump() << " vs " << b.at("best").dump();
   EXPECT_EQ(a.at("last"), b.at("last"));
+  // The learning curve survives the kill: every evaluation, the mean training loss since
+  // the one before included (its window spans the checkpoint).
+  ASSERT_EQ(a.at("evals").size(), 4u);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(a.at("evals")[i].at("step"), 60 * (i + 1));
+  EXPECT_EQ(a.at("evals").back().at("dev"), a.at("last"));
+  EXPECT_GT(a.at("evals")[0].at("train_loss").get<double>(), 0);
+  EXPECT_EQ(a.at("evals"), b.at("evals"));
   fs::remove_all(root);
 }
 

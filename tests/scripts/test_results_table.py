@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """scripts/results_table.py on synthetic compare reports: the five-task averages, which
 labels get 3 seeds (full, the best adapter under 3% and under 1%; baselines never), the
-bars' verdicts, the 'edge' mark on a rate its search did not bracket, and --labels."""
+bars' verdicts, the 'edge' mark on a rate its search did not bracket, the train loss at
+the best evaluation, and --labels."""
 import json
 import os
 import subprocess
@@ -85,6 +86,18 @@ class ResultsTable(unittest.TestCase):
         self.assertIn("| full | 3e-05 (edge) | ×0.3 70.0 · ×1 65.0 · ×3 60.0 |", text)
         self.assertIn("| houlsby64 | 0.001 | ×0.3 60.0 · ×1 69.8 · ×3 62.0 |", text)
         self.assertIn("did not bracket it", text)
+
+    def test_the_train_loss_at_the_best_evaluation_is_shown_where_the_curve_was_kept(self):
+        def rows(task):
+            curved = row("full", 0.7)  # best_step 40, of evaluations at 20, 40, 60
+            curved["evals"] = [{"step": 20 * i, "train_loss": loss, "dev": {"accuracy": 0.6}}
+                               for i, loss in ((1, 0.61), (2, 0.0123), (3, 0.001))]
+            return [curved, row("houlsby64", 0.698)]
+        write_reports(self.root, rows)
+        text = rt.tables(rt.load(self.root))
+        self.assertIn("| best at epoch | train loss there |", text)
+        self.assertIn("| 2.00 | 0.012 | 5.00 |", text)  # full: epoch 2, the loss of evaluation 2
+        self.assertIn("| 2.00 | - | 5.00 |", text)  # houlsby64: no curve kept
 
     def test_labels_lists_every_label_in_report_order(self):
         write_reports(self.root, lambda task: [row(l, s) for l, s in SCORE.items()])

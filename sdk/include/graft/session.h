@@ -88,8 +88,16 @@ struct TrainOptions {
   Selection compose;
 };
 
+// One dev evaluation of a run, a point of its learning curve.
+struct EvalPoint {
+  std::int64_t step = 0;
+  double train_loss = 0;  // mean training loss over the steps since the previous evaluation
+  Scores scores;
+};
+
 struct TrainSummary {
   Scores best, last;
+  std::vector<EvalPoint> evals;  // every evaluation in order, those before a resume included
   std::int64_t best_step = 0, steps = 0;
   double seconds = 0, tokens_per_second = 0, peak_memory_mib = 0;
   bool resumed = false;
