@@ -184,20 +184,25 @@ TrainResult train_model(const TrainConfig& config, TrainTarget& target, const da
       throw ConfigError("train", fmt::format("'{}' holds a checkpoint of a different run", checkpoint.dir.string()),
                         "resume with the same options, or choose another --output");
     checkpoint.load(target, optimizer);
-    step = state.at("step");
-    tokens_seen = state.at("tokens");
-    seconds_before = state.at("seconds");
-    if (state.contains("best")) {
-      result.best = scores_from_json(state.at("best"));
-      result.best_step = state.at("best_step");
-      have_best = true;
+    try {  // a key missing or of the wrong type: name the file, not just the key
+      step = state.at("step");
+      tokens_seen = state.at("tokens");
+      seconds_before = state.at("seconds");
+      if (state.contains("best")) {
+        result.best = scores_from_json(state.at("best"));
+        result.best_step = state.at("best_step");
+        have_best = true;
+      }
+      if (state.contains("last")) result.last = scores_from_json(state.at("last"));
+      // Checkpoints written before graft kept the curve have none: the curve starts here.
+      if (state.contains("evals")) result.evals = evals_from_json(state.at("evals"));
+      window_loss = state.value("window_loss", 0.0);
+      window_steps = state.value("window_steps", std::int64_t{0});
+      evals_since_best = state.value("evals_since_best", std::int64_t{0});
+    } catch (const json::exception& e) {
+      throw FormatError("train", fmt::format("'{}': {}", (checkpoint.dir / "trainer_state.json").string(), e.what()),
+                        "delete the checkpoint folder to start the run over, or choose another --output");
     }
-    if (state.contains("last")) result.last = scores_from_json(state.at("last"));
-    // Checkpoints written before graft kept the curve have none: the curve starts here.
-    if (state.contains("evals")) result.evals = evals_from_json(state.at("evals"));
-    window_loss = state.value("window_loss", 0.0);
-    window_steps = state.value("window_steps", std::int64_t{0});
-    evals_since_best = state.value("evals_since_best", std::int64_t{0});
     result.resumed = true;
     // A finished run (its budget or, at this patience, its patience spent) is not run or
     // evaluated again: `graft compare` reruns every run of a report to resume it.

@@ -48,6 +48,14 @@ struct TrainRun {
   nlohmann::json results() const { return nlohmann::json::parse(std::ifstream(output / "results.json")); }
 };
 
+// Runs args (stdout and stderr into log), expects a failure, and returns what it printed.
+std::string expect_refused(const std::vector<std::string>& args, const fs::path& log) {
+  const std::string command = fmt::format("OMP_NUM_THREADS=1 {} > {} 2>&1", fmt::join(args, " "), log.string());
+  EXPECT_NE(std::system(command.c_str()), 0);
+  std::ifstream out(log);
+  return std::string((std::istreambuf_iterator<char>(out)), {});
+}
+
 TEST(Resume, KilledRunResumesToTheSameResult) {
   const fs::path root = fs::temp_directory_path() / fmt::format("graft_resume_{}", ::getpid());
   fs::remove_all(root);
@@ -91,11 +99,24 @@ TEST(Resume, CheckpointOfAnotherRunIsRefused) {
   // Same folder, another seed: the checkpoint there is not this run's.
   auto args = first.args();
   std::find(args.begin(), args.end(), "5")[0] = "6";
-  const std::string command = fmt::format("OMP_NUM_THREADS=1 {} > {}/out.txt 2>&1", fmt::format("{}", fmt::join(args, " ")), root.string());
-  EXPECT_NE(std::system(command.c_str()), 0);
-  std::ifstream out(root / "out.txt");
-  const std::string text((std::istreambuf_iterator<char>(out)), {});
+  const std::string text = expect_refused(args, root / "out.txt");
   EXPECT_NE(text.find("checkpoint of a different run"), std::string::npos) << text;
+  fs::remove_all(root);
+}
+
+TEST(Resume, AMalformedCheckpointStateNamesTheFile) {
+  const fs::path root = fs::temp_directory_path() / fmt::format("graft_resume_bad_{}", ::getpid());
+  fs::remove_all(root);
+  TrainRun run{root};
+  ASSERT_EQ(run.wait(run.start()), 0);
+  const fs::path state_file = root / "checkpoint" / "trainer_state.json";
+  auto state = nlohmann::json::parse(std::ifstream(state_file));
+  state["evals"][0].erase("train_loss");
+  std::ofstream(state_file) << state.dump();
+  const std::string text = expect_refused(run.args(), root / "out.txt");
+  EXPECT_NE(text.find(state_file.string()), std::string::npos) << text;
+  EXPECT_NE(text.find("train_loss"), std::string::npos) << text;
+  EXPECT_NE(text.find("delete the checkpoint folder"), std::string::npos) << text;
   fs::remove_all(root);
 }
 
